@@ -1,0 +1,202 @@
+"""The ``facebench`` command.
+
+Exit status: 0 done, 2 a user error (one clear line on stderr), 1 a bug
+(traceback). Heavy imports (TensorFlow, scikit-learn) happen inside the
+subcommands so that ``facebench --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+DEMO_N = 2000
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if not getattr(args, "verbose", False) else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"facebench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"facebench {args.command}: interrupted; finished work is kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facebench",
+        description="Benchmark hand-crafted (HOG, LBP) against learned (CNN) face features "
+        "for age regression and gender classification.",
+    )
+    parser.add_argument("--version", action="version", version=f"facebench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="synthetic faces -> quick benchmark -> report.html",
+                       description="Draw synthetic faces, run the quick preset on them and write the report. "
+                       "The faces are synthetic cartoons: the numbers say nothing about real faces.")
+    p.add_argument("--out", type=Path, default=Path("facebench-demo"), help="output folder (default: ./facebench-demo)")
+    p.add_argument("--n", type=int, default=DEMO_N, help=f"number of synthetic faces (default {DEMO_N})")
+    p.add_argument("--force", action="store_true", help="recompute finished units")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("run", help="run a benchmark on a dataset",
+                       description="Run the benchmark (trials x fractions x models) and write a run directory with report.html.")
+    p.add_argument("--data", required=True, help="folder of UTKFace-named images or CSV manifest (path,age,gender[,race])")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", default=None, help="quick | standard | seed | full (default: standard)")
+    g.add_argument("--config", type=Path, default=None, help="a TOML config file")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<preset>-<dataset>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set trials=5 --set models.gender=['hog+svm']")
+    p.add_argument("--dask", default=None, metavar="ADDRESS", help="run units on an existing Dask scheduler")
+    p.add_argument("--force", action="store_true", help="recompute finished units instead of resuming")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("report", help="rebuild RUN_DIR/report.html from a run directory")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("explore", help="audit a dataset: explore.html and audit.json",
+                       description="Scan a dataset, write DIR/explore.html (audit, distributions, sample faces) and DIR/audit.json.")
+    p.add_argument("--data", required=True, help="folder of UTKFace-named images or CSV manifest")
+    p.add_argument("--out", type=Path, default=Path("facebench-explore"), help="output folder (default: ./facebench-explore)")
+    p.set_defaults(func=_cmd_explore)
+
+    p = sub.add_parser("predict", help="predict age and gender for faces in photos",
+                       description="Detect faces (OpenCV Haar cascade), predict with the run's models; one JSON line per face.")
+    p.add_argument("--run", dest="run_dir", type=Path, required=True, metavar="RUN_DIR")
+    p.add_argument("--model", action="append", default=None, help="model name (repeatable; default: the best of each task)")
+    p.add_argument("--no-detect", action="store_true", help="treat each image as an already cropped face")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("synth", help="write synthetic UTKFace-named faces",
+                       description="Draw synthetic cartoon faces whose look depends on age and gender, "
+                       "named like UTKFace chips. They are not photographs of people.")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--n", type=int, default=DEMO_N, help=f"number of faces (default {DEMO_N})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("explain", help="what HOG, LBP and the CNN see in one face")
+    p.add_argument("--run", dest="run_dir", type=Path, required=True, metavar="RUN_DIR")
+    p.add_argument("image", type=Path, metavar="IMAGE")
+    p.add_argument("--out", type=Path, default=None, help="output PNG or HTML file (default: <image stem>-explain.png)")
+    p.set_defaults(func=_cmd_explain)
+
+    for p in sub.choices.values():
+        p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_synth(args) -> int:
+    from .data import synthesize
+
+    if args.n < 1:
+        raise UserError(f"--n {args.n}: expected a positive number of faces")
+    if not 16 <= args.size <= 1024:
+        raise UserError(f"--size {args.size}: expected 16-1024 pixels")
+    _check_writable_dir(args.out, "--out")
+    paths = synthesize(args.out, n=args.n, seed=args.seed, size=args.size)
+    print(f"wrote {len(paths)} synthetic faces to {args.out} (cartoons, not photographs of people)")
+    return 0
+
+
+def _cmd_explore(args) -> int:
+    from .data import load_dataset
+    from .reports import write_explore
+
+    _check_writable_dir(args.out, "--out")
+    dataset = load_dataset(args.data)
+    html = write_explore(dataset, args.out)
+    a = dataset.audit
+    print(f"found {a['found']}, used {a['used']}, skipped {len(a['skipped'])}; "
+          f"duplicates {len(a['duplicates'])}")
+    print(f"wrote {html} and {Path(args.out) / 'audit.json'}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .compare import demo
+
+    _check_writable_dir(args.out, "--out")
+    report = demo(args.out, n=args.n, force=args.force, quiet=args.quiet)
+    print(f"report: {report}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from .compare import load_config, run
+
+    config = load_config(preset=args.preset, path=args.config, overrides=args.overrides,
+                         data=args.data, out=args.out, dask=args.dask)
+    run_dir = run(config, force=args.force, quiet=args.quiet, command=_command_line())
+    print(f"report: {Path(run_dir) / 'report.html'}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .reports import write_report
+
+    if not (args.run_dir / "metrics.csv").exists():
+        raise UserError(f"{args.run_dir}: not a run directory (no metrics.csv)")
+    print(f"report: {write_report(args.run_dir)}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .compare.predict import predict_cli
+
+    return predict_cli(args.run_dir, args.images, models=args.model, detect=not args.no_detect)
+
+
+def _cmd_explain(args) -> int:
+    from .reports.explain import explain_cli
+
+    out = explain_cli(args.run_dir, args.image, out=args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_writable_dir(path: Path, flag: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot create folder ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {path}: folder is not writable")
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Deterministic stratified splits, and nested training fractions.
+
+Strata are age band x gender. The test part of a trial is fixed; a training
+fraction takes the first ``ceil(fraction * n)`` images of each stratum in one
+seeded order, so the subsets are nested (the 10 % subset lies inside the 50 %
+one) and every model of a trial sees the same images.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .cache import atomic_write_text
+from .labels import age_band
+
+
+def strata(table: pd.DataFrame) -> np.ndarray:
+    """Stratum label ``"<age band>|<gender>"`` of each row."""
+    return age_band(table["age"]).astype(str) + "|" + table["gender"].astype(str).to_numpy()
+
+
+def make_split(table: pd.DataFrame, seed: int = 0, test_size: float = 0.2):
+    """Split rows into train and test positions, stratified by age band x gender.
+
+    Parameters
+    ----------
+    table : DataFrame with ``age`` and ``gender``
+    seed : int
+    test_size : float in (0, 1)
+
+    Returns
+    -------
+    train_idx, test_idx : ndarray of int
+        Sorted row positions into ``table``.
+    """
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size={test_size}: expected a fraction between 0 and 1")
+    n = len(table)
+    if n < 4:
+        raise ValueError(f"need at least 4 images to split, got {n}")
+    labels = _mergeable_strata(table, min_count=2)
+    idx = np.arange(n)
+    try:
+        train, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=labels)
+    except ValueError:  # a tiny table whose strata cannot all reach both parts
+        train, test = train_test_split(idx, test_size=test_size, random_state=seed)
+    return np.sort(train), np.sort(test)
+
+
+def subsample(table: pd.DataFrame, train_idx, fraction: float, seed: int = 0) -> np.ndarray:
+    """A stratified, nested subset of ``train_idx`` holding ``fraction`` of it.
+
+    Nested: for one seed, the subset for a smaller fraction lies inside the
+    subset for a larger one.
+    """
+    train_idx = np.asarray(train_idx)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction}: expected 0 < fraction <= 1")
+    if fraction == 1:
+        return np.sort(train_idx)
+    labels = strata(table.iloc[train_idx])
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train_idx))
+    keep = []
+    for label in np.unique(labels):
+        members = order[labels[order] == label]
+        keep.extend(members[: math.ceil(fraction * len(members))])
+    return np.sort(train_idx[np.asarray(keep, dtype=int)])
+
+
+def write_split(path, table: pd.DataFrame, splits: dict[int, tuple[np.ndarray, np.ndarray]]) -> Path:
+    """Write ``split.csv``: one row per trial x image with its part (train/test)."""
+    frames = []
+    for trial, (train, test) in sorted(splits.items()):
+        for part, idx in (("train", train), ("test", test)):
+            sub = table.iloc[idx][["image_id", "path", "age", "gender", "race"]].copy()
+            sub.insert(0, "part", part)
+            sub.insert(0, "trial", trial)
+            frames.append(sub)
+    out = pd.concat(frames, ignore_index=True)
+    return atomic_write_text(path, out.to_csv(index=False))
+
+
+def _mergeable_strata(table: pd.DataFrame, min_count: int) -> np.ndarray:
+    """Strata, with those too small to stratify folded into their gender."""
+    labels = strata(table)
+    counts = pd.Series(labels).value_counts()
+    small = np.isin(labels, counts[counts < min_count].index)
+    labels = labels.astype(object)
+    labels[small] = "rare|" + table["gender"].astype(str).to_numpy()[small]
+    counts = pd.Series(labels).value_counts()
+    if (counts < min_count).any():
+        labels[np.isin(labels, counts[counts < min_count].index)] = "rare"
+    return labels

@@ -9,7 +9,7 @@ subsample(table, train_idx, fraction, seed) -> nested stratified subset
 synthesize(out_dir, n, seed) -> folder of synthetic UTKFace-named faces
 """
 
-from .decode import decode, decode_one, to_face_array
+from .decoding import decode, decode_one, to_face_array
 from .labels import (
     AGE_BANDS,
     GENDERS,

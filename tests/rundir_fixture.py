@@ -1,0 +1,383 @@
+"""Build a small run directory that follows docs/run-directory.md, for the report tests.
+
+Predictions are seeded random noise around the true labels (each model with its own
+skill, worse on smaller training fractions); every metric, interval and paired test is
+then computed from those predictions (scikit-learn for the point values, a vectorised
+bootstrap for the intervals, SciPy for the tests), the way ``facebench.compare`` does,
+so no number in the run directory is typed by hand.
+
+Three test faces carry hostile or unicode names and are given the largest errors, so
+they reach the report's gallery of worst errors; the audit lists hostile names too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tomli_w
+from PIL import Image
+from scipy import stats
+from sklearn import metrics as skm
+
+HOSTILE_MISSING = "<script>alert(1)</script>.jpg"  # cannot be a file name (it has a '/')
+HOSTILE_FILE = '"><img src=x onerror=alert(1)>.jpg'
+UNICODE_FILE = "Zoë_名字_😀.jpg"
+HOSTILE_NAMES = (HOSTILE_MISSING, HOSTILE_FILE, UNICODE_FILE)
+
+# name -> (tasks, age noise sd in years (None: predicts the training mean), gender strength)
+MODELS = {
+    "dummy": (("age", "gender"), None, 0.0),
+    "hog+ridge": (("age",), 9.0, None),
+    "hog+svm": (("gender",), None, 1.6),
+    "lbp+svm": (("gender",), None, 1.0),
+    "cnn-default": (("age", "gender"), 6.0, 2.6),
+}
+AGE_BANDS = [(0, 2), (3, 12), (13, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
+RACES = ["white", "black", "asian", "indian", "other"]
+AGE_METRICS = ["mae", "mse", "rmse", "r2"]
+GENDER_METRICS = [
+    "accuracy",
+    "precision_male",
+    "recall_male",
+    "f1_male",
+    "precision_female",
+    "recall_female",
+    "f1_female",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "roc_auc",
+]
+N_BOOT = 100
+
+
+def unit_name(trial: int, fraction: float, model: str) -> str:
+    return f"t{trial}_f{float(fraction)}_{re.sub(r'[^A-Za-z0-9._-]', '-', model)}"
+
+
+def band_label(lo: int, hi: int) -> str:
+    return f"{lo}+" if hi >= 200 else f"{lo}-{hi}"
+
+
+def groups_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean masks for every subgroup of the contract (empty groups left out)."""
+    out = {"all": np.ones(len(frame), bool)}
+    age = frame["age"].to_numpy()
+    for lo, hi in AGE_BANDS:
+        out[f"age_band:{band_label(lo, hi)}"] = (age >= lo) & (age <= hi)
+    g = frame["gender"].to_numpy()
+    out["gender:male"], out["gender:female"] = g == 0, g == 1
+    race = frame["race"]
+    for i, name in enumerate(RACES):
+        out[f"race:{name}"] = (race == i).fillna(False).to_numpy(bool)
+    out["race:unknown"] = race.isna().to_numpy()
+    return {k: v for k, v in out.items() if v.any()}
+
+
+# ---- images ------------------------------------------------------------------------
+
+
+def _face_image(rng: np.random.Generator, age: int, gender: int) -> Image.Image:
+    """A 48x48 grey blob that looks vaguely like a face (enough to be a thumbnail)."""
+    yy, xx = np.mgrid[0:48, 0:48]
+    face = np.exp(-(((xx - 24) / 14) ** 2 + ((yy - 26) / 18) ** 2))
+    eyes = np.exp(-(((xx - 17) ** 2 + (yy - 21) ** 2) / 6)) + np.exp(-(((xx - 31) ** 2 + (yy - 21) ** 2) / 6))
+    img = 40 + 170 * face - 90 * eyes + (25 if gender else 0) * (yy < 12) - age * 0.3 * face
+    img = img + rng.normal(0, 8, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
+
+
+def _make_pool(root: Path, rng: np.random.Generator, n: int, images: bool) -> pd.DataFrame:
+    faces = root / "faces"
+    faces.mkdir(parents=True, exist_ok=True)
+    young = rng.integers(0, 6, n)
+    adult = np.clip(rng.normal(30, 14, n), 0, 95).astype(int)
+    ages = np.where(rng.random(n) < 0.15, young, adult)
+    genders = rng.integers(0, 2, n)
+    races = pd.array(rng.integers(0, 5, n), dtype="Int64")
+    races[rng.random(n) < 0.04] = pd.NA
+    rows = []
+    for i in range(n):
+        if i < len(HOSTILE_NAMES):
+            image_id = HOSTILE_NAMES[i]
+            path = faces / ("gone.jpg" if image_id == HOSTILE_MISSING else image_id)
+        else:
+            race = "" if pd.isna(races[i]) else int(races[i])
+            image_id = f"{ages[i]}_{genders[i]}_{race}_2017010{i:08d}.jpg.chip.jpg"
+            path = faces / image_id
+        if images and image_id != HOSTILE_MISSING:
+            _face_image(rng, int(ages[i]), int(genders[i])).save(path, quality=80)
+        rows.append((image_id, str(path), int(ages[i]), int(genders[i]), races[i]))
+    table = pd.DataFrame(rows, columns=["image_id", "path", "age", "gender", "race"])
+    table["race"] = table["race"].astype("Int64")
+    table.loc[0, "race"] = pd.NA
+    return table
+
+
+# ---- metrics -----------------------------------------------------------------------
+
+
+def _age_point(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    mse = skm.mean_squared_error(y, p)
+    r2 = skm.r2_score(y, p) if len(y) > 1 and np.var(y) > 0 else np.nan
+    return {"mae": skm.mean_absolute_error(y, p), "mse": mse, "rmse": float(np.sqrt(mse)), "r2": r2}
+
+
+def _age_boot(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    yb, pb = y[idx], p[idx]
+    err = pb - yb
+    mse = (err**2).mean(1)
+    var = yb.var(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(var > 0, 1 - mse / var, np.nan)
+    return {"mae": np.abs(err).mean(1), "mse": mse, "rmse": np.sqrt(mse), "r2": r2}
+
+
+def _gender_point(y: np.ndarray, pred: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    prec, rec, f1, _ = skm.precision_recall_fscore_support(y, pred, labels=[0, 1], zero_division=0)
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    out = {"accuracy": skm.accuracy_score(y, pred)}
+    for i, name in enumerate(("male", "female")):
+        out[f"precision_{name}"], out[f"recall_{name}"], out[f"f1_{name}"] = prec[i], rec[i], f1[i]
+    for m in ("precision", "recall", "f1"):
+        out[f"{m}_macro"] = (out[f"{m}_male"] + out[f"{m}_female"]) / 2
+    out["roc_auc"] = skm.roc_auc_score(y, score) if len(np.unique(y)) == 2 else np.nan
+    out.update(tn=tn, fp=fp, fn=fn, tp=tp)
+    return out
+
+
+def _gender_boot(y: np.ndarray, pred: np.ndarray, score: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    yb, pb, sb = y[idx], pred[idx], score[idx]
+    out = {"accuracy": (yb == pb).mean(1)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for cls, name in ((0, "male"), (1, "female")):
+            tp = ((pb == cls) & (yb == cls)).sum(1)
+            prec = np.nan_to_num(tp / (pb == cls).sum(1))
+            rec = np.nan_to_num(tp / (yb == cls).sum(1))
+            f1 = np.nan_to_num(2 * prec * rec / (prec + rec))
+            out[f"precision_{name}"], out[f"recall_{name}"], out[f"f1_{name}"] = prec, rec, f1
+        for m in ("precision", "recall", "f1"):
+            out[f"{m}_macro"] = (out[f"{m}_male"] + out[f"{m}_female"]) / 2
+        ranks = stats.rankdata(sb, axis=1)
+        n1 = yb.sum(1)
+        n0 = yb.shape[1] - n1
+        u = (ranks * yb).sum(1) - n1 * (n1 + 1) / 2
+        out["roc_auc"] = np.where((n1 > 0) & (n0 > 0), u / (n1 * n0), np.nan)
+    return out
+
+
+def _metric_rows(key: dict, frame: pd.DataFrame, task: str, rng: np.random.Generator) -> list[dict]:
+    rows = []
+    for group, mask in groups_of(frame).items():
+        g = frame[mask]
+        idx = rng.integers(0, len(g), (N_BOOT, len(g)))
+        if task == "age":
+            y, p = g["age"].to_numpy(float), g["age_pred"].to_numpy(float)
+            point, boot = _age_point(y, p), _age_boot(y, p, idx)
+        else:
+            y = g["gender"].to_numpy(int)
+            pred, score = g["gender_pred"].to_numpy(int), g["p_female"].to_numpy(float)
+            point, boot = _gender_point(y, pred, score), _gender_boot(y, pred, score, idx)
+        for metric, value in point.items():
+            lo = hi = np.nan
+            if metric in boot and np.isfinite(boot[metric]).any():
+                lo, hi = np.nanpercentile(boot[metric], [2.5, 97.5])
+            rows.append({**key, "task": task, "group": group, "metric": metric, "value": float(value),
+                         "ci_low": lo, "ci_high": hi})
+        rows.append({**key, "task": task, "group": group, "metric": "n", "value": float(len(g)),
+                     "ci_low": np.nan, "ci_high": np.nan})
+    return rows
+
+
+def _paired_rows(trial: int, fraction: float, preds: dict[str, pd.DataFrame], rng) -> list[dict]:
+    rows = []
+    names = list(preds)
+    for task in ("gender", "age"):
+        models = [m for m in names if task in MODELS[m][0]]
+        for i, a in enumerate(models):
+            for b in models[i + 1 :]:
+                pa, pb = preds[a], preds[b]
+                row = {"trial": trial, "fraction": fraction, "task": task, "model_a": a, "model_b": b,
+                       "n": len(pa), "effect_ci_low": np.nan, "effect_ci_high": np.nan}
+                if task == "gender":
+                    ra = (pa["gender_pred"] == pa["gender"]).to_numpy()
+                    rb = (pb["gender_pred"] == pb["gender"]).to_numpy()
+                    n10, n01 = int((ra & ~rb).sum()), int((~ra & rb).sum())
+                    p = stats.binomtest(min(n10, n01), n10 + n01, 0.5).pvalue if n10 + n01 else 1.0
+                    effect = ra.mean() - rb.mean()
+                    row.update(test="mcnemar_exact", statistic=min(n10, n01), p_value=p, effect=effect,
+                               effect_name="accuracy_a_minus_b")
+                    better = a if effect > 0 else b if effect < 0 else ""
+                else:
+                    ea = np.abs(pa["age_pred"] - pa["age"]).to_numpy()
+                    eb = np.abs(pb["age_pred"] - pb["age"]).to_numpy()
+                    res = stats.wilcoxon(ea, eb) if np.any(ea != eb) else None
+                    effect = ea.mean() - eb.mean()
+                    idx = rng.integers(0, len(ea), (N_BOOT, len(ea)))
+                    boot = ea[idx].mean(1) - eb[idx].mean(1)
+                    row.update(test="wilcoxon", statistic=res.statistic if res else 0.0,
+                               p_value=res.pvalue if res else 1.0, effect=effect, effect_name="mae_a_minus_b",
+                               effect_ci_low=np.percentile(boot, 2.5), effect_ci_high=np.percentile(boot, 97.5))
+                    better = a if effect < 0 else b if effect > 0 else ""
+                row["better"] = better
+                rows.append(row)
+    return rows
+
+
+# ---- the run -----------------------------------------------------------------------
+
+
+def _predict(model: str, test: pd.DataFrame, fraction: float, train_mean_age: float, rng) -> pd.DataFrame:
+    tasks, age_sd, strength = MODELS[model]
+    out = test.copy()
+    n = len(out)
+    worse = 1 + 0.6 * (1 - fraction)
+    hostile = out["image_id"].isin(HOSTILE_NAMES).to_numpy()
+    out["age_pred"] = np.nan
+    out["p_female"] = np.nan
+    out["gender_pred"] = pd.array([pd.NA] * n, dtype="Int64")
+    if "age" in tasks:
+        if age_sd is None:
+            out["age_pred"] = float(train_mean_age)
+        else:
+            pred = out["age"] + rng.normal(0, age_sd * worse, n) + np.where(hostile, 50.0, 0.0)
+            out["age_pred"] = np.clip(pred, 0, 116)
+    if "gender" in tasks:
+        if strength == 0:
+            out["p_female"] = 0.5
+            out["gender_pred"] = 0
+        else:
+            sign = np.where(out["gender"] == 1, 1.0, -1.0) * np.where(hostile, -1, 1)
+            logit = sign * (strength / worse + np.where(hostile, 4.0, 0)) + rng.normal(0, 1.5, n) * ~hostile
+            p = 1 / (1 + np.exp(-logit))
+            out["p_female"] = p
+            out["gender_pred"] = (p > 0.5).astype(int)
+    return out
+
+
+def _history(rng, epochs: int = 8) -> pd.DataFrame:
+    e = np.arange(epochs)
+    decay = np.exp(-e / 3)
+    h = {"epoch": e}
+    h["age_mae"] = 6 + 10 * decay + rng.normal(0, 0.2, epochs)
+    h["val_age_mae"] = 7 + 9 * decay + 0.1 * e + rng.normal(0, 0.3, epochs)
+    h["age_loss"] = h["age_mae"] ** 2
+    h["val_age_loss"] = h["val_age_mae"] ** 2
+    h["gender_accuracy"] = 0.95 - 0.4 * decay + rng.normal(0, 0.01, epochs)
+    h["val_gender_accuracy"] = 0.88 - 0.35 * decay + rng.normal(0, 0.015, epochs)
+    h["gender_loss"] = 0.2 + 0.5 * decay
+    h["val_gender_loss"] = 0.3 + 0.45 * decay + 0.01 * e
+    h["loss"] = h["age_loss"] / 100 + h["gender_loss"]
+    h["val_loss"] = h["val_age_loss"] / 100 + h["val_gender_loss"]
+    return pd.DataFrame(h)
+
+
+def build_run_dir(
+    run_dir: Path,
+    *,
+    models: tuple[str, ...] = tuple(MODELS),
+    n_trials: int = 2,
+    fractions: tuple[float, ...] = (0.5, 1.0),
+    n_test: int = 120,
+    n_train: int = 400,
+    seed: int = 0,
+    synthetic: bool = True,
+    images: bool = True,
+) -> Path:
+    """Write a contract-valid run directory at ``run_dir`` and return it.
+
+    ``models`` picks from :data:`MODELS`. Faces are written to ``run_dir/faces``
+    (``images=False`` leaves every image file missing, as after a dataset moved).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pool = _make_pool(run_dir, rng, n_test + n_train, images)
+    hostile = pool["image_id"].isin(HOSTILE_NAMES)
+    split_rows, pred_frames, metric_rows, paired_rows, timing_rows = [], [], [], [], []
+    (run_dir / "histories").mkdir(exist_ok=True)
+    for trial in range(n_trials):
+        order = rng.permutation(np.flatnonzero(~hostile))
+        test = pd.concat([pool[hostile], pool.iloc[order[: n_test - int(hostile.sum())]]])
+        train = pool.drop(test.index)
+        split_rows += [dict(trial=trial, **r, part="test") for r in test.to_dict("records")]
+        split_rows += [dict(trial=trial, **r, part="train") for r in train.to_dict("records")]
+        for fraction in fractions:
+            sub = train.sample(frac=fraction, random_state=int(rng.integers(1 << 31)))
+            preds = {}
+            for model in models:
+                p = _predict(model, test, fraction, sub["age"].mean(), rng)
+                p.insert(0, "model", model)
+                p.insert(0, "fraction", float(fraction))
+                p.insert(0, "trial", trial)
+                preds[model] = p
+                pred_frames.append(p)
+                key = {"trial": trial, "fraction": float(fraction), "model": model}
+                for task in MODELS[model][0]:
+                    metric_rows += _metric_rows(key, p, task, rng)
+                tasks = MODELS[model][0]
+                is_cnn = model.startswith("cnn")
+                fit = (30.0 if is_cnn else 2.0) * fraction * (1 + 0.1 * rng.random())
+                timing_rows.append({**key, "task": tasks[0] if len(tasks) == 1 else "both",
+                                    "n_train": len(sub), "n_test": len(test),
+                                    "decode_s": 0.4 + 0.05 * rng.random(),
+                                    "features_s": 0.0 if is_cnn or model == "dummy" else 1.5 * fraction + 0.1 * rng.random(),
+                                    "fit_s": 0.001 if model == "dummy" else fit,
+                                    "predict_s": 0.2 * rng.random() + (0.5 if is_cnn else 0.01),
+                                    "peak_memory_mb": 300 + 500 * is_cnn + 50 * rng.random(),
+                                    "model_bytes": int(2e6 if is_cnn else 4e4 + 1e3 * rng.random())})
+                if is_cnn:
+                    _history(rng).to_csv(run_dir / "histories" / f"{unit_name(trial, fraction, model)}.csv", index=False)
+            paired_rows += _paired_rows(trial, float(fraction), preds, rng)
+
+    predictions = pd.concat(pred_frames, ignore_index=True)
+    cols = ["trial", "fraction", "model", "image_id", "path", "age", "gender", "race", "age_pred", "p_female", "gender_pred"]
+    with gzip.open(run_dir / "predictions.csv.gz", "wt", encoding="utf-8", newline="") as fh:
+        predictions[cols].to_csv(fh, index=False)
+    pd.DataFrame(metric_rows).to_csv(run_dir / "metrics.csv", index=False)
+    pd.DataFrame(paired_rows).to_csv(run_dir / "paired.csv", index=False)
+    pd.DataFrame(timing_rows).to_csv(run_dir / "timings.csv", index=False)
+    pd.DataFrame(split_rows)[["trial", "image_id", "path", "part", "age", "gender", "race"]].to_csv(
+        run_dir / "split.csv", index=False)
+    if not any(m.startswith("cnn") for m in models):
+        (run_dir / "histories").rmdir()
+
+    config = {
+        "preset": "quick",
+        "data": {"path": str(run_dir / "faces"), "image_size": 48, "color": "gray"},
+        "run": {"trials": n_trials, "fractions": [float(f) for f in fractions], "seed": seed},
+        "models": {"names": list(models)},
+    }
+    (run_dir / "config.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+    audit = {
+        "found": len(pool) + 4,
+        "used": len(pool),
+        "skipped": [
+            {"file": HOSTILE_MISSING, "reason": "labels do not parse: expected age_gender_race_datetime"},
+            {"file": HOSTILE_FILE.replace(".jpg", ".txt"), "reason": "not an image file"},
+            {"file": "61_1_20170109150557335.jpg.chip.jpg", "reason": "labels do not parse: missing field"},
+            {"file": UNICODE_FILE.replace(".jpg", "_empty.jpg"), "reason": "empty file"},
+        ],
+        "duplicates": [{"files": [HOSTILE_FILE, "25_0_0_dup.jpg"], "action": "kept first"}],
+        "not_used": ["extra/"],
+        "source": "folder",
+        "root": str(run_dir / "faces"),
+        "synthetic": synthetic,
+        "labels": {"age": {"min": int(pool["age"].min()), "max": int(pool["age"].max())},
+                   "gender": {"male": int((pool["gender"] == 0).sum()), "female": int((pool["gender"] == 1).sum())}},
+        "run": {
+            "command": ["facebench", "run", "--data", str(run_dir / "faces"), "--preset", "quick"],
+            "started": "2025-01-01T10:00:00+00:00",
+            "finished": "2025-01-01T10:03:00+00:00",
+            "versions": {"python": "3.11.9", "facebench": "0.1.0", "numpy": np.__version__, "pandas": pd.__version__},
+            "machine": {"cpu": "test CPU", "cores": 2, "memory_gb": 8.0, "platform": "Linux"},
+        },
+    }
+    (run_dir / "audit.json").write_text(json.dumps(audit, indent=1, ensure_ascii=False), encoding="utf-8")
+    (run_dir / "run.log").write_text("fixture run\n", encoding="utf-8")
+    return run_dir

@@ -1,0 +1,48 @@
+"""Hand-crafted features (HOG, LBP, pixels) and the classical models built on them.
+
+Features are pure functions on image stacks (:func:`hog_features`,
+:func:`lbp_histograms`, :func:`pixel_features`, :func:`lbp_codes`) wrapped by
+stateless scikit-learn transformers (:class:`HOGFeatures`, :class:`LBPFeatures`,
+:class:`PixelFeatures`). :func:`make_model` builds the registry's pipelines
+(``list_models(task)``, ``MODEL_TASKS``) and :func:`predict_outputs` turns a
+fitted one into per-image age or P(female) / gender predictions.
+"""
+
+from facebench.baselines.features import (
+    HFlipPairs,
+    HOGFeatures,
+    LBPFeatures,
+    PixelFeatures,
+    hog_features,
+    pixel_features,
+)
+from facebench.baselines.lbp import lbp_codes, lbp_histograms
+from facebench.baselines.models import (
+    MODEL_TASKS,
+    MODELS,
+    HFlipAugmented,
+    TunedEstimator,
+    list_models,
+    make_model,
+    predict_outputs,
+    uses_flip,
+)
+
+__all__ = [
+    "MODELS",
+    "MODEL_TASKS",
+    "HFlipAugmented",
+    "HFlipPairs",
+    "HOGFeatures",
+    "LBPFeatures",
+    "PixelFeatures",
+    "TunedEstimator",
+    "hog_features",
+    "lbp_codes",
+    "lbp_histograms",
+    "list_models",
+    "make_model",
+    "pixel_features",
+    "predict_outputs",
+    "uses_flip",
+]

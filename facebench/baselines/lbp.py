@@ -59,11 +59,7 @@ _MAX_P_TABLE = 20
 # Upper bound on P: default codes are held in uint32.
 _MAX_P = 31
 # Pixels (n * h * w) handled per chunk: keeps the float64 temporaries in cache.
-_CHUNK_PIXELS = 1 << 17
-# float32 interpolation of uint8 pixels is off by < 1e-4 (weights rounded to float32 and
-# about six roundings of values <= 255), so a float32 difference from the centre larger
-# than this has the sign of scikit-image's float64 one; smaller ones are redone in float64.
-_MARGIN = 1e-3
+_CHUNK_PIXELS = 1 << 16
 
 
 def _check_params(P, R, method):
@@ -133,7 +129,7 @@ def _code_dtype(P, method):
 
 @functools.lru_cache(maxsize=16)
 def _lookup_table(P, method):
-    """Map every default code (0..2**P-1) to its ``ror`` or ``nri_uniform`` code."""
+    """Map every default code (0..2**P-1) to its ``ror``, ``uniform`` or ``nri_uniform`` code."""
     codes = np.arange(2**P, dtype=np.int64)
     bits = (codes[:, None] >> np.arange(P)) & 1  # (2**P, P), bit i = neighbour i
     if method == "ror":
@@ -143,10 +139,12 @@ def _lookup_table(P, method):
         for _ in range(1, P):
             rot = (rot >> 1) | ((rot & 1) << (P - 1))
             np.minimum(best, rot & mask, out=best)
-        return best
-    # nri_uniform, as scikit-image numbers it
-    changes = (bits[:, :-1] != bits[:, 1:]).sum(axis=1)
+        return best.astype(_code_dtype(P, method))
+    changes = (bits[:, :-1] != bits[:, 1:]).sum(axis=1)  # not circular, as in skimage
     n_ones = bits.sum(axis=1)
+    if method == "uniform":
+        return np.where(changes <= 2, n_ones, P + 1).astype(_code_dtype(P, method))
+    # nri_uniform, as scikit-image numbers it
     first_one = np.where(bits.any(axis=1), bits.argmax(axis=1), -1)
     first_zero = np.where((bits == 0).any(axis=1), (bits == 0).argmax(axis=1), -1)
     rot_index = np.where(first_one == 0, n_ones - first_zero, P - first_one)
@@ -154,7 +152,7 @@ def _lookup_table(P, method):
     table = np.where(n_ones == 0, 0, table)
     table = np.where(n_ones == P, P * (P - 1) + 1, table)
     table = np.where(changes <= 2, table, P * (P - 1) + 2)
-    return table
+    return table.astype(_code_dtype(P, method))
 
 
 def _offsets(P, R):
@@ -195,109 +193,86 @@ def _take(arr, index, axis):
 
 
 def _chunk_codes(chunk, P, R, method, plan):
-    """LBP codes for one chunk (m, h, w) of images.
+    """LBP codes for one chunk (m, h, w) of images (uint8 or float64).
 
-    uint8 chunks (other than ``method="var"``) take a fast path: neighbours on
-    the pixel grid are compared as integers, interpolated ones in float32, and
-    every comparison float32 cannot settle for sure (the float32 value within
-    ``_MARGIN`` of the centre) is redone exactly in float64 with scikit-image's
-    formula. Everything else is computed in float64 throughout.
+    Neighbours that fall on the pixel grid are exact shifted copies (compared
+    as integers for uint8 input); interpolated ones are computed in float64 with
+    scikit-image's formula, in preallocated buffers.
     """
     m, h, w = chunk.shape
     pad = plan["pad"]
-    fast = chunk.dtype == np.uint8 and method != "var"
-    work = np.float32 if fast else np.float64
-    padded = np.zeros((m, h + 2 * pad, w + 2 * pad), dtype=chunk.dtype if fast else np.float64)
+    padded = np.zeros((m, h + 2 * pad, w + 2 * pad), dtype=chunk.dtype)
     padded[:, pad : pad + h, pad : pad + w] = chunk
-    padded_work = padded.astype(work) if fast else padded
-    center = chunk if fast else padded[:, pad : pad + h, pad : pad + w]
-    center_work = center.astype(work) if fast else center
+    padded64 = padded.astype(np.float64, copy=False)
+    center = chunk
+    center64 = padded64[:, pad : pad + h, pad : pad + w]
 
-    # horizontal interpolation ("top"/"bottom" rows), one per distinct column offset
+    # horizontal interpolation ("top"/"bottom" rows of skimage), one per distinct column offset
     horizontal = {}
+    scratch = None
     for cp_value, (clo, chi, dc) in plan["cols"].items():
         if dc is None:
             continue
-        dc_w = dc.astype(work)
-        horizontal[cp_value] = (1 - dc_w) * _take(padded_work, clo, 2) + dc_w * _take(padded_work, chi, 2)
+        if scratch is None:
+            scratch = np.empty((m, h + 2 * pad, w), dtype=np.float64)
+        rows = np.multiply(_take(padded64, clo, 2), 1 - dc)
+        np.multiply(_take(padded64, chi, 2), dc, out=scratch)
+        rows += scratch
+        horizontal[cp_value] = rows
 
+    texture = np.empty((m, h, w), dtype=np.float64)
+    scratch = np.empty((m, h, w), dtype=np.float64)
+    bit = np.empty((m, h, w), dtype=bool)
+    counting = method == "var" or (method == "uniform" and P > _MAX_P_TABLE)
     if method == "var":
         total = np.zeros((m, h, w), dtype=np.float64)
         total_sq = np.zeros((m, h, w), dtype=np.float64)
-    elif method == "uniform":
+    elif counting:
         n_ones = np.zeros((m, h, w), dtype=np.uint8)
         changes = np.zeros((m, h, w), dtype=np.uint8)
-        previous = None
+        previous = np.empty((m, h, w), dtype=bool)
     else:
-        code = np.zeros((m, h, w), dtype=np.uint32)
+        code = np.zeros((m, h, w), dtype=np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8)
 
     for i, (cp_value, (rlo, rhi, dr)) in enumerate(plan["points"]):
         clo, chi, dc = plan["cols"][cp_value]
         if dc is None and dr is None:  # on the grid: an exact shifted copy
-            texture = _take(_take(padded, rlo, 1), clo, 2)
-            bit = texture >= center
             if method == "var":
-                texture = texture.astype(np.float64)
+                texture[...] = _take(_take(padded64, rlo, 1), clo, 2)
+            else:
+                np.greater_equal(_take(_take(padded, rlo, 1), clo, 2), center, out=bit)
         else:
-            rows = horizontal[cp_value] if dc is not None else _take(padded_work, clo, 2)
-            top = _take(rows, rlo, 1)
+            rows = horizontal[cp_value] if dc is not None else _take(padded64, clo, 2)
             if dr is None:
-                texture = top
+                texture[...] = _take(rows, rlo, 1)
             else:
-                dr_w = dr.astype(work)[:, None]
-                texture = (1 - dr_w) * top + dr_w * _take(rows, rhi, 1)
-            if fast:
-                diff = texture - center_work
-                bit = diff >= 0
-                unsure = np.abs(diff) < _MARGIN
-                if unsure.any():
-                    bit[unsure] = _exact_compare(padded, np.nonzero(unsure), plan["cols"][cp_value], (rlo, rhi, dr), pad)
-            else:
-                bit = texture >= center  # same as skimage's texture - center >= 0 for finite values
+                np.multiply(_take(rows, rlo, 1), (1 - dr)[:, None], out=texture)
+                np.multiply(_take(rows, rhi, 1), dr[:, None], out=scratch)
+                texture += scratch
+            if method != "var":
+                # same as skimage's `texture - center >= 0` for finite values
+                np.greater_equal(texture, center64, out=bit)
         if method == "var":
             total += texture
-            total_sq += texture * texture
-            continue
-        if method == "uniform":
+            np.multiply(texture, texture, out=scratch)
+            total_sq += scratch
+        elif counting:
             n_ones += bit
-            if previous is not None:
+            if i > 0:
                 changes += bit != previous
-            previous = bit
+            previous, bit = bit, previous
         else:
-            code |= bit.astype(np.uint32) << np.uint32(i)
+            code |= bit.view(np.uint8).astype(code.dtype, copy=False) << code.dtype.type(i)
 
     if method == "var":
         var = (total_sq - (total * total) / P) / P
         var[var == 0] = np.nan
         return var
-    if method == "uniform":
+    if counting:
         return np.where(changes <= 2, n_ones, np.uint8(P + 1))
     if method == "default":
         return code
     return _lookup_table(P, method)[code]
-
-
-def _as_array(index, n):
-    if isinstance(index, slice):
-        return np.arange(index.start, index.start + n)
-    return index
-
-
-def _exact_compare(padded, where, col_plan, row_plan, pad):
-    """scikit-image's float64 comparison at the given (image, row, col) positions."""
-    img, r, c = where
-    h, w = padded.shape[1] - 2 * pad, padded.shape[2] - 2 * pad
-    clo, chi, dc = col_plan
-    rlo, rhi, dr = row_plan
-    clo, chi = _as_array(clo, w)[c], _as_array(chi, w)[c]
-    rlo, rhi = _as_array(rlo, h)[r], _as_array(rhi, h)[r]
-    dc = np.zeros(len(c)) if dc is None else dc[c]
-    dr = np.zeros(len(r)) if dr is None else dr[r]
-    pix = padded.astype(np.float64, copy=False)
-    top = (1 - dc) * pix[img, rlo, clo] + dc * pix[img, rlo, chi]
-    bottom = (1 - dc) * pix[img, rhi, clo] + dc * pix[img, rhi, chi]
-    texture = (1 - dr) * top + dr * bottom
-    return texture - pix[img, r + pad, c + pad] >= 0
 
 
 def _make_plan(P, R, h, w):

@@ -76,6 +76,7 @@ _TRAINING_DEFAULTS: dict[str, dict] = {
         "loss_weights": {"age": 1.0, "gender": 1.0},
         "standardize_age": False,
         "deterministic": False,
+        "jit_compile": "auto",
     },
     "default": {
         "image_size": 64,
@@ -102,6 +103,7 @@ _TRAINING_DEFAULTS: dict[str, dict] = {
         "loss_weights": {"age": 1.0, "gender": 1.0},
         "standardize_age": True,
         "deterministic": False,
+        "jit_compile": "auto",
     },
 }
 

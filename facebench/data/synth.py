@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 # Relative UTKFace-like frequency at these ages (linear in between).
 _AGE_KNOTS = (1, 2, 3, 4, 5, 8, 12, 15, 18, 20, 23, 26, 30, 35, 40, 45, 50, 55, 60,
@@ -185,7 +186,7 @@ def _sample_face(age, gender, race, rng):
     child = 1.0 - grow
     old = float(np.clip((app - 28.0) / 50.0 + rng.normal(0, 0.06), 0, 1))
     strength = _lerp(0.25, 1.0, min(max(app - 2.0, 0.0) / 14.0, 1.0))
-    masc = sign * strength + rng.normal(0, 0.75)
+    masc = sign * strength + rng.normal(0, 0.65)
 
     def trait(scale=0.55):
         return masc + rng.normal(0, scale)
@@ -370,7 +371,7 @@ def _draw_hair_cap(img, f, size):
 
 
 def _draw_eyes(img, f, size, rng):
-    white = _scaled((235, 238, 240), 0.95)
+    white = (223, 226, 228)
     gaze = rng.normal(0, 0.25, 2)
     lid = _px(0.008 + (0.006 if f.makeup else 0.0), size)
     for side in (-1, 1):
@@ -483,7 +484,7 @@ def _draw_facial_hair(img, f, size, rng):
     outline = _head_outline(f)
     if f.facial_hair in ("stubble", "beard"):
         low = outline[outline[:, 1] > f.nose_y + 0.2 * (f.mouth_y - f.nose_y)]
-        _poly(mask, low[np.argsort(np.arctan2(low[:, 1] - f.cy, low[:, 0] - f.cx))], 255, size)
+        _poly(mask, low, 255, size)  # the lower contour, closed by a chord
     _ellipse(mask, (f.cx, (f.nose_y + f.mouth_y) / 2 + 0.005),
              (f.mouth_w * 1.05, (f.mouth_y - f.nose_y) * 0.45), 255, size)
     _ellipse(mask, (f.cx, f.mouth_y), (f.mouth_w * 0.8, f.lip_h * 1.1), 0, size)
@@ -516,8 +517,7 @@ def _compose(f, rng, size):
     _draw_head(img, f, size)
     _draw_skin_texture(img, f, size, rng)
     _draw_cheeks(img, f, size)
-    _shade(img, _wrinkle_mask(f, size, rng), _scaled((1, 1, 1), 0.55),
-           0.35 + 0.55 * f.wrinkle)
+    _shade(img, _wrinkle_mask(f, size, rng), 0.55, 0.35 + 0.55 * f.wrinkle)
     _draw_facial_hair(img, f, size, rng)
     _draw_hair_cap(img, f, size)
     _draw_eyes(img, f, size, rng)
@@ -696,8 +696,6 @@ def write_synthetic(out_dir, n: int = 2000, seed: int = 0, size: int = 128,
     jobs = _resolve_jobs(n, n_jobs)
     if jobs == 1 or n < 2:
         return _write_chunk(rows, out, size)
-    from joblib import Parallel, delayed
-
     step = math.ceil(n / (4 * jobs))
     chunks = [rows[i:i + step] for i in range(0, n, step)]
     done = Parallel(n_jobs=jobs)(delayed(_write_chunk)(c, out, size) for c in chunks)

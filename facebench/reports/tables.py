@@ -140,6 +140,10 @@ class Cell:
     exported as ``{column}_low`` / ``{column}_high``). ``best`` marks the best
     value of its column; ``muted`` greys a cell out (for example a small group).
     ``style`` is a CSS declaration computed by the report itself (never from data).
+    ``detail`` is a second, smaller line (for example a p-value under an effect),
+    exported with its raw ``detail_value`` as ``{column}_{Column.detail_key}``.
+    ``ref`` names where a number came from (``task|metric|group|model|fraction``) so that
+    tests can check the cell against ``metrics.csv``; it is rendered as ``data-ref``.
     """
 
     value: Any = None
@@ -152,6 +156,9 @@ class Cell:
     muted: bool = False
     style: str = ""
     title: str = ""
+    detail: str = ""
+    detail_value: Any = None
+    ref: str = ""
 
     @property
     def interval(self) -> str:
@@ -179,6 +186,7 @@ class Column:
     key: str
     label: str
     numeric: bool = False
+    detail_key: str = "detail"
 
 
 @dataclass
@@ -223,24 +231,32 @@ class Table:
     # ---- export -----------------------------------------------------------------
 
     def _export_header(self) -> list[str]:
-        header = []
+        return list(self.records_template())
+
+    def records_template(self) -> dict[str, None]:
+        """The exported column names, in order (intervals and details beside their value)."""
+        header: dict[str, None] = {}
         for j, col in enumerate(self.columns):
-            header.append(col.key)
+            header[col.key] = None
             if any(row[j].interval for row in self.rows):
-                header += [f"{col.key}_low", f"{col.key}_high"]
+                header[f"{col.key}_low"] = header[f"{col.key}_high"] = None
+            if any(row[j].detail for row in self.rows):
+                header[f"{col.key}_{col.detail_key}"] = None
         return header
 
     def records(self) -> list[dict[str, Any]]:
         """Rows as dicts of raw values, intervals as ``{key}_low`` / ``{key}_high``."""
-        with_interval = [any(row[j].interval for row in self.rows) for j in range(len(self.columns))]
+        header = self.records_template()
         out = []
         for row in self.rows:
-            rec: dict[str, Any] = {}
-            for col, cell, has_ci in zip(self.columns, row, with_interval):
+            rec = dict(header)
+            for col, cell in zip(self.columns, row):
                 rec[col.key] = _jsonable(cell.value)
-                if has_ci:
+                if f"{col.key}_low" in rec:
                     rec[f"{col.key}_low"] = _jsonable(cell.low)
                     rec[f"{col.key}_high"] = _jsonable(cell.high)
+                if f"{col.key}_{col.detail_key}" in rec:
+                    rec[f"{col.key}_{col.detail_key}"] = _jsonable(cell.detail_value)
             out.append(rec)
         return out
 
@@ -272,6 +288,7 @@ class Table:
             texts = []
             for cell in row:
                 t = cell.text + (f" {cell.interval}" if cell.interval else "")
+                t += f" ({cell.detail})" if cell.detail else ""
                 t = _md_escape(t)
                 texts.append(f"**{t}**" if cell.best else t)
             lines.append("| " + " | ".join(texts) + " |")

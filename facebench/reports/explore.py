@@ -1,0 +1,122 @@
+"""The explore page: what is in a dataset before anything is trained.
+
+:func:`write_explore` takes a dataset from :func:`facebench.data.load_dataset` (its
+``.table`` and ``.audit``) and writes ``explore.html`` (counts found / used / skipped
+with reasons, duplicates, the age histogram, gender and race counts, a grid of sample
+faces with their labels) and ``audit.json``, with the same look as the report.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facebench.reports import plots
+from facebench.reports.report import MAX_AUDIT_ROWS, _audit, _thumbnail, atomic_write_text, render
+from facebench.reports.tables import Cell, Column, Table, text_cell
+
+GENDERS = {0: "male", 1: "female"}
+RACES = {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "other"}
+AGE_BANDS = [(0, 2), (3, 12), (13, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
+N_SAMPLES = 48
+
+
+class _AuditOnly:
+    """The slice of a run that the audit section needs (shared with the report)."""
+
+    def __init__(self, audit: dict[str, Any]) -> None:
+        self.audit = audit
+
+
+def _counts_table(name: str, title: str, counts: pd.Series, total: int) -> Table:
+    rows = [
+        [text_cell(str(k)), Cell(value=int(v), text=f"{int(v):,}"), Cell(value=v / total, text=f"{v / total:.1%}")]
+        for k, v in counts.items()
+    ]
+    return Table(name, title, [Column("value", title.split(" ")[0]), Column("n", "Images", True), Column("share", "Share", True)], rows, export=False)
+
+
+def sample_faces(table: pd.DataFrame, n: int = N_SAMPLES, seed: int = 0) -> pd.DataFrame:
+    """Up to ``n`` rows spread over age bands and genders (seeded, so the page is stable)."""
+    if len(table) <= n:
+        return table.sort_values("age", kind="stable")
+    rng = np.random.default_rng(seed)
+    bins = [lo for lo, _ in AGE_BANDS] + [1000]
+    band = pd.cut(table["age"], bins=bins, right=False, labels=False)
+    strata = list(table.groupby([band, table["gender"]], sort=True).groups.values())
+    per = max(1, n // max(1, len(strata)))
+    picked: list[Any] = []
+    for idx in strata:
+        idx = list(idx)
+        picked += list(rng.choice(idx, size=min(per, len(idx)), replace=False))
+    rest = table.index.difference(picked)
+    if len(picked) < n and len(rest):
+        picked += list(rng.choice(rest, size=min(n - len(picked), len(rest)), replace=False))
+    return table.loc[picked[:n]].sort_values("age", kind="stable")
+
+
+def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``out_dir/explore.html`` and ``out_dir/audit.json`` for a dataset.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Anything with ``.table`` (DataFrame with ``image_id, path, age, gender, race``)
+        and ``.audit`` (dict, as ``audit.json``), as :func:`facebench.data.load_dataset`
+        returns.
+    out_dir : path
+        Created when missing.
+
+    Returns
+    -------
+    Path of ``explore.html``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table: pd.DataFrame = dataset.table
+    audit: dict[str, Any] = dict(dataset.audit)
+    atomic_write_text(out_dir / "audit.json", json.dumps(audit, indent=1, ensure_ascii=False, default=str) + "\n")
+
+    n = len(table)
+    ctx: dict[str, Any] = {"n": n, "synthetic": bool(audit.get("synthetic")), "audit": _audit(_AuditOnly(audit))}
+    root = audit.get("root")
+    ctx["dataset"] = Path(str(root)).name if root else "dataset"
+    if n:
+        ages = table["age"].to_numpy(dtype=float)
+        by_gender = {GENDERS[g]: table.loc[table["gender"] == g, "age"].to_numpy(dtype=float) for g in (0, 1) if (table["gender"] == g).any()}
+        ctx["age_hist"] = plots.age_histogram(ages, by_gender)
+        ctx["age_facts"] = [
+            ("youngest", f"{ages.min():.0f}"),
+            ("median", f"{np.median(ages):.0f}"),
+            ("oldest", f"{ages.max():.0f}"),
+        ]
+        gender = table["gender"].map(GENDERS).fillna("unknown").value_counts()
+        race = table["race"].map(lambda r: "unknown" if pd.isna(r) else RACES.get(int(r), str(r))).value_counts()
+        race = race.reindex([r for r in [*RACES.values(), "unknown"] if r in race.index])
+        ctx["gender_table"] = _counts_table("gender_counts", "Gender counts", gender, n)
+        ctx["race_table"] = _counts_table("race_counts", "Ethnicity counts", race, n)
+        ctx["race_plot"] = plots.bar_counts(race.to_dict(), "ethnicity")
+        cache: dict[str, str | None] = {}
+        ctx["samples"] = [
+            {
+                "thumb": _thumbnail(r.path, cache),
+                "name": r.image_id,
+                "line1": f"age {int(r.age)}, {GENDERS.get(int(r.gender), '?')}",
+                "line2": "race unknown" if pd.isna(r.race) else RACES.get(int(r.race), str(r.race)),
+            }
+            for r in sample_faces(table).itertuples()
+        ]
+    ctx["max_rows"] = MAX_AUDIT_ROWS
+    ctx["generated"] = _dt.datetime.now(_dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    from facebench import __version__
+
+    ctx["version"] = __version__
+    out = out_dir / "explore.html"
+    atomic_write_text(out, render("explore.html", **ctx))
+    return out

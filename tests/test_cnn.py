@@ -1,0 +1,278 @@
+"""facebench.cnn: builders, the tf.data pipeline, training, prediction, save/load.
+
+Tiny random arrays only (no real faces); every test runs in seconds.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from facebench import cnn  # noqa: E402
+from facebench.cnn import train as cnn_train  # noqa: E402
+
+# A small version of each preset, so one epoch on a few images takes a second or two.
+TINY = {
+    "default": {
+        "image_size": 32,
+        "stem_filters": 8,
+        "filters": (8, 16),
+        "dense_units": 16,
+        "epochs": 1,
+        "batch_size": 16,
+        "jit_compile": False,
+    },
+    "seed": {
+        "image_size": 48,  # the smallest square input the four 'valid' conv blocks accept is 46
+        "filters": (4, 8, 8, 8),
+        "dense_units": 16,
+        "epochs": 1,
+        "batch_size": 16,
+        "jit_compile": False,
+    },
+}
+HISTORY_KEYS = {
+    "loss",
+    "age_loss",
+    "age_mae",
+    "gender_loss",
+    "gender_accuracy",
+    "val_loss",
+    "val_age_loss",
+    "val_age_mae",
+    "val_gender_loss",
+    "val_gender_accuracy",
+}
+
+
+def faces(n, size, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (n, size, size) if channels == 1 else (n, size, size, channels)
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    return x, rng.integers(0, 90, n), rng.integers(0, 2, n)
+
+
+# --- builders ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", cnn.MODEL_NAMES)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_build_each_architecture_on_tiny_inputs(name, channels):
+    size = TINY[name]["image_size"]
+    model = cnn.build_model(name, (size, size, channels), **TINY[name])
+    assert set(model.output_names) == {"age", "gender"} or set(model.output) == {"age", "gender"}
+    x = np.zeros((3, size, size, channels), dtype=np.uint8)
+    out = model(x.astype("float32"), training=False)
+    assert set(out) == {"age", "gender"}
+    assert tuple(out["age"].shape) == (3, 1) and tuple(out["gender"].shape) == (3, 1)
+    assert model.layers[1].name == "rescale"  # scaling to [0, 1] lives in the model
+
+
+def test_seed_has_the_studys_parameter_count():
+    assert cnn.build_model("seed", (128, 128, 1)).count_params() == 2_813_698
+    assert cnn.build_model("seed", (128, 128)).count_params() == 2_813_698  # (H, W) means one channel
+
+
+def test_default_params_hold_the_whole_recipe_and_are_copies():
+    for name in cnn.MODEL_NAMES:
+        p = cnn.default_params(name)
+        for key in ("image_size", "color", "epochs", "batch_size", "learning_rate", "optimizer",
+                    "validation_split", "patience", "augment", "loss_weights", "filters", "dropout"):
+            assert key in p, (name, key)
+        p["filters"] = (1,)
+        assert cnn.default_params(name)["filters"] != (1,)
+    seed = cnn.default_params("seed")
+    assert (seed["image_size"], seed["color"], seed["epochs"], seed["batch_size"]) == (128, "gray", 30, 32)
+    assert (seed["optimizer"], seed["learning_rate"], seed["validation_split"]) == ("adam", 1e-3, 0.2)
+    assert seed["patience"] is None and not seed["augment"]
+    # build_model accepts a whole default_params dict (training keys are ignored)
+    cnn.build_model("default", (32, 32, 1), **{**cnn.default_params("default"), **TINY["default"]})
+
+
+@pytest.mark.parametrize(
+    "call, bad",
+    [
+        (lambda: cnn.build_model("vgg16", (64, 64, 1)), "vgg16"),
+        (lambda: cnn.default_params("resnet"), "resnet"),
+        (lambda: cnn.fit("alexnet", *faces(4, 32)), "alexnet"),
+        (lambda: cnn.build_model("default", (64, 64, 1), fliters=(8,)), "fliters"),
+        (lambda: cnn.build_model("default", (64, 64, 1), filters="abc"), "filters='abc'"),
+        (lambda: cnn.build_model("default", (64, 64, 1), dropout=1.5), "dropout=1.5"),
+        (lambda: cnn.build_model("seed", (64, 64, 1), padding="full"), "padding='full'"),
+        (lambda: cnn.build_model("seed", (32, 32, 1)), "input_shape=(32, 32, 1)"),
+        (lambda: cnn.build_model("default", (32, 32, 2)), "input_shape=(32, 32, 2)"),
+        (lambda: cnn.resolve_params("default", {"optimizer": "adagrad"}), "adagrad"),
+        (lambda: cnn.resolve_params("default", {"lr_schedule": "step"}), "step"),
+        (lambda: cnn.resolve_params("default", {"batch_size": 0}), "batch_size=0"),
+        (lambda: cnn.resolve_params("default", {"augment": {"blur": 1}}), "blur"),
+        (lambda: cnn.resolve_params("seed", {"color": "hsv"}), "hsv"),
+        (lambda: cnn.resolve_params("seed", {"validation_split": 0.0, "patience": 3}), "validation_split"),
+        (lambda: cnn.fit("default", *faces(4, 48), params=TINY["default"]), "image_size=32"),
+        (lambda: cnn.fit("seed", *faces(4, 48), params={**TINY["seed"], "standardize_age": True}), "standardize_age"),
+    ],
+)
+def test_bad_names_and_params_raise_valueerror_naming_the_value(call, bad):
+    with pytest.raises(ValueError) as excinfo:
+        call()
+    assert bad in str(excinfo.value)
+
+
+def test_import_does_not_import_tensorflow():
+    code = "import sys, facebench.cnn; assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- input pipeline ----------------------------------------------------------------------
+
+
+def test_split_validation_is_seeded_disjoint_and_complete():
+    train, val = cnn.split_validation(50, 0.2, seed=3)
+    assert len(val) == 10 and len(train) == 40
+    assert set(train).isdisjoint(val) and set(train) | set(val) == set(range(50))
+    train2, val2 = cnn.split_validation(50, 0.2, seed=3)
+    assert np.array_equal(val, val2)
+    assert not np.array_equal(val, cnn.split_validation(50, 0.2, seed=4)[1])
+    assert len(cnn.split_validation(50, 0.0, seed=3)[1]) == 0
+
+
+def id_images(ids, size=16):
+    """Images whose every pixel is their id: a batch tells which rows it came from."""
+    return np.broadcast_to(np.asarray(ids, dtype=np.uint8)[:, None, None], (len(ids), size, size)).copy()
+
+
+def seen_ids(ds, n_batches=None):
+    ids, ages = [], []
+    for i, (xb, yb) in enumerate(ds):
+        if n_batches is not None and i >= n_batches:
+            break
+        xb = xb.numpy()
+        row = np.round(xb.reshape(len(xb), -1))
+        assert np.all(row == row[:, :1]), "an image mixed pixels of several rows"
+        ids.extend(row[:, 0].astype(int).tolist())
+        ages.extend(yb["age"].numpy().tolist())
+    return ids, ages
+
+
+def test_make_dataset_yields_exactly_its_rows_once_per_epoch_with_their_labels():
+    ids = np.arange(10, 47)
+    # geometric augmentation keeps a constant image constant, so ids stay readable
+    augment = {"flip": True, "shift": 0.1, "rotation": 10.0, "zoom": 0.1, "contrast": 0.2}
+    params = {**cnn.default_params("default"), "batch_size": 8, "augment": augment}
+    ds = cnn.make_dataset(id_images(ids), ids + 0.5, ids % 2, params, seed=0, training=True)
+    epoch1, ages = seen_ids(ds, n_batches=5)  # 37 rows -> 5 batches per epoch
+    assert sorted(epoch1) == ids.tolist()  # augmented, shuffled, but each row exactly once
+    assert np.allclose(np.asarray(ages), np.asarray(epoch1) + 0.5)  # labels travel with their image
+    val, _ = seen_ids(cnn.make_dataset(id_images(ids), ids, ids % 2, params, training=False))
+    assert val == ids.tolist()
+
+
+def test_fit_pipeline_sees_only_the_training_rows_and_validation_only_its_slice(monkeypatch):
+    # The full data set: 40 training rows (ids 0..39) and 20 test rows (ids 200..219).
+    train_ids, test_ids = np.arange(40), np.arange(200, 220)
+    all_images = id_images(np.concatenate([train_ids, test_ids]), size=32)
+    age = np.concatenate([train_ids, test_ids]) % 80
+    gender = np.concatenate([train_ids, test_ids]) % 2
+    made = []
+    real = cnn_train.make_dataset
+
+    def spy(images, *args, training=True, **kwargs):
+        ds = real(images, *args, training=training, **kwargs)
+        made.append((training, ds))
+        return ds
+
+    monkeypatch.setattr(cnn_train, "make_dataset", spy)
+    params = {**TINY["default"], "augment": {"flip": True, "shift": 0.1, "rotation": 10.0, "zoom": 0.1}}
+    fitted = cnn.fit("default", all_images[:40], age[:40], gender[:40], params=params, seed=0)
+
+    (_, train_ds), (_, val_ds) = sorted(made, key=lambda m: not m[0])
+    steps = fitted.timings["n_train"] // params["batch_size"] + 1
+    train_seen, _ = seen_ids(train_ds, n_batches=steps)
+    val_seen, _ = seen_ids(val_ds)
+    assert sorted(val_seen) == sorted(fitted.validation_index.tolist())
+    assert sorted(train_seen) == sorted(set(train_ids) - set(val_seen))
+    assert not set(train_seen + val_seen) & set(test_ids)
+
+
+def test_augment_batch_is_seeded_keeps_shape_and_range():
+    import tensorflow as tf
+
+    x = tf.constant(faces(6, 24)[0][..., None].astype("float32"))
+    aug = cnn.default_params("default")["augment"]
+    a = cnn.augment_batch(x, tf.constant([1, 2], tf.int64), aug).numpy()
+    b = cnn.augment_batch(x, tf.constant([1, 2], tf.int64), aug).numpy()
+    c = cnn.augment_batch(x, tf.constant([1, 3], tf.int64), aug).numpy()
+    assert a.shape == x.shape and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.min() >= 0 and a.max() <= 255
+    flipped = cnn.augment_batch(x, tf.constant([5, 6], tf.int64), {"flip": True}).numpy()
+    for orig, out in zip(x.numpy(), flipped):
+        assert np.allclose(out, orig, atol=1e-3) or np.allclose(out, orig[:, ::-1], atol=1e-3)
+
+
+# --- training, prediction, save/load, determinism --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted_default():
+    x, age, gender = faces(48, 32, seed=1)
+    return cnn.fit("default", x, age, gender, params=TINY["default"], seed=0), x
+
+
+@pytest.mark.parametrize("name", cnn.MODEL_NAMES)
+def test_fit_one_epoch_gives_history_timings_and_predictions(name):
+    size = TINY[name]["image_size"]
+    x, age, gender = faces(40, size, seed=2)
+    fitted = cnn.fit(name, x, age, gender, params=TINY[name], seed=0)
+    assert fitted.name == name and fitted.params["filters"] == TINY[name]["filters"]
+    assert HISTORY_KEYS <= set(fitted.history)
+    assert all(len(v) == 1 and isinstance(v[0], float) for v in fitted.history.values())
+    assert fitted.timings["epochs_run"] == 1 and fitted.timings["fit_s"] > 0
+    assert fitted.timings["n_train"] + fitted.timings["n_validation"] == 40
+    pred = fitted.predict(x[:7])
+    assert set(pred) == {"age", "p_female", "gender"}
+    assert pred["age"].shape == (7,) and pred["age"].dtype == np.float64
+    assert np.all((pred["age"] >= 0) & (pred["age"] <= 116))
+    assert np.all((pred["p_female"] >= 0) & (pred["p_female"] <= 1))
+    assert pred["gender"].dtype.kind == "i" and np.array_equal(pred["gender"], pred["p_female"] >= 0.5)
+
+
+def test_default_learns_age_scale_and_predicts_in_years(fitted_default):
+    fitted, x = fitted_default
+    assert fitted.params["age_mean"] > 20  # standardisation learnt from the training ages (0-89)
+    ages = fitted.predict(x)["age"]
+    assert 10 < ages.mean() < 80  # in years, not in standard deviations
+
+
+def test_predict_rejects_images_of_the_wrong_shape(fitted_default):
+    fitted, _ = fitted_default
+    with pytest.raises(ValueError, match="do not fit the model's input"):
+        fitted.predict(np.zeros((2, 40, 40), dtype=np.uint8))
+
+
+def test_save_load_round_trip_gives_identical_predictions(fitted_default, tmp_path):
+    fitted, x = fitted_default
+    path = tmp_path / "models" / "t0_f1.0_cnn-default"  # dots in the unit name, no suffix
+    written = fitted.save(path)
+    assert written.name == "t0_f1.0_cnn-default.keras" and (tmp_path / "models" / "t0_f1.0_cnn-default.json").exists()
+    for p in (path, str(written)):
+        loaded = cnn.load(p)
+        assert loaded.name == "default" and loaded.params == fitted.params
+        assert loaded.history == fitted.history
+        assert np.array_equal(loaded.validation_index, fitted.validation_index)
+        before, after = fitted.predict(x), loaded.predict(x)
+        for key in before:
+            assert np.array_equal(before[key], after[key]), key
+
+
+def test_same_seed_same_predictions_with_op_determinism():
+    x, age, gender = faces(40, 32, seed=4)
+    params = {**TINY["default"], "epochs": 2, "deterministic": True}
+    a = cnn.fit("default", x, age, gender, params=params, seed=7)
+    b = cnn.fit("default", x, age, gender, params=params, seed=7)
+    c = cnn.fit("default", x, age, gender, params=params, seed=8)
+    pa, pb, pc = a.predict(x), b.predict(x), c.predict(x)
+    assert np.array_equal(pa["age"], pb["age"]) and np.array_equal(pa["p_female"], pb["p_female"])
+    assert a.history == b.history
+    assert not np.array_equal(pa["age"], pc["age"])

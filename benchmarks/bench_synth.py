@@ -7,6 +7,7 @@ Writes into a temporary folder that is removed afterwards.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -29,8 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=128)
     args = parser.parse_args(argv)
     seconds = time_write(args.n, args.n_jobs, args.size)
-    print(f"wrote {args.n} synthetic faces of {args.size}x{args.size} "
-          f"(n_jobs={args.n_jobs}) in {seconds:.2f} s ({1000 * seconds / max(args.n, 1):.2f} ms/face)")
+    per_face = 1000 * seconds / max(args.n, 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"wrote {args.n} synthetic faces of {args.size}x{args.size} (n_jobs={args.n_jobs}) "
+          f"in {seconds:.2f} s ({per_face:.2f} ms/face; load average {load:.1f} "
+          f"on {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

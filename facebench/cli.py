@@ -22,10 +22,7 @@ DEMO_N = 2000
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if not getattr(args, "verbose", False) else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _console_logging(verbose=getattr(args, "verbose", False))
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -179,6 +176,17 @@ def _cmd_explain(args) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _console_logging(verbose: bool) -> None:
+    """Warnings (or, with -v, progress notes) on stderr; the run log keeps everything."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("facebench")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _check_writable_dir(path: Path, flag: str) -> None:

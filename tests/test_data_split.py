@@ -48,7 +48,7 @@ def test_fractions_are_nested_stratified_and_keep_test_fixed(table):
     train, test = make_split(table, seed=0)
     subsets = {f: subsample(table, train, f, seed=0) for f in (0.1, 0.25, 0.5, 1.0)}
     assert set(subsets[0.1]) <= set(subsets[0.25]) <= set(subsets[0.5]) <= set(subsets[1.0]) == set(train)
-    assert abs(len(subsets[0.25]) - 0.25 * len(train)) < 20  # ceil per stratum adds at most one each
+    assert len(subsets[0.25]) == round(0.25 * len(train))
     labels = strata(table)
     full = pd.Series(labels[train]).value_counts(normalize=True)
     part = pd.Series(labels[subsets[0.25]]).value_counts(normalize=True).reindex(full.index, fill_value=0)

@@ -15,6 +15,7 @@ from facebench.baselines.features import (
     PixelFeatures,
     hog_features,
     pixel_features,
+    transform_in_threads,
 )
 from facebench.baselines.lbp import lbp_codes, lbp_histograms
 from facebench.baselines.models import (
@@ -44,5 +45,6 @@ __all__ = [
     "make_model",
     "pixel_features",
     "predict_outputs",
+    "transform_in_threads",
     "uses_flip",
 ]

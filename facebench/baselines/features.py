@@ -31,6 +31,7 @@ __all__ = [
     "hog_features",
     "lbp_histograms",
     "pixel_features",
+    "transform_in_threads",
 ]
 
 HOG_BACKENDS = ("opencv", "skimage")
@@ -44,10 +45,9 @@ _NO_CLIP = 1e9
 
 def _pair(value, name):
     """An (int, int) pair from an int or a pair of ints, or a ValueError naming ``name``."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value, value)
+    pair = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
     try:
-        a, b = value
+        a, b = pair
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a positive int or a pair of them; got {name}={value!r}") from None
     if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in (a, b)):
@@ -416,3 +416,34 @@ class HFlipPairs(_ImageTransformer):
         X = _check_stack(X, "X")
         features = clone(self.features)
         return np.hstack([features.fit_transform(X), features.fit_transform(np.ascontiguousarray(X[:, :, ::-1]))])
+
+
+def transform_in_threads(transformer, X, n_jobs=None, chunk_size=512):
+    """``transformer.transform(X)`` computed on chunks of images in threads.
+
+    The HOG (OpenCV) and LBP (NumPy) kernels release the GIL, so threads use
+    several cores without copying the stack to other processes.
+
+    Parameters
+    ----------
+    transformer : stateless image transformer
+    X : ndarray of shape (n_images, height, width[, 3])
+    n_jobs : int, optional
+        Threads; ``None`` or 1 runs in the calling thread, -1 uses every core.
+    chunk_size : int, default=512
+        Images per task.
+
+    Returns
+    -------
+    features : ndarray of shape (n_images, n_features)
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else (n_jobs or 1)
+    if n_jobs <= 1 or len(X) <= chunk_size:
+        return transformer.transform(X)
+    starts = range(0, len(X), chunk_size)
+    with ThreadPoolExecutor(n_jobs) as pool:
+        parts = list(pool.map(lambda s: transformer.transform(X[s : s + chunk_size]), starts))
+    return np.concatenate(parts)

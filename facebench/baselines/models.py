@@ -52,7 +52,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from facebench.baselines.features import HFlipPairs, HOGFeatures, LBPFeatures, PixelFeatures
 
@@ -112,11 +113,10 @@ class CappedPCA(TransformerMixin, BaseEstimator):
         """
         if isinstance(self.n_components, bool) or not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
             raise ValueError(f"n_components must be a positive int; got n_components={self.n_components!r}")
-        X = np.asarray(X)
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
         k = int(min(self.n_components, X.shape[0], X.shape[1]))
         solver = "randomized" if k < 0.8 * min(X.shape) else "full"
         self.pca_ = PCA(k, whiten=self.whiten, svd_solver=solver, random_state=self.random_state).fit(X)
-        self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X):
@@ -131,6 +131,7 @@ class CappedPCA(TransformerMixin, BaseEstimator):
         X_new : ndarray of shape (n_samples, n_components_kept)
         """
         check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self.pca_.transform(X)
 
 
@@ -335,12 +336,12 @@ class TunedEstimator(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"cv must be an int >= 2; got cv={self.cv!r}")
         if isinstance(self.max_tune_samples, bool) or not isinstance(self.max_tune_samples, numbers.Integral) or self.max_tune_samples < 2:
             raise ValueError(f"max_tune_samples must be an int >= 2; got max_tune_samples={self.max_tune_samples!r}")
-        X, y = np.asarray(X), np.asarray(y)
-        if len(X) != len(y):
-            raise ValueError(f"X and y have different numbers of rows: {len(X)} and {len(y)}")
+        X, y = validate_data(self, X, y, dtype=None)
+        classifier = is_classifier(self.estimator)
+        if classifier:
+            check_classification_targets(y)
         rng = check_random_state(self.random_state)
         sample_seed, fold_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
-        classifier = is_classifier(self.estimator)
         strata = y if classifier else _quantile_bins(y, 5)
 
         index = np.arange(len(y))
@@ -365,29 +366,32 @@ class TunedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator).set_params(**self.best_params_).fit(X, y)
         if hasattr(self.estimator_, "classes_"):
             self.classes_ = self.estimator_.classes_
-        self.n_features_in_ = X.shape[1] if X.ndim > 1 else 1
         return self
+
+    def _validated(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=None, reset=False)
 
     def predict(self, X):
         """Predict with the refitted best estimator; shape (n_samples,)."""
-        check_is_fitted(self)
+        X = self._validated(X)
         return self.estimator_.predict(X)
 
     @_delegates("decision_function")
     def decision_function(self, X):
         """Decision function of the refitted best estimator."""
-        check_is_fitted(self)
+        X = self._validated(X)
         return self.estimator_.decision_function(X)
 
     @_delegates("predict_proba")
     def predict_proba(self, X):
         """Class probabilities of the refitted best estimator."""
-        check_is_fitted(self)
+        X = self._validated(X)
         return self.estimator_.predict_proba(X)
 
     def score(self, X, y):
         """The refitted estimator's score."""
-        check_is_fitted(self)
+        X = self._validated(X)
         return self.estimator_.score(X, y)
 
     def __sklearn_tags__(self):

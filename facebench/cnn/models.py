@@ -40,10 +40,10 @@ _BUILDER_DEFAULTS: dict[str, dict] = {
         "age_activation": "relu",
     },
     "default": {
-        "stem_filters": 32,
+        "stem_filters": 16,
         "stem_kernel_size": 3,
         "stem_strides": 2,
-        "filters": (32, 64, 128, 256),
+        "filters": (16, 32, 64, 128),
         "convs_per_block": 2,
         "kernel_size": 3,
         "pool_size": 2,

@@ -10,6 +10,7 @@ the model, the resolved parameters, the per-epoch history and the timings.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -200,8 +201,8 @@ def fit(name, images, age, gender, *, params=None, seed=0, verbose=0, callbacks=
     seed : int
         Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``), the
         validation slice, the shuffling and the augmentation. With
-        ``params["deterministic"]`` TensorFlow op determinism is switched on too
-        (for the rest of the process: TensorFlow cannot switch it off).
+        ``params["deterministic"]`` TensorFlow op determinism is switched on for
+        the duration of the fit (slower; Keras turns XLA off under it).
     verbose : int
         Passed to ``keras.Model.fit``.
     callbacks : list of keras.callbacks.Callback, optional
@@ -212,7 +213,6 @@ def fit(name, images, age, gender, *, params=None, seed=0, verbose=0, callbacks=
     FittedCNN
     """
     keras = keras_module()
-    tf = tf_module()
     p = resolve_params(name, params)
     x = _check_images(images, p)
     age = _check_labels("age", age, len(x), low=0.0, high=AGE_MAX)
@@ -224,8 +224,12 @@ def fit(name, images, age, gender, *, params=None, seed=0, verbose=0, callbacks=
     seed = int(seed)
 
     keras.utils.set_random_seed(seed)
-    if p["deterministic"]:
-        tf.config.experimental.enable_op_determinism()
+    with _op_determinism(p["deterministic"]):
+        return _fit(name, x, age, gender, p, params, seed, verbose, callbacks)
+
+
+def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
+    keras = keras_module()
 
     train_idx, val_idx = split_validation(len(x), p["validation_split"], seed)
     if p["standardize_age"] and not (params and {"age_mean", "age_std"} & set(params)):
@@ -401,6 +405,26 @@ def augment_batch(images, seed, augment):
 
 
 # --- helpers -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _op_determinism(active):
+    """Switch TensorFlow op determinism on for one fit, and back off after it.
+
+    TensorFlow has no public switch-off; its internal one is used when present,
+    otherwise determinism stays on for the rest of the process.
+    """
+    tf = tf_module()
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    if active and not was_on:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if active and not was_on and hasattr(tf_config, "disable_op_determinism"):
+            tf_config.disable_op_determinism()
 
 
 def _epoch_timer():

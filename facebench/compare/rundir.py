@@ -90,6 +90,7 @@ def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0)
             shutil.copyfile(udir / "history.csv", hist_dir / f"{uid}.csv")
     pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=PRED_COLUMNS)
     met = pd.concat(mets, ignore_index=True) if mets else pd.DataFrame(columns=METRIC_COLUMNS)
+    pred["gender_pred"] = pred["gender_pred"].astype("Int64")
     tim = pd.DataFrame(times, columns=TIMING_COLUMNS)
     paired = []
     for (trial, fraction), group in pred.groupby(["trial", "fraction"], sort=True):

@@ -8,7 +8,6 @@ one) and every model of a trial sees the same images.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +52,13 @@ def make_split(table: pd.DataFrame, seed: int = 0, test_size: float = 0.2):
 
 
 def subsample(table: pd.DataFrame, train_idx, fraction: float, seed: int = 0) -> np.ndarray:
-    """A stratified, nested subset of ``train_idx`` holding ``fraction`` of it.
+    """A stratified, nested subset of ``train_idx`` holding ``round(fraction * n)`` rows.
 
-    Nested: for one seed, the subset for a smaller fraction lies inside the
-    subset for a larger one.
+    Each stratum is shuffled (seeded) and its i-th member gets the key
+    ``(i + u) / n_stratum`` with one random offset ``u`` per stratum; the subset
+    is the prefix of all rows sorted by key. So every stratum gives its share
+    to within one image, the size is exact, and for one seed the subset of a
+    smaller fraction lies inside the subset of a larger one.
     """
     train_idx = np.asarray(train_idx)
     if not 0 < fraction <= 1:
@@ -65,12 +67,14 @@ def subsample(table: pd.DataFrame, train_idx, fraction: float, seed: int = 0) ->
         return np.sort(train_idx)
     labels = strata(table.iloc[train_idx])
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(train_idx))
-    keep = []
+    keys = np.empty(len(train_idx))
     for label in np.unique(labels):
-        members = order[labels[order] == label]
-        keep.extend(members[: math.ceil(fraction * len(members))])
-    return np.sort(train_idx[np.asarray(keep, dtype=int)])
+        members = np.flatnonzero(labels == label)
+        ranks = rng.permutation(len(members))
+        keys[members] = (ranks + rng.random()) / len(members)
+    n_keep = max(1, int(round(fraction * len(train_idx))))
+    order = np.lexsort((np.arange(len(keys)), keys))
+    return np.sort(train_idx[order[:n_keep]])
 
 
 def write_split(path, table: pd.DataFrame, splits: dict[int, tuple[np.ndarray, np.ndarray]]) -> Path:

@@ -179,59 +179,83 @@ def _skin_colour(race, rng):
     return tuple(np.clip(tone + rng.normal(0, 5, 3), 30, 250))
 
 
+def _head_geometry(grow, old, trait, rng):
+    """Head, eye, nose and mouth placement: growth sets the child proportions."""
+    a = 0.265 * rng.normal(1, 0.035) * (1 + 0.03 * trait()) + 0.02 * (1 - grow)
+    b_bot = a * _lerp(0.95, 1.38, grow) * rng.normal(1, 0.04) * (1 + 0.04 * old)
+    cy = 0.47 - 0.05 * (b_bot - 0.3)
+    eye_y = cy + a * _lerp(0.16, -0.02, grow) + rng.normal(0, 0.006)
+    eye_w = a * _lerp(0.28, 0.2, grow) * rng.normal(1, 0.06) * (1 - 0.04 * trait())
+    nose_y = eye_y + b_bot * _lerp(0.36, 0.5, grow) * rng.normal(1, 0.05)
+    return dict(
+        cx=0.5, cy=cy, a=a, b_top=a * rng.normal(1.22, 0.04), b_bot=b_bot,
+        jaw_n=float(np.clip(_lerp(2.1, 2.15 + 0.45 * trait(), grow) + 0.4 * old, 1.6, 3.4)),
+        yaw=float(rng.uniform(-0.6, 0.6)),
+        eye_y=eye_y, eye_dx=a * rng.normal(0.43, 0.02), eye_w=eye_w,
+        eye_h=eye_w * _lerp(0.62, 0.45, grow) * (1 - 0.25 * old) * rng.normal(1, 0.08),
+        nose_y=nose_y, nose_w=a * _lerp(0.15, 0.2, grow) * (1 + 0.15 * old),
+        mouth_y=nose_y + (cy + b_bot - nose_y) * rng.normal(0.38, 0.03),
+        mouth_w=a * _lerp(0.24, 0.36, grow) * rng.normal(1, 0.06),
+        lip_h=a * _lerp(0.075, 0.065, grow) * (1 - 0.45 * old) * (1 - 0.12 * trait()),
+        smile=float(rng.normal(0.15, 0.3)),
+    )
+
+
+def _brow_shape(a, grow, brow):
+    """Brows: masculine ones sit lower, flatter and thicker."""
+    return dict(
+        brow_gap=a * _lerp(0.26, 0.24 - 0.05 * brow, grow),
+        brow_arch=a * max(_lerp(0.04, 0.05 - 0.03 * brow, grow), 0.0),
+        brow_thick=max(_lerp(0.006, 0.013 + 0.005 * brow, grow), 0.004),
+    )
+
+
+def _hair_traits(app, old, masc, trait, race, rng):
+    """Length (gender), recession and greying (age), sparse baby hair."""
+    grey = float(np.clip(1 / (1 + math.exp(-((app - 52) / 7 + rng.normal(0, 0.8)))), 0, 1))
+    length = 1 / (1 + math.exp(2.4 * trait(0.6) + 0.3)) * min(max(app / 7.0, 0.15), 1.0)
+    recede = old * (1.25 if masc > 0 else 0.3) + rng.normal(0, 0.15)
+    return dict(
+        hair_len=float(length), hair_volume=float(rng.uniform(0.0, 0.08)),
+        hair_density=float(min(0.3 + app / 3.0, 1.0)), hairline=float(np.clip(recede, 0, 1)),
+        fringe=float(rng.uniform(0, 0.35) if rng.random() < 0.3 else 0.0),
+        hair=_hair_colour(race, grey, rng),
+    )
+
+
+def _extras(app, masc, old, race, rng):
+    """Facial hair, make-up, glasses, eye and clothing colour."""
+    adult = app >= 17
+    facial = ""
+    if adult and masc > 0.3 and rng.random() < 0.45:
+        facial = ("stubble", "moustache", "beard")[rng.integers(3)]
+    iris = _EYE_LIGHT if race == 0 and rng.random() < 0.35 else _EYE_DARK
+    return dict(
+        facial_hair=facial, makeup=bool(adult and masc < -0.3 and rng.random() < 0.5),
+        glasses=bool(app >= 6 and rng.random() < 0.05 + 0.2 * old),
+        iris=iris[rng.integers(len(iris))], clothes=tuple(rng.uniform(20, 230, 3)),
+        skin=_skin_colour(race, rng),
+    )
+
+
 def _sample_face(age, gender, race, rng):
     """Draw the appearance parameters of one face."""
     app, sign = _apparent(age, gender, rng)
     grow = min(app / 17.0, 1.0) ** 0.8
-    child = 1.0 - grow
     old = float(np.clip((app - 28.0) / 50.0 + rng.normal(0, 0.06), 0, 1))
     strength = _lerp(0.25, 1.0, min(max(app - 2.0, 0.0) / 14.0, 1.0))
     masc = sign * strength + rng.normal(0, 0.65)
 
     def trait(scale=0.55):
+        """One gender-linked trait: the shared masculinity plus its own noise."""
         return masc + rng.normal(0, scale)
 
-    a = 0.265 * rng.normal(1, 0.035) * (1 + 0.03 * trait()) + 0.02 * child
-    b_bot = a * _lerp(0.95, 1.38, grow) * rng.normal(1, 0.04) * (1 + 0.04 * old)
-    b_top = a * rng.normal(1.22, 0.04)
-    cx, cy = 0.5, 0.47 - 0.05 * (b_bot - 0.3)
-    eye_y = cy + a * _lerp(0.16, -0.02, grow) + rng.normal(0, 0.006)
-    eye_w = a * _lerp(0.28, 0.2, grow) * rng.normal(1, 0.06) * (1 - 0.04 * trait())
-    nose_y = eye_y + b_bot * _lerp(0.36, 0.5, grow) * rng.normal(1, 0.05)
-    chin = cy + b_bot
-    brow = trait()
-    recede = float(np.clip(old * (1.25 if masc > 0 else 0.3) + rng.normal(0, 0.15), 0, 1))
-    grey = float(np.clip(1 / (1 + math.exp(-((app - 52) / 7 + rng.normal(0, 0.8)))), 0, 1))
-    adult = app >= 17
-    hair_len = 1 / (1 + math.exp(2.4 * trait(0.6) + 0.3))
-    hair_len *= min(max(app / 7.0, 0.15), 1.0)
-    facial = ""
-    if adult and masc > 0.3 and rng.random() < 0.45:
-        facial = ("stubble", "moustache", "beard")[rng.integers(3)]
-    iris = _EYE_LIGHT if race == 0 and rng.random() < 0.35 else _EYE_DARK
+    geometry = _head_geometry(grow, old, trait, rng)
     return _Face(
-        cx=cx, cy=cy, a=a, b_top=b_top, b_bot=b_bot,
-        jaw_n=float(np.clip(_lerp(2.1, 2.15 + 0.45 * trait(), grow) + 0.4 * old, 1.6, 3.4)),
-        yaw=float(rng.uniform(-0.6, 0.6)),
-        eye_y=eye_y, eye_dx=a * rng.normal(0.43, 0.02), eye_w=eye_w,
-        eye_h=eye_w * _lerp(0.62, 0.45, grow) * (1 - 0.25 * old) * rng.normal(1, 0.08),
-        brow_gap=a * _lerp(0.26, 0.24 - 0.05 * brow, grow),
-        brow_arch=a * max(_lerp(0.04, 0.05 - 0.03 * brow, grow), 0.0),
-        brow_thick=max(_lerp(0.006, 0.013 + 0.005 * brow, grow), 0.004),
-        nose_y=nose_y, nose_w=a * _lerp(0.15, 0.2, grow) * (1 + 0.15 * old),
-        mouth_y=nose_y + (chin - nose_y) * rng.normal(0.38, 0.03),
-        mouth_w=a * _lerp(0.24, 0.36, grow) * rng.normal(1, 0.06),
-        lip_h=a * _lerp(0.075, 0.065, grow) * (1 - 0.45 * old) * (1 - 0.12 * trait()),
-        smile=float(rng.normal(0.15, 0.3)),
-        hair_len=float(hair_len), hair_volume=float(rng.uniform(0.0, 0.08)),
-        hair_density=float(min(0.3 + app / 3.0, 1.0)), hairline=recede,
-        fringe=float(rng.uniform(0, 0.35) if rng.random() < 0.3 else 0.0),
-        wrinkle=float(np.clip(old ** 1.1 * rng.normal(1, 0.2), 0, 1)), child=child,
-        masc=float(masc), skin=_skin_colour(race, rng),
-        hair=_hair_colour(race, grey, rng), iris=iris[rng.integers(len(iris))],
-        clothes=tuple(rng.uniform(20, 230, 3)), facial_hair=facial,
-        makeup=bool(adult and masc < -0.3 and rng.random() < 0.5),
-        glasses=bool(rng.random() < 0.05 + 0.2 * old),
+        **geometry, **_brow_shape(geometry["a"], grow, trait()),
+        **_hair_traits(app, old, masc, trait, race, rng), **_extras(app, masc, old, race, rng),
+        wrinkle=float(np.clip(old ** 1.1 * rng.normal(1, 0.2), 0, 1)), child=1.0 - grow,
+        masc=float(masc),
     )
 
 
@@ -305,12 +329,16 @@ def _head_outline(f, n_points=64):
     return np.column_stack([f.cx + x, f.cy + y])
 
 
+def _gradient(size, theta):
+    """float32 (size, size) ramp from -1 to 1 (about) along direction ``theta``."""
+    ramp = np.linspace(-1, 1, size, dtype=np.float32)
+    return np.float32(np.cos(theta)) * ramp[None, :] + np.float32(np.sin(theta)) * ramp[:, None]
+
+
 def _draw_background(img, rng, size):
-    c0, c1 = rng.uniform(30, 235, 3), rng.uniform(30, 235, 3)
-    theta = rng.uniform(0, 2 * np.pi)
-    ramp = np.linspace(-0.5, 0.5, size, dtype=np.float32)
-    t = np.cos(theta) * ramp[None, :] + np.sin(theta) * ramp[:, None] + 0.5
-    img[:] = np.clip(c0 + (c1 - c0) * t[..., None], 0, 255).astype(np.uint8)
+    c0, c1 = rng.uniform(30, 235, 3).astype(np.float32), rng.uniform(30, 235, 3)
+    t = _gradient(size, rng.uniform(0, 2 * np.pi))[..., None] * 0.5 + 0.5
+    img[:] = np.clip(c0 + (c1 - c0).astype(np.float32) * t, 0, 255).astype(np.uint8)
     for _ in range(rng.integers(0, 4)):
         colour = tuple(rng.uniform(20, 235, 3))
         c, axes = rng.uniform(0, 1, 2), rng.uniform(0.05, 0.3, 2)
@@ -453,9 +481,9 @@ def _draw_skin_texture(img, f, size, rng):
     amp = 3 + 12 * f.wrinkle
     blotch = cv2.resize(rng.normal(0, amp, (6, 6)).astype(np.float32), (size, size),
                         interpolation=cv2.INTER_CUBIC)
-    grain = rng.normal(0, 1 + 6 * f.wrinkle, (size, size)).astype(np.float32)
-    m = mask.astype(np.float32)[..., None] / 255.0
-    out = img.astype(np.float32) + m * (blotch + grain)[..., None]
+    grain = rng.standard_normal((size, size), dtype=np.float32) * (1 + 6 * f.wrinkle)
+    m = mask.astype(np.float32) * np.float32(1 / 255)
+    out = img.astype(np.float32) + (m * (blotch + grain))[..., None]
     img[:] = np.clip(out, 0, 255).astype(np.uint8)
     spots = np.zeros_like(mask)
     for _ in range(rng.poisson(6 * max(f.wrinkle - 0.4, 0))):
@@ -544,10 +572,7 @@ def _warp(img, rng):
 
 def _light(img, rng):
     """Directional lighting, global gain and a colour cast."""
-    size = img.shape[0]
-    theta = rng.uniform(0, 2 * np.pi)
-    ramp = np.linspace(-1, 1, size, dtype=np.float32)
-    field = np.cos(theta) * ramp[None, :] + np.sin(theta) * ramp[:, None]
+    field = _gradient(img.shape[0], rng.uniform(0, 2 * np.pi))
     gain = rng.uniform(0.75, 1.15) * (1 + rng.uniform(0, 0.3) * field)
     cast = rng.normal(1, 0.04, 3).astype(np.float32)
     return img.astype(np.float32) * gain[..., None] * cast
@@ -563,7 +588,7 @@ def _degrade(img, rng):
     sigma = rng.uniform(0, 1.1) * size / 128
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    img = img + rng.normal(0, rng.uniform(1, 7), img.shape).astype(np.float32)
+    img = img + rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(1, 7)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -18,20 +18,13 @@ import numpy as np
 import pandas as pd
 
 from facebench.reports import plots
-from facebench.reports.report import MAX_AUDIT_ROWS, _audit, _thumbnail, atomic_write_text, render
-from facebench.reports.tables import Cell, Column, Table, text_cell
+from facebench.reports.report import MAX_AUDIT_ROWS, audit_section, render, thumbnail_uri
+from facebench.reports.tables import Cell, Column, Table, atomic_write_text, text_cell
 
 GENDERS = {0: "male", 1: "female"}
 RACES = {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "other"}
 AGE_BANDS = [(0, 2), (3, 12), (13, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
 N_SAMPLES = 48
-
-
-class _AuditOnly:
-    """The slice of a run that the audit section needs (shared with the report)."""
-
-    def __init__(self, audit: dict[str, Any]) -> None:
-        self.audit = audit
 
 
 def _counts_table(name: str, title: str, counts: pd.Series, total: int) -> Table:
@@ -84,7 +77,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
     atomic_write_text(out_dir / "audit.json", json.dumps(audit, indent=1, ensure_ascii=False, default=str) + "\n")
 
     n = len(table)
-    ctx: dict[str, Any] = {"n": n, "synthetic": bool(audit.get("synthetic")), "audit": _audit(_AuditOnly(audit))}
+    ctx: dict[str, Any] = {"n": n, "synthetic": bool(audit.get("synthetic")), "audit": audit_section(audit)}
     root = audit.get("root")
     ctx["dataset"] = Path(str(root)).name if root else "dataset"
     if n:
@@ -105,7 +98,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
         cache: dict[str, str | None] = {}
         ctx["samples"] = [
             {
-                "thumb": _thumbnail(r.path, cache),
+                "thumb": thumbnail_uri(r.path, cache),
                 "name": r.image_id,
                 "line1": f"age {int(r.age)}, {GENDERS.get(int(r.gender), '?')}",
                 "line2": "race unknown" if pd.isna(r.race) else RACES.get(int(r.race), str(r.race)),

@@ -183,7 +183,7 @@ def training_curves_figure(histories: Mapping[str, pd.DataFrame], model: str) ->
             if m not in metrics:
                 metrics.append(m)
     nrows, ncols = _grid(len(metrics), 3)
-    fig = new_figure(3.1 * ncols, 2.2 * nrows + 0.3)
+    fig = new_figure(3.4 * ncols, 2.4 * nrows + 0.4)
     axes = _styled_axes(fig, nrows, ncols)
     colors = model_colors(list(histories))
     for ax, metric in zip(axes.flat, metrics):
@@ -193,8 +193,7 @@ def training_curves_figure(histories: Mapping[str, pd.DataFrame], model: str) ->
     for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6))
-    fig.suptitle(model, fontsize=10, fontweight="bold")
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), title=model)
     return to_data_uri(fig)
 
 
@@ -206,7 +205,7 @@ def predicted_vs_true(preds: Mapping[str, pd.DataFrame], colors: Mapping[str, st
     """Predicted against true age, one panel per model, all on the same axes."""
     models = list(preds)
     nrows, ncols = _grid(len(models), 4)
-    fig = new_figure(2.5 * ncols, 2.5 * nrows)
+    fig = new_figure(3.1 * ncols, 3.1 * nrows)
     axes = _styled_axes(fig, nrows, ncols, sharex=True, sharey=True)
     hi = max(float(max(p["age"].max(), p["age_pred"].max())) for p in preds.values())
     lo = min(0.0, min(float(p["age_pred"].min()) for p in preds.values()))
@@ -233,7 +232,7 @@ def metric_by_group(
     table: pd.DataFrame, colors: Mapping[str, str], ylabel: str, xlabel: str = ""
 ) -> str:
     """One line per model (columns) over ordered groups (index), e.g. MAE by age band."""
-    fig = new_figure(6.4, 2.8)
+    fig = new_figure(7.5, 3.0)
     ax = _styled_axes(fig, 1, 1)[0, 0]
     x = np.arange(len(table.index))
     for model in table.columns:
@@ -252,7 +251,7 @@ def metric_by_group(
 @_styled
 def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], colors: Mapping[str, str]) -> str:
     """ROC curves of every gender model on one plot; ``curves[model] = (fpr, tpr, auc)``."""
-    fig = new_figure(4.2, 3.6)
+    fig = new_figure(5.0, 4.4)
     ax = _styled_axes(fig, 1, 1)[0, 0]
     ax.plot([0, 1], [0, 1], color="#888", linewidth=0.8, linestyle=":", label="chance")
     for model, (fpr, tpr, auc) in curves.items():
@@ -279,7 +278,7 @@ def data_size_figure(
     interval is drawn as a band.
     """
     nrows, ncols = _grid(len(panels), 4)
-    fig = new_figure(2.9 * ncols, 2.5 * nrows + 0.3)
+    fig = new_figure(3.2 * ncols, 2.7 * nrows + 0.3)
     axes = _styled_axes(fig, nrows, ncols)
     for ax, (title, frame) in zip(axes.flat, panels):
         for model, g in frame.groupby("model", sort=False):
@@ -295,7 +294,8 @@ def data_size_figure(
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
-    fig.legend(list(seen.values()), list(seen), loc="outside upper center", ncols=min(len(seen), 6))
+    order = [m for m in colors if m in seen] + [m for m in seen if m not in colors]
+    fig.legend([seen[m] for m in order], order, loc="outside upper center", ncols=min(len(order), 6))
     return to_data_uri(fig)
 
 
@@ -305,11 +305,11 @@ def data_size_figure(
 @_styled
 def cost_figure(seconds: pd.DataFrame) -> str:
     """Stacked horizontal bars: seconds per stage (columns) for each model (index)."""
-    fig = new_figure(6.4, 0.45 * len(seconds) + 1.0)
+    fig = new_figure(7.5, 0.42 * len(seconds) + 1.2)
     ax = _styled_axes(fig, 1, 1)[0, 0]
     left = np.zeros(len(seconds))
     y = np.arange(len(seconds))
-    stage_colors = ["#9ecae1", "#6baed6", "#3182bd", "#08519c"]
+    stage_colors = ["#c6dbef", "#6baed6", "#2171b5", "#f16913"]
     for color, stage in zip(stage_colors, seconds.columns):
         vals = seconds[stage].fillna(0).to_numpy(dtype=float)
         ax.barh(y, vals, left=left, color=color, label=stage, height=0.6)
@@ -317,7 +317,7 @@ def cost_figure(seconds: pd.DataFrame) -> str:
     ax.set_yticks(y, [str(i) for i in seconds.index])
     ax.invert_yaxis()
     ax.set_xlabel("seconds (median over trials)")
-    ax.legend(loc="lower right", ncols=len(seconds.columns))
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=len(seconds.columns))
     return to_data_uri(fig)
 
 

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import shlex
-import tempfile
+import sys
 import time
 import tomllib
 import warnings
@@ -52,6 +52,7 @@ from facebench.reports.tables import (
     Cell,
     Column,
     Table,
+    atomic_write_text,
     format_bytes,
     format_metric,
     format_p,
@@ -316,7 +317,7 @@ def _group_label(group: str) -> str:
     return name or family
 
 
-def _thumbnail(path: Any, cache: dict[str, str | None]) -> str | None:
+def thumbnail_uri(path: Any, cache: dict[str, str | None]) -> str | None:
     """A ~64 px JPEG data URI of an image file, or None when it cannot be read."""
     if not isinstance(path, str) or not path:
         return None
@@ -342,11 +343,18 @@ def _thumbnail(path: Any, cache: dict[str, str | None]) -> str | None:
 # ---- sections -----------------------------------------------------------------------
 
 
+def _phrase(metric: str, value: float) -> str:
+    """``MAE 7.49 years`` / ``accuracy 0.853``."""
+    if metric == "mae":
+        return f"MAE {format_metric(metric, value)} years"
+    return f"{_label(metric).lower() if metric == 'accuracy' else _label(metric)} {format_metric(metric, value)}"
+
+
 def _answer(run: Run, S: Summary) -> dict[str, Any]:
     f = run.main_fraction
     cols = [Column("model", "Model")]
     for task, metric in ANSWER_COLUMNS:
-        cols.append(Column(f"{task}_{metric}", f"{task.capitalize()} {_label(metric)}", numeric=True))
+        cols.append(Column(f"{task}_{metric}", _label(metric), numeric=True, group=task.capitalize()))
     age_models, gender_models = set(run.models_for("age")), set(run.models_for("gender"))
     rows = []
     for model in run.models:
@@ -379,10 +387,10 @@ def _answer(run: Run, S: Summary) -> dict[str, Any]:
         pick = min if direction == "min" else max
         best = pick(score, key=score.get)
         what = "age" if task == "age" else "gender"
-        text = f"Best for {what}: {best}, {_label(metric)} {format_metric(metric, score[best])}"
+        text = f"Best for {what}: {best}, {_phrase(metric, score[best])}"
         trivial = [m for m in score if _is_trivial(m)]
         if trivial and best not in trivial:
-            text += f" (the trivial baseline {trivial[0]}: {format_metric(metric, score[trivial[0]])})"
+            text += f" (the trivial baseline {trivial[0]}: {_phrase(metric, score[trivial[0]])})"
         verdict.append(text + ".")
         cnn = {m: v for m, v in score.items() if _is_cnn(m)}
         hand = {m: v for m, v in score.items() if _is_handcrafted(m)}
@@ -469,7 +477,13 @@ def _gender(run: Run, S: Summary, colors: dict[str, str]) -> dict[str, Any]:
         out["message"] = "No model in this run predicts gender."
         return out
     f = run.main_fraction
-    cols = [Column("model", "Model")] + [Column(m, _label(m), numeric=True) for m in GENDER_METRICS]
+    cols = [Column("model", "Model")]
+    for metric in GENDER_METRICS:
+        kind, _, cls = metric.partition("_")
+        if cls in ("male", "female", "macro"):
+            cols.append(Column(metric, "F1" if kind == "f1" else kind.capitalize(), True, group=cls.capitalize()))
+        else:
+            cols.append(Column(metric, _label(metric), True))
     rows = [[text_cell(m)] + [S.cell(f, m, "gender", "all", x) for x in GENDER_METRICS] for m in models]
     table = Table("gender", f"Gender: every model (female is the positive class; training fraction {_frac(f)})", cols, rows, note=S.interval_note)
     for metric in GENDER_METRICS:
@@ -630,9 +644,10 @@ def _paired(run: Run, S: Summary) -> dict[str, Any]:
                 if info is None:
                     row.append(Cell())
                     continue
-                e = sign * info["effect"]
+                e = sign * info["effect"] + 0.0
+                e = 0.0 if abs(e) < 1e-12 else e
                 better = (e < 0) if task == "age" else (e > 0)
-                cell = Cell(value=e, text=fmt_effect(e), detail=f"p {format_p(info['p'])}" if info["p"] >= 0.001 else "p < 0.001", detail_value=info["p"])
+                cell = Cell(value=e, text=fmt_effect(e), detail=_p_phrase(info["p"]), detail_value=info["p"])
                 cell.best = better and info["significant"] * 2 > info["trials"]
                 cell.muted = info["significant"] * 2 <= info["trials"]
                 row.append(cell)
@@ -677,6 +692,12 @@ def _paired(run: Run, S: Summary) -> dict[str, Any]:
     return out
 
 
+def _p_phrase(p: float) -> str:
+    """``p = 0.012`` or ``p < 0.001``."""
+    text = format_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _sentence(task: str, a: str, b: str, effect: float, info: dict[str, Any], va: float, vb: float) -> str:
     trials, sig = info["trials"], info["significant"]
     if task == "age":
@@ -697,13 +718,13 @@ def _sentence(task: str, a: str, b: str, effect: float, info: dict[str, Any], va
         test = "McNemar's exact test on the faces where only one of the two is right"
     if trials > 1:
         verdict = (
-            f"The {test} gives p < 0.05 in {sig} of {trials} trials (median p {format_p(info['p'])}): "
+            f"The {test} gives p < 0.05 in {sig} of {trials} trials (median {_p_phrase(info['p'])}): "
             + ("the difference is real, not luck of the test set." if sig == trials else "the evidence is mixed." if sig else "the test set cannot tell them apart.")
         )
     elif info["p"] < 0.05:
-        verdict = f"The {test} gives p = {format_p(info['p'])}: a difference this large would seldom appear by chance if the two models were equally good, so it is probably real."
+        verdict = f"The {test} gives {_p_phrase(info['p'])}: a difference this large would seldom appear by chance if the two models were equally good, so it is probably real."
     else:
-        verdict = f"The {test} gives p = {format_p(info['p'])}: a difference like this could easily be chance, so these test faces cannot tell the two apart."
+        verdict = f"The {test} gives {_p_phrase(info['p'])}: a difference like this could easily be chance, so these test faces cannot tell the two apart."
     return f"{head} {verdict}"
 
 
@@ -736,7 +757,7 @@ def _subgroups(run: Run, S: Summary) -> dict[str, Any]:
                 f"{task.capitalize()}: {_label(metric)} by group",
                 cols,
                 rows,
-                note=S.interval_note + f" Greyed: fewer than {MIN_GROUP_N} test faces, too few to judge (left out of the gaps below).",
+                note=S.interval_note + f" Greyed: fewer than {MIN_GROUP_N} test faces, too few to judge (left out of the gaps).",
             )
         )
         for x in models:
@@ -791,13 +812,13 @@ def _cost(run: Run) -> dict[str, Any]:
     order = [m for m in run.models if m in med.index] + [m for m in med.index if m not in run.models]
     med = med.loc[order]
     med["total_s"] = med[stages].sum(axis=1, min_count=1)
-    labels = {"decode_s": "Decode (s)", "features_s": "Features (s)", "fit_s": "Fit (s)", "predict_s": "Predict (s)"}
+    labels = {"decode_s": "Decode", "features_s": "Features", "fit_s": "Fit", "predict_s": "Predict"}
     cols = [Column("model", "Model")]
-    cols += [Column(c, {"n_train": "Training faces", "n_test": "Test faces"}[c], True) for c in ("n_train", "n_test") if c in med.columns]
-    cols += [Column(c, labels[c], True) for c in stages] + [Column("total_s", "Total (s)", True)]
+    cols += [Column(c, {"n_train": "Train", "n_test": "Test"}[c], True, group="Faces") for c in ("n_train", "n_test") if c in med.columns]
+    cols += [Column(c, labels[c], True, group="Seconds") for c in stages] + [Column("total_s", "Total", True, group="Seconds")]
     if "predict_s" in med.columns and "n_test" in med.columns:
         med["predict_ms_per_face"] = 1000 * med["predict_s"] / med["n_test"].replace(0, np.nan)
-        cols.append(Column("predict_ms_per_face", "Predict (ms / face)", True))
+        cols.append(Column("predict_ms_per_face", "Predict ms / face", True))
     if "peak_memory_mb" in med.columns:
         cols.append(Column("peak_memory_mb", "Peak memory (MB)", True))
     if "model_bytes" in med.columns:
@@ -825,12 +846,14 @@ def _cost(run: Run) -> dict[str, Any]:
         cols,
         rows,
         note=(f"Median over {n_trials} trials. " if n_trials > 1 else "")
-        + "Decoding is shared by the models of a trial where the run caches images; ★ cheapest.",
+        + "Decoding is shared by the models of a trial where the run caches images; ★ cheapest (trivial baselines left out).",
     )
-    for key in ("total_s", "peak_memory_mb", "model_bytes"):
+    real = [i for i, model in enumerate(med.index) if not _is_trivial(str(model))]
+    for key in ("total_s", "predict_ms_per_face", "peak_memory_mb", "model_bytes"):
         if any(c.key == key for c in cols):
-            table.mark_best(key, "min")
-    return {"table": table, "figure": plots.cost_figure(med[stages].rename(columns=labels)) if stages else None}
+            table.mark_best(key, "min", rows=real)
+    figure = plots.cost_figure(med[stages].rename(columns=labels)) if stages else None
+    return {"table": table, "figure": figure}
 
 
 def _worst(run: Run) -> dict[str, Any]:
@@ -851,7 +874,7 @@ def _worst(run: Run) -> dict[str, Any]:
                 r = pa.loc[i]
                 entry["age"].append(
                     {
-                        "thumb": _thumbnail(r["path"], cache),
+                        "thumb": thumbnail_uri(r["path"], cache),
                         "name": r["image_id"],
                         "line1": f"true {int(r['age'])}, predicted {r['age_pred']:.1f}",
                         "line2": f"off by {err[i]:.1f} years",
@@ -865,7 +888,7 @@ def _worst(run: Run) -> dict[str, Any]:
                 r = wrong.loc[i]
                 entry["gender"].append(
                     {
-                        "thumb": _thumbnail(r["path"], cache),
+                        "thumb": thumbnail_uri(r["path"], cache),
                         "name": r["image_id"],
                         "line1": f"true {'female' if int(r['gender']) else 'male'}, called {'female' if int(r['gender_pred']) else 'male'}",
                         "line2": f"P(female) = {float(r['p_female']):.2f}",
@@ -882,8 +905,8 @@ def _worst(run: Run) -> dict[str, Any]:
     }
 
 
-def _audit(run: Run) -> dict[str, Any]:
-    a = run.audit
+def audit_section(a: dict[str, Any]) -> dict[str, Any]:
+    """The data-audit section (shared by the report and the explore page) from an audit dict."""
     if not a:
         return {"message": "audit.json is missing: this run directory does not say what was found and skipped."}
     skipped = list(a.get("skipped") or [])
@@ -898,8 +921,14 @@ def _audit(run: Run) -> dict[str, Any]:
         "source": a.get("source"),
         "root": a.get("root"),
         "synthetic": bool(a.get("synthetic")),
-        "not_used": [str(x) for x in (a.get("not_used") or [])],
     }
+    not_used = []
+    for entry in a.get("not_used") or []:
+        if isinstance(entry, dict):
+            not_used.append([text_cell(str(entry.get("file", entry.get("path", "")))), text_cell(str(entry.get("reason", "")))])
+        else:
+            not_used.append([text_cell(str(entry)), text_cell("")])
+    out["not_used"] = Table("audit_not_used", "Not scanned", [Column("file", "Entry"), Column("reason", "Why")], not_used)
     out["reasons"] = Table(
         "audit_reasons",
         "Why files were skipped",
@@ -951,9 +980,12 @@ def _reproduce(run: Run) -> dict[str, Any]:
 def _seen(run: Run) -> dict[str, Any] | None:
     """Call the optional ``facebench.reports.explain.explain_section`` hook (issue 5)."""
     name = "facebench.reports.explain"
-    if importlib.util.find_spec(name) is None:
-        return None
-    hook = getattr(importlib.import_module(name), "explain_section", None)
+    module = sys.modules.get(name)
+    if module is None:
+        if importlib.util.find_spec(name) is None:
+            return None
+        module = importlib.import_module(name)
+    hook = getattr(module, "explain_section", None)
     if hook is None:
         return None
     try:
@@ -984,17 +1016,6 @@ def _environment() -> jinja2.Environment:
 def render(template: str, **context: Any) -> str:
     """Render one of the report templates (autoescape on)."""
     return _environment().get_template(template).render(**context)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _header(run: Run, S: Summary) -> dict[str, Any]:
@@ -1038,7 +1059,7 @@ def build_context(run: Run) -> tuple[dict[str, Any], list[Table]]:
         "cost": _cost(run),
         "worst": _worst(run),
         "seen": _seen(run),
-        "audit": _audit(run),
+        "audit": audit_section(run.audit),
         "reproduce": _reproduce(run),
     }
     ctx["sections"] = [(sid, title) for sid, title in SECTIONS if sid != "seen" or ctx["seen"] is not None]
@@ -1050,7 +1071,7 @@ def build_context(run: Run) -> tuple[dict[str, Any], list[Table]]:
     tables += ctx["subgroups"]["tables"]
     if "gap" in ctx["subgroups"]:
         tables.append(ctx["subgroups"]["gap"])
-    for key in ("reasons", "skipped", "duplicates"):
+    for key in ("reasons", "skipped", "duplicates", "not_used"):
         if key in ctx["audit"]:
             tables.append(ctx["audit"][key])
     return ctx, tables
@@ -1089,4 +1110,4 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
     return out
 
 
-__all__ = ["Run", "load_run", "summarize", "interval_note", "write_report", "render", "atomic_write_text", "SECTIONS"]
+__all__ = ["Run", "SECTIONS", "audit_section", "load_run", "render", "summarize", "thumbnail_uri", "write_report"]

@@ -16,7 +16,7 @@ import io
 import json
 import math
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,7 @@ class Column:
     label: str
     numeric: bool = False
     detail_key: str = "detail"
+    group: str = ""  # a header spanning consecutive columns of the same group
 
 
 @dataclass
@@ -211,15 +212,35 @@ class Table:
     def empty(self) -> bool:
         return not self.rows
 
-    def mark_best(self, column_key: str, direction: str) -> None:
+    @property
+    def header_groups(self) -> list[tuple[str, int, bool, bool]]:
+        """The first header row: ``(label, span, is_group, numeric)`` per header cell."""
+        out: list[tuple[str, int, bool, bool]] = []
+        for col in self.columns:
+            if col.group and out and out[-1][2] and out[-1][0] == col.group:
+                label, span, _, numeric = out[-1]
+                out[-1] = (label, span + 1, True, numeric)
+            elif col.group:
+                out.append((col.group, 1, True, True))
+            else:
+                out.append((col.label, 1, False, col.numeric))
+        return out
+
+    @property
+    def has_groups(self) -> bool:
+        return any(c.group for c in self.columns)
+
+    def mark_best(self, column_key: str, direction: str, rows: list[int] | None = None) -> None:
         """Mark the best cell of a column; ties on the shown text are all marked.
 
-        ``direction`` is ``"min"`` or ``"max"``. Cells with no value are ignored.
+        ``direction`` is ``"min"`` or ``"max"``. Cells with no value or greyed out are
+        ignored, and so are rows not in ``rows`` (row indices) when it is given.
         """
         if direction not in ("min", "max"):
             raise ValueError(f"direction={direction!r}; expected 'min' or 'max'")
         j = [c.key for c in self.columns].index(column_key)
-        cells = [row[j] for row in self.rows if not is_missing(row[j].value) and not row[j].muted]
+        candidates = self.rows if rows is None else [self.rows[i] for i in rows]
+        cells = [row[j] for row in candidates if not is_missing(row[j].value) and not row[j].muted]
         if len(cells) < 2:
             return
         pick = min if direction == "min" else max
@@ -273,7 +294,7 @@ class Table:
             "name": self.name,
             "title": self.title,
             "note": self.note,
-            "columns": [{"key": c.key, "label": c.label} for c in self.columns],
+            "columns": [{"key": c.key, "label": f"{c.group} {c.label}".strip()} for c in self.columns],
             "rows": self.records(),
         }
         return json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
@@ -282,7 +303,8 @@ class Table:
         lines = [f"### {_md_escape(self.title)}", ""]
         if self.note:
             lines += [_md_escape(self.note), ""]
-        lines.append("| " + " | ".join(_md_escape(c.label) for c in self.columns) + " |")
+        labels = [f"{c.group} {c.label}" if c.group else c.label for c in self.columns]
+        lines.append("| " + " | ".join(_md_escape(x) for x in labels) + " |")
         lines.append("|" + "|".join("---:" if c.numeric else "---" for c in self.columns) + "|")
         for row in self.rows:
             texts = []
@@ -310,14 +332,16 @@ def _md_escape(text: str) -> str:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file so that readers see the old or the new file, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with open(tmp, "x", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -339,11 +363,11 @@ def write_tables(tables: list[Table], out_dir: Path) -> dict[str, dict[str, str]
         if table.name in names:
             raise ValueError(f"two report tables are both named {table.name!r}")
         names.add(table.name)
-        _atomic_write(out_dir / f"{table.name}.csv", table.to_csv())
-        _atomic_write(out_dir / f"{table.name}.json", table.to_json())
+        atomic_write_text(out_dir / f"{table.name}.csv", table.to_csv())
+        atomic_write_text(out_dir / f"{table.name}.json", table.to_json())
         md = table.to_markdown()
-        _atomic_write(out_dir / f"{table.name}.md", md)
+        atomic_write_text(out_dir / f"{table.name}.md", md)
         all_md += [md, ""]
         links[table.name] = {ext: f"{out_dir.name}/{table.name}.{ext}" for ext in ("csv", "json", "md")}
-    _atomic_write(out_dir / "README.md", "\n".join(all_md))
+    atomic_write_text(out_dir / "README.md", "\n".join(all_md))
     return links

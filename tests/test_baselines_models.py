@@ -1,0 +1,238 @@
+"""The model registry: every entry fits and predicts, features-once, seeds, no leakage, errors."""
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.svm import SVC
+
+from facebench.baselines import (
+    MODEL_TASKS,
+    HFlipAugmented,
+    TunedEstimator,
+    list_models,
+    make_model,
+    predict_outputs,
+    uses_flip,
+)
+
+REQUIRED = {
+    "gender": {"dummy", "hog+svm", "lbp+svm", "hog+lbp+svm", "pixels+pca+svm", "hog+linsvm"},
+    "age": {"dummy", "hog+ridge", "lbp+ridge", "hog+lbp+ridge", "hog+lbp+svr"},
+}
+
+
+def tiny_faces(n=36, seed=0):
+    """Images whose labels are learnable: a bright square for "female", its position for age."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(40, 90, size=(n, 64, 64)).astype(np.uint8)
+    gender = np.arange(n) % 2
+    age = rng.integers(1, 90, size=n)
+    for i in range(n):
+        if gender[i]:
+            images[i, 8:24, 8:24] = 220
+        top = 4 + int(age[i] / 90 * 40)
+        images[i, top : top + 12, 40:52] = 250
+    return images, gender, age
+
+
+@pytest.fixture(scope="module")
+def data():
+    return tiny_faces()
+
+
+def test_registry_names_and_tasks():
+    for task, names in REQUIRED.items():
+        assert names <= set(list_models(task))
+        assert all(task in MODEL_TASKS[name] for name in list_models(task))
+    assert MODEL_TASKS["dummy"] == ("age", "gender")
+
+
+@pytest.mark.parametrize("task, name", [(t, n) for t in ("gender", "age") for n in list_models(t)])
+def test_every_model_fits_and_predicts(data, task, name):
+    images, gender, age = data
+    y = gender if task == "gender" else age
+    model = make_model(name, task, random_state=0)
+    assert model.steps[0][0] == "features"
+    model.fit(images[:28], y[:28])
+    out = predict_outputs(model, images[28:], task)
+    if task == "age":
+        assert set(out) == {"age"}
+        assert out["age"].shape == (8,) and out["age"].dtype == np.float64
+        assert np.all((0 <= out["age"]) & (out["age"] <= 116))
+    else:
+        assert set(out) == {"p_female", "gender"}
+        p, g = out["p_female"], out["gender"]
+        assert p.shape == g.shape == (8,)
+        assert np.all((0 <= p) & (p <= 1)) and set(np.unique(g)) <= {0, 1}
+        assert np.array_equal(g, (p > 0.5).astype(int)) or name == "dummy"
+
+
+@pytest.mark.parametrize("task, name", [("gender", "hog+lbp+svm"), ("gender", "hog+linsvm"), ("age", "hog+lbp+svr"), ("age", "lbp+ridge")])
+def test_features_once_gives_the_same_predictions(data, task, name):
+    images, gender, age = data
+    y = gender if task == "gender" else age
+    full = make_model(name, task, random_state=3).fit(images[:28], y[:28])
+    features = full.named_steps["features"]
+    tail = make_model(name, task, random_state=3)[1:].fit(features.transform(images[:28]), y[:28])
+    a = predict_outputs(full, images[28:], task)
+    b = predict_outputs(tail, features.transform(images[28:]), task)
+    # and the fitted full model's own tail on the features
+    c = predict_outputs(full[1:], features.transform(images[28:]), task)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_array_equal(a[key], c[key])
+
+
+@pytest.mark.parametrize("task, name", [("gender", "hog+lbp+svm"), ("gender", "hog+linsvm"), ("age", "hog+lbp+svr")])
+def test_same_seed_same_predictions(data, task, name):
+    images, gender, age = data
+    y = gender if task == "gender" else age
+    runs = [predict_outputs(make_model(name, task, random_state=7).fit(images[:28], y[:28]), images[28:], task) for _ in range(2)]
+    for key in runs[0]:
+        np.testing.assert_array_equal(runs[0][key], runs[1][key])
+
+
+def test_rbf_models_learn_the_tiny_task(data):
+    images, gender, _ = data
+    model = make_model("hog+lbp+svm", "gender", random_state=0).fit(images[:28], gender[:28])
+    assert np.mean(predict_outputs(model, images[28:], "gender")["gender"] == gender[28:]) >= 0.75
+
+
+# ---------------------------------------------------------------------------- no leakage
+
+
+class RowSpy(ClassifierMixin, BaseEstimator):
+    """A classifier that records, in a shared log, the ids (column 0) of every row it is fitted on."""
+
+    log = []
+
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        RowSpy.log.append(("fit", np.asarray(X)[:, 0].copy()))
+        self.model_ = SVC(C=self.C).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X):
+        RowSpy.log.append(("predict", np.asarray(X)[:, 0].copy()))
+        return self.model_.predict(X)
+
+
+def test_tuning_sees_only_the_rows_given_to_fit():
+    rng = np.random.default_rng(0)
+    n = 200
+    ids = np.arange(n, dtype=float)
+    X = np.column_stack([ids, rng.normal(size=(n, 3))])
+    y = (X[:, 1] > 0).astype(int)
+    train, test = np.arange(0, 150), np.arange(150, 200)
+    RowSpy.log.clear()
+    tuned = TunedEstimator(RowSpy(), {"C": [0.1, 1.0]}, cv=3, max_tune_samples=90, random_state=0).fit(X[train], y[train])
+    seen = np.concatenate([rows for _, rows in RowSpy.log])
+    assert len(RowSpy.log) == 2 * 3 * 2 + 1  # 2 settings x 3 folds x (fit + score), then the refit
+    assert not np.isin(seen, test).any(), "test rows reached the tuning"
+    cv_rows = np.concatenate([rows for _, rows in RowSpy.log[:-1]])
+    assert set(cv_rows) == set(ids[train][tuned.tune_indices_]) and len(tuned.tune_indices_) == 90
+    np.testing.assert_array_equal(np.sort(RowSpy.log[-1][1]), ids[train])  # refit on all training rows
+
+
+def test_flip_augmentation_keeps_a_face_and_its_mirror_in_one_fold():
+    rng = np.random.default_rng(1)
+    n = 60
+    first = np.column_stack([np.arange(n, dtype=float), rng.normal(size=(n, 2))])
+    mirror = first.copy()
+    mirror[:, 0] += 1000  # id of the mirror copy of row i: i + 1000
+    X = np.hstack([first, mirror])
+    y = (first[:, 1] > 0).astype(int)
+    RowSpy.log.clear()
+    TunedEstimator(HFlipAugmented(RowSpy()), {"estimator__C": [1.0]}, cv=3, random_state=0).fit(X, y)
+    for (kind, fitted), (_, scored) in zip(RowSpy.log[:-1:2], RowSpy.log[1:-1:2]):
+        assert kind == "fit"
+        assert np.all(scored < 1000), "a mirror image was used for scoring"
+        assert not np.isin(scored + 1000, fitted).any(), "a face was scored while its mirror image trained the model"
+        assert set(fitted[fitted >= 1000] - 1000) == set(fitted[fitted < 1000])
+
+
+def test_full_model_tuning_never_sees_test_images(data):
+    images, gender, _ = data
+    model = make_model("hog+lbp+svm", "gender", random_state=0)
+    model.set_params(model__estimator=HFlipAugmented(RowSpy()), model__param_grid={"estimator__C": [1.0, 3.0]})
+    RowSpy.log.clear()
+    model.fit(images[:28], gender[:28])
+    reduced = model[:-1].transform(images)  # the rows the final estimator works on
+    seen = np.concatenate([rows for kind, rows in RowSpy.log if kind == "fit"])
+    d = reduced.shape[1] // 2
+    assert np.isin(reduced[:28, 0], seen).all()
+    assert not np.isin(reduced[28:, 0], seen).any(), "test images reached the fit"
+    assert not np.isin(reduced[28:, d], seen).any(), "mirror images of test images reached the fit"
+
+
+# ---------------------------------------------------------------------------- flip
+
+
+def test_flip_models_are_marked_and_never_predict_from_mirrors(data):
+    images, gender, _ = data
+    model = make_model("hog+lbp+svm", "gender", random_state=0)
+    assert uses_flip(model) and not uses_flip(make_model("hog+linsvm", "gender"))
+    model.fit(images[:28], gender[:28])
+    F = model.named_steps["features"].transform(images[28:])
+    d = F.shape[1] // 2
+    scrambled = F.copy()
+    scrambled[:, d:] = np.random.default_rng(0).random(scrambled[:, d:].shape)
+    np.testing.assert_array_equal(model[1:].decision_function(F), model[1:].decision_function(scrambled))
+
+
+def test_flip_augmented_rejects_unpaired_features():
+    with pytest.raises(ValueError, match=r"got shape \(4, 3\)"):
+        HFlipAugmented(SVC()).fit(np.zeros((4, 3)), [0, 1, 0, 1])
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (("hog+cnn", "gender"), {}, "name='hog\\+cnn'"),
+        (("hog+svm", "age"), {}, "does not do task='age'"),
+        (("hog+ridge", "gender"), {}, "does not do task='gender'"),
+        (("dummy", "race"), {}, "task='race'"),
+        (("dummy", "age"), {"random_state": "zero"}, "random_state='zero'"),
+    ],
+)
+def test_make_model_errors_name_the_bad_value(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_model(*args, **kwargs)
+
+
+def test_other_errors_name_the_bad_value(data):
+    images, gender, _ = data
+    with pytest.raises(ValueError, match="task='height'"):
+        list_models("height")
+    model = make_model("dummy", "gender").fit(images, gender)
+    with pytest.raises(ValueError, match="task='both'"):
+        predict_outputs(model, images, "both")
+    with pytest.raises(ValueError, match="cv=1"):
+        TunedEstimator(SVC(), {"C": [1.0]}, cv=1).fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_dummy_predicts_prior_and_median(data):
+    images, gender, age = data
+    g = predict_outputs(make_model("dummy", "gender").fit(images, gender * 0 + 1), images[:3], "gender")
+    assert np.all(g["gender"] == 1) and np.all(g["p_female"] == 1.0)
+    a = predict_outputs(make_model("dummy", "age").fit(images, age), images[:3], "age")
+    assert np.all(a["age"] == np.median(age))
+
+
+def test_age_predictions_are_clipped():
+    class Wild(BaseEstimator):
+        def predict(self, X):
+            return np.array([-5.0, 50.0, 300.0])
+
+    np.testing.assert_array_equal(predict_outputs(Wild(), None, "age")["age"], [0.0, 50.0, 116.0])
+
+
+def test_make_model_returns_fresh_unfitted_models():
+    a, b = make_model("hog+svm", "gender", random_state=0), make_model("hog+svm", "gender", random_state=0)
+    assert a is not b and repr(clone(a)) == repr(b)

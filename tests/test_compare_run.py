@@ -1,0 +1,213 @@
+"""The benchmark runner end to end on small synthetic faces: contract, determinism, resume, Dask."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import facebench.compare.runner as runner
+from facebench.cli import main
+from facebench.compare import load_config, run
+from facebench.compare.rundir import METRIC_COLUMNS, PRED_COLUMNS, TIMING_COLUMNS
+from facebench.data import synthesize
+from facebench.errors import UserError
+
+FAST = [
+    "models.gender=['dummy', 'hog+linsvm']",
+    "models.age=['dummy', 'hog+ridge']",
+    "models.cnn=[]",
+    "fractions=[0.5, 1.0]",
+    "trials=2",
+    "bootstrap=200",
+    "n_jobs=1",
+]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    synthesize(folder, n=240, seed=5, size=64)
+    return folder
+
+
+def _config(faces, out, extra=()):
+    return load_config(preset="quick", data=faces, out=out, overrides=[*FAST, *extra])
+
+
+@pytest.fixture(scope="module")
+def finished(faces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    run(_config(faces, out), quiet=True, report=False)
+    return out
+
+
+def test_run_directory_contract(finished):
+    for name in ("config.toml", "audit.json", "split.csv", "predictions.csv.gz", "metrics.csv", "timings.csv",
+                 "paired.csv", "run.log"):
+        assert (finished / name).exists(), name
+    pred = pd.read_csv(finished / "predictions.csv.gz")
+    assert list(pred.columns) == PRED_COLUMNS
+    split = pd.read_csv(finished / "split.csv")
+    n_test = (split[split.trial == 0].part == "test").sum()
+    # trials x fractions x models x test images
+    assert len(pred) == 2 * 2 * 3 * n_test
+    assert set(pred["model"]) == {"dummy", "hog+linsvm", "hog+ridge"}
+    assert pred.loc[pred.model == "hog+ridge", "p_female"].isna().all()
+    assert pred.loc[pred.model == "hog+linsvm", "age_pred"].isna().all()
+    assert pred.loc[pred.model == "hog+linsvm", "gender_pred"].isin([0, 1]).all()
+    metrics = pd.read_csv(finished / "metrics.csv")
+    assert list(metrics.columns) == METRIC_COLUMNS
+    assert list(pd.read_csv(finished / "timings.csv").columns) == TIMING_COLUMNS
+    audit = json.loads((finished / "audit.json").read_text())
+    assert audit["found"] == 240 and audit["used"] == 240 and audit["skipped"] == []
+    assert audit["synthetic"] is True
+    assert audit["run"]["cores"] >= 1 and "numpy" in audit["run"]["versions"]
+    assert sorted(p.name for p in (finished / "models").iterdir())[:2] == ["t0_f0.5_dummy.joblib",
+                                                                          "t0_f0.5_hog-linsvm.joblib"]
+
+
+def test_every_model_sees_the_same_split(finished):
+    pred = pd.read_csv(finished / "predictions.csv.gz")
+    split = pd.read_csv(finished / "split.csv")
+    for trial, group in pred.groupby("trial"):
+        test_ids = set(split[(split.trial == trial) & (split.part == "test")].image_id)
+        for _, sub in group.groupby(["fraction", "model"]):
+            assert set(sub.image_id) == test_ids
+    t0 = set(split[(split.trial == 0) & (split.part == "test")].image_id)
+    t1 = set(split[(split.trial == 1) & (split.part == "test")].image_id)
+    assert t0 != t1  # each trial has its own seed and split
+
+
+def test_metrics_match_predictions(finished):
+    pred = pd.read_csv(finished / "predictions.csv.gz")
+    metrics = pd.read_csv(finished / "metrics.csv")
+    sub = pred[(pred.trial == 1) & (pred.fraction == 1.0) & (pred.model == "hog+ridge")]
+    mae = metrics.query("trial == 1 and fraction == 1.0 and model == 'hog+ridge' and group == 'all' "
+                        "and metric == 'mae'")["value"].item()
+    assert mae == pytest.approx((sub.age_pred - sub.age).abs().mean(), abs=1e-3)
+    assert (metrics["fraction"].unique() == [0.5, 1.0]).all()
+
+
+def test_learns_above_dummy(finished):
+    m = pd.read_csv(finished / "metrics.csv").query("group == 'all' and fraction == 1.0")
+    acc = m[m.metric == "accuracy"].groupby("model")["value"].median()
+    mae = m[m.metric == "mae"].groupby("model")["value"].median()
+    assert acc["hog+linsvm"] > acc["dummy"] + 0.05
+    assert mae["hog+ridge"] < mae["dummy"] - 1
+
+
+def test_same_config_same_seed_same_results(finished, faces, tmp_path):
+    run(_config(faces, tmp_path), quiet=True, report=False)
+    a = pd.read_csv(finished / "metrics.csv")
+    b = pd.read_csv(tmp_path / "metrics.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_resume_after_interruption(faces, finished, tmp_path, monkeypatch):
+    real = runner.run_classical_unit
+    calls = []
+    dying = [True]
+
+    def flaky(unit, *args, **kw):
+        if dying[0] and len(calls) == 5:
+            raise RuntimeError("power cut")  # the run dies after 5 units
+        calls.append(unit["id"])
+        return real(unit, *args, **kw)
+
+    monkeypatch.setattr(runner, "run_classical_unit", flaky)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(_config(faces, tmp_path), quiet=True, report=False)
+    assert len(list((tmp_path / "units").glob("t*"))) == 5
+    first = list(calls)
+    calls.clear()
+    dying[0] = False
+    run(_config(faces, tmp_path), quiet=True, report=False)
+    assert len(calls) == 12 - 5 and not set(calls) & set(first)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))
+    calls.clear()
+    run(_config(faces, tmp_path), quiet=True, report=False, force=True)
+    assert len(calls) == 12
+
+
+def test_changed_config_in_same_directory_is_refused(faces, finished):
+    with pytest.raises(UserError, match="different configuration"):
+        run(_config(faces, finished, ["seed=7"]), quiet=True, report=False)
+
+
+def test_dask_cluster_gives_the_same_results(faces, finished, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        config = _config(faces, tmp_path, [f"dask='{cluster.scheduler_address}'"])
+        run(config, quiet=True, report=False)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))
+
+
+def test_image_count_fraction_and_max_images(faces, tmp_path):
+    config = _config(faces, tmp_path, ["fractions=[50, 1.0]", "trials=1", "data.max_images=200",
+                                       "models.gender=['dummy']", "models.age=[]"])
+    run(config, quiet=True, report=False)
+    timings = pd.read_csv(tmp_path / "timings.csv")
+    assert sorted(timings.n_train) == [50, 160]
+    assert (timings.n_test == 40).all()
+
+
+# --------------------------------------------------------------------------- config errors
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trails=3"], "'trails' is unknown (did you mean 'trials'?)"),
+        (["trials=0"], "'trials' = 0 is invalid: expected 1-100"),
+        (["fractions=[0.5, 2.5]"], "'fractions' = 2.5 is invalid"),
+        (["models.gender=['hog+svr']"], "'models.gender' = 'hog+svr' is invalid: expected one of"),
+        (["models.cnn=['resnet']"], "'models.cnn' = 'resnet' is invalid"),
+        (["features.color=cmyk"], "'features.color' = 'cmyk'"),
+        (["cnn.default.epoch=3"], "'cnn.default.epoch' is unknown (did you mean 'epochs'?)"),
+        (["cnn.default.epochs='many'"], "'cnn.default.epochs' = 'many' is invalid"),
+        (["trials"], "expected KEY=VALUE"),
+    ],
+)
+def test_bad_config_names_key_and_value(overrides, message):
+    with pytest.raises(UserError) as err:
+        load_config(preset="quick", data="x", overrides=overrides)
+    assert message in str(err.value)
+
+
+def test_unknown_preset():
+    with pytest.raises(UserError, match="preset 'fast' is unknown; choose one of: quick, standard, seed, full"):
+        load_config(preset="fast")
+
+
+def test_config_file_and_presets(tmp_path):
+    f = tmp_path / "my.toml"
+    f.write_text('preset = "seed"\ntrials = 2\n[models]\nage = ["hog+ridge"]\n')
+    c = load_config(path=f, overrides=["seed=3"], data="faces")
+    assert (c["preset"], c["trials"], c["seed"], c["models"]["age"]) == ("seed", 2, 3, ["hog+ridge"])
+    assert c["models"]["cnn"] == ["seed"] and c["cnn"]["seed"]["image_size"] == 128
+    (tmp_path / "bad.toml").write_text("trials = [")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_config(path=tmp_path / "bad.toml")
+    for name in ("quick", "standard", "seed", "full"):
+        assert load_config(preset=name)["preset"] == name
+
+
+def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["run", "--data", str(tmp_path / "missing"), "--preset", "quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such file or folder" in err
+    assert main(["run", "--data", str(tmp_path), "--set", "trails=2"]) == 2
+    assert "did you mean 'trials'" in capsys.readouterr().err
+    assert main(["run", "--data", str(tmp_path), "--preset", "quick", "--out", str(tmp_path / "o")]) == 2
+    assert "no usable image" in capsys.readouterr().err
+
+
+def test_predictions_file_is_gzip(finished):
+    with gzip.open(finished / "predictions.csv.gz", "rt") as fh:
+        assert fh.readline().startswith("trial,fraction,model")
+    np.testing.assert_array_equal(pd.read_csv(finished / "paired.csv")["trial"].unique(), [0, 1])

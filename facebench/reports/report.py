@@ -106,14 +106,18 @@ SECTIONS = [
 
 
 def _read_csv(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame | None:
-    """A CSV of the run directory, or None when absent; text columns never become NaN."""
+    """A CSV of the run directory, or None when absent.
+
+    Text columns (model and file names) are read verbatim: an image called ``NA.jpg``
+    or a model called ``null`` stays text. Other columns treat empty cells as missing.
+    """
     if not path.exists():
         return None
-    frame = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
-    for col in text_columns:  # keep_default_na=False keeps "NA", "null" ... as text here
-        if col in frame.columns:
-            frame[col] = pd.read_csv(path, usecols=[col], dtype=str, keep_default_na=False)[col]
-    return frame
+    header = pd.read_csv(path, nrows=0).columns
+    na = {c: ["", "nan", "NaN", "NA", "<NA>"] for c in header if c not in text_columns}
+    return pd.read_csv(
+        path, dtype={c: str for c in text_columns if c in header}, keep_default_na=False, na_values=na
+    )
 
 
 @dataclass
@@ -239,25 +243,21 @@ def summarize(metrics: pd.DataFrame) -> Summary:
     """Summarise ``metrics.csv`` over trials (see :func:`interval_note`)."""
     keys = ["fraction", "model", "task", "group", "metric"]
     grouped = metrics.groupby(keys, sort=False)
-    agg = grouped.agg(
-        value=("value", "median"),
-        vmin=("value", "min"),
-        vmax=("value", "max"),
-        q_lo=("value", lambda v: np.nanpercentile(v, 2.5) if v.notna().any() else np.nan),
-        q_hi=("value", lambda v: np.nanpercentile(v, 97.5) if v.notna().any() else np.nan),
-        n=("value", "count"),
-        ci_low=("ci_low", "first"),
-        ci_high=("ci_high", "first"),
-    )
-    values = {}
-    for key, row in zip(agg.index, agg.itertuples(index=False)):
-        if row.n <= 1:
-            low, high = row.ci_low, row.ci_high
-        elif row.n < 10:
-            low, high = row.vmin, row.vmax
-        else:
-            low, high = row.q_lo, row.q_hi
-        values[(float(key[0]), *key[1:])] = (row.value, low, high, int(row.n))
+    value = grouped["value"]
+    agg = pd.DataFrame({"value": value.median(), "vmin": value.min(), "vmax": value.max(), "n": value.count()})
+    agg[["ci_low", "ci_high"]] = grouped[["ci_low", "ci_high"]].first()
+    if agg["n"].max() >= 10:
+        q = value.quantile([0.025, 0.975]).unstack()
+        agg["q_lo"], agg["q_hi"] = q[0.025], q[0.975]
+    else:
+        agg["q_lo"] = agg["q_hi"] = np.nan
+    one, few = agg["n"] <= 1, agg["n"] < 10
+    low = np.where(one, agg["ci_low"], np.where(few, agg["vmin"], agg["q_lo"]))
+    high = np.where(one, agg["ci_high"], np.where(few, agg["vmax"], agg["q_hi"]))
+    values = {
+        (float(k[0]), *k[1:]): (v, lo, hi, int(n))
+        for k, v, lo, hi, n in zip(agg.index, agg["value"].to_numpy(), low, high, agg["n"].to_numpy())
+    }
     n_trials = int(metrics.groupby(keys[:-1])["trial"].nunique().max()) if len(metrics) else 0
     return Summary(values, n_trials)
 

@@ -1,0 +1,72 @@
+"""The command line: help everywhere, synth and explore, and one-line user errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from facebench.cli import build_parser, main
+
+COMMANDS = ["demo", "run", "report", "explore", "predict", "synth", "explain"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_on_every_subcommand(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"usage: facebench {command}" in capsys.readouterr().out
+
+
+def test_parser_knows_the_design_commands():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "facebench.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("facebench ")
+
+
+def test_synth_then_explore(tmp_path, capsys):
+    faces = tmp_path / "faces"
+    assert main(["synth", "--out", str(faces), "--n", "30", "--seed", "2", "--size", "64"]) == 0
+    assert "30 synthetic faces" in capsys.readouterr().out
+    assert len(list(faces.glob("*.jpg"))) == 30
+    report = tmp_path / "explore"
+    assert main(["explore", "--data", str(faces), "--out", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "found 30, used 30, skipped 0" in out
+    audit = json.loads((report / "audit.json").read_text())
+    assert audit["used"] == 30 and audit["synthetic"] is True
+    html = (report / "explore.html").read_text()
+    assert "synthetic" in html.lower() and "<html" in html.lower()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["synth", "--out", "{tmp}/f", "--n", "0"], "--n 0: expected a positive number"),
+        (["explore", "--data", "{tmp}/nowhere"], "no such file or folder"),
+        (["explore", "--data", "{tmp}/empty"], "no usable image"),
+        (["report", "{tmp}"], "not a run directory"),
+        (["explore", "--data", "{tmp}/empty", "--out", "{tmp}/afile"], "exists and is not a folder"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(argv, message, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("x")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_bad_arguments_exit_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["run"])  # --data is required
+    assert exc.value.code == 2

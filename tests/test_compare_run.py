@@ -211,3 +211,19 @@ def test_predictions_file_is_gzip(finished):
     with gzip.open(finished / "predictions.csv.gz", "rt") as fh:
         assert fh.readline().startswith("trial,fraction,model")
     np.testing.assert_array_equal(pd.read_csv(finished / "paired.csv")["trial"].unique(), [0, 1])
+
+
+def test_cnn_unit_trains_predicts_and_keeps_its_history(faces, tmp_path):
+    pytest.importorskip("tensorflow")
+    config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=['dummy']", "models.age=[]",
+                                       "models.cnn=['default']", "cnn.default.epochs=1"])
+    run(config, quiet=True, report=False)
+    pred = pd.read_csv(tmp_path / "predictions.csv.gz")
+    cnn = pred[pred.model == "cnn-default"]
+    assert len(cnn) == len(pred[pred.model == "dummy"]) > 0
+    assert cnn["age_pred"].notna().all() and cnn["p_female"].between(0, 1).all()
+    history = pd.read_csv(tmp_path / "histories" / "t0_f1.0_cnn-default.csv")
+    assert len(history) == 1 and {"epoch", "loss", "val_loss"} <= set(history.columns)
+    assert (tmp_path / "models" / "t0_f1.0_cnn-default.keras").exists()
+    timings = pd.read_csv(tmp_path / "timings.csv").set_index("model")
+    assert timings.loc["cnn-default", "task"] == "both" and timings.loc["cnn-default", "fit_s"] > 0

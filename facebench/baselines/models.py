@@ -488,7 +488,7 @@ def _head(head, task, random_state, n_jobs):
     if head == "linsvm":
         estimator = LinearSVC(dual=False, max_iter=5000, random_state=random_state)
         return [("scale", StandardScaler()), ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
-    estimator = SVC(kernel="rbf", gamma="scale") if head == "svm" else SVR(kernel="rbf", gamma="scale", epsilon=1.0)
+    estimator = SVC(kernel="rbf", gamma="scale", cache_size=1000) if head == "svm" else SVR(kernel="rbf", gamma="scale", epsilon=1.0, cache_size=1000)
     reduce = Pipeline([("scale", StandardScaler()), ("pca", CappedPCA(PCA_COMPONENTS, random_state=random_state))])
     if head in FLIP_HEADS:
         return [("reduce", PairedTransform(reduce)), ("model", _tuned(HFlipAugmented(estimator), GRIDS[head], random_state, n_jobs, "estimator__"))]

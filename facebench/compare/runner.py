@@ -151,11 +151,19 @@ def _execute(units: list[dict], table: pd.DataFrame, config: dict, run_dir: Path
             for uid in _parallel(jobs, config):
                 bar.set_postfix_str(uid)
                 bar.update()
+        cnn_jobs, stacks = [], {}
         for unit in (u for u in units if u["kind"] == "cnn"):
-            bar.set_postfix_str(f"{unit['id']} (training)")
-            stack, decode_s = _decoded(table, config, unit["cnn"])
-            run_cnn_unit(unit, stack, decode_s, labels, config, str(run_dir))
-            bar.update()
+            if unit["cnn"] not in stacks:
+                stack, decode_s = _decoded(table, config, unit["cnn"])
+                stacks[unit["cnn"]] = (_shareable(stack), decode_s)
+            cnn_jobs.append(joblib.delayed(run_cnn_unit)(unit, *stacks[unit["cnn"]], labels, config, str(run_dir)))
+        if cnn_jobs:
+            # TensorFlow already uses every core: locally CNN units run one at a time;
+            # on a Dask cluster they spread over the workers like the others.
+            bar.set_postfix_str("training CNN")
+            for uid in _parallel(cnn_jobs, {**config, "n_jobs": 1}):
+                bar.set_postfix_str(uid)
+                bar.update()
     finally:
         bar.close()
 
@@ -281,10 +289,17 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
     return unit["id"]
 
 
-def run_cnn_unit(unit: dict, stack, decode_s: float, labels: pd.DataFrame, config: dict, run_dir: str) -> str:
+def _shareable(stack) -> dict:
+    """A decoded stack as workers should get it: the cache file's path when there is one."""
+    path = getattr(stack, "filename", None)
+    return {"file": str(path)} if path else {"array": np.asarray(stack)}
+
+
+def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame, config: dict, run_dir: str) -> str:
     """Train one CNN (both heads) on the unit's training rows; predict its test rows."""
     from ..cnn import fit
 
+    stack = np.load(images["file"], mmap_mode="r") if "file" in images else images["array"]
     train, test = unit["train"], unit["test"]
     params = dict(config["cnn"].get(unit["cnn"], {}))
     t = time.perf_counter()

@@ -186,7 +186,6 @@ def _console_logging(verbose: bool) -> None:
     logger = logging.getLogger("facebench")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _check_writable_dir(path: Path, flag: str) -> None:

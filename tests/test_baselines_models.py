@@ -236,3 +236,18 @@ def test_age_predictions_are_clipped():
 def test_make_model_returns_fresh_unfitted_models():
     a, b = make_model("hog+svm", "gender", random_state=0), make_model("hog+svm", "gender", random_state=0)
     assert a is not b and repr(clone(a)) == repr(b)
+
+
+def test_flip_row_cap_mirrors_a_seeded_subset():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 6))
+    y = rng.normal(size=50)
+    from sklearn.linear_model import Ridge
+
+    capped = HFlipAugmented(Ridge(), max_rows=70, random_state=0).fit(X, y)
+    assert len(capped.mirrored_) == 20 and len(np.unique(capped.mirrored_)) == 20
+    again = HFlipAugmented(Ridge(), max_rows=70, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(capped.mirrored_, again.mirrored_)
+    assert len(HFlipAugmented(Ridge(), max_rows=1000).fit(X, y).mirrored_) == 50
+    with pytest.raises(ValueError, match="max_rows=0"):
+        HFlipAugmented(Ridge(), max_rows=0).fit(X, y)

@@ -72,7 +72,6 @@ def _claims_2d(cls):
 
 IMAGE_TRANSFORMERS = (
     _claims_2d(HOGFeatures)(),
-    _claims_2d(HOGFeatures)(backend="skimage"),
     _claims_2d(LBPFeatures)(),
     _claims_2d(PixelFeatures)(),
     _claims_2d(HFlipPairs)(PixelFeatures()),

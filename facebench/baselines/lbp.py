@@ -391,8 +391,6 @@ def lbp_histograms(images, P=8, R=1, method="uniform", grid=(8, 8), radii=None):
         On a bad stack, parameter, grid, or ``method="var"``.
     """
     images = _check_images(images)
-    if np.ndim(images) != 3:  # pragma: no cover - _check_images guarantees it
-        raise ValueError("images must be (n, h, w)")
     radii_list = [R] if radii is None else list(np.atleast_1d(radii))
     if len(radii_list) == 0:
         raise ValueError("radii must hold at least one radius; got an empty sequence")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -105,19 +106,30 @@ SECTIONS = [
 # ---- reading the run directory ------------------------------------------------------
 
 
-def _read_csv(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame | None:
+def _read_csv(
+    path: Path, text_columns: tuple[str, ...] = (), keep: dict[str, float] | None = None
+) -> pd.DataFrame | None:
     """A CSV of the run directory, or None when absent.
 
     Text columns (model and file names) are read verbatim: an image called ``NA.jpg``
     or a model called ``null`` stays text. Other columns treat empty cells as missing.
+    ``keep`` (column -> value) reads the file in chunks and keeps only matching rows,
+    so that a large ``predictions.csv.gz`` never sits whole in memory.
     """
     if not path.exists():
         return None
     header = pd.read_csv(path, nrows=0).columns
     na = {c: ["", "nan", "NaN", "NA", "<NA>"] for c in header if c not in text_columns}
-    return pd.read_csv(
-        path, dtype={c: str for c in text_columns if c in header}, keep_default_na=False, na_values=na
-    )
+    kwargs = {"dtype": {c: str for c in text_columns if c in header}, "keep_default_na": False, "na_values": na}
+    if not keep:
+        return pd.read_csv(path, **kwargs)
+    parts = []
+    for chunk in pd.read_csv(path, chunksize=250_000, **kwargs):
+        mask = np.ones(len(chunk), bool)
+        for col, value in keep.items():
+            mask &= np.isclose(chunk[col].to_numpy(dtype=float), value)
+        parts.append(chunk[mask])
+    return pd.concat(parts, ignore_index=True)
 
 
 @dataclass
@@ -129,20 +141,20 @@ class Run:
     audit: dict[str, Any] = field(default_factory=dict)
     config_text: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    predictions: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None  # only the first trial at the largest fraction
     paired: pd.DataFrame | None = None
     timings: pd.DataFrame | None = None
     histories: dict[tuple[int, float, str], pd.DataFrame] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def models(self) -> list[str]:
-        return list(dict.fromkeys(self.metrics["model"]))
+        return list(pd.unique(self.metrics["model"]))
 
-    @property
+    @functools.cached_property
     def trials(self) -> list[int]:
         return sorted(int(t) for t in self.metrics["trial"].unique())
 
-    @property
+    @functools.cached_property
     def fractions(self) -> list[float]:
         return sorted(float(f) for f in self.metrics["fraction"].unique())
 
@@ -150,8 +162,13 @@ class Run:
     def main_fraction(self) -> float:
         return self.fractions[-1]
 
+    @functools.cached_property
+    def _task_models(self) -> dict[str, set[str]]:
+        pairs = self.metrics[["task", "model"]].drop_duplicates()
+        return {task: set(g["model"]) for task, g in pairs.groupby("task")}
+
     def models_for(self, task: str) -> list[str]:
-        done = set(self.metrics.loc[self.metrics["task"] == task, "model"])
+        done = self._task_models.get(task, set())
         return [m for m in self.models if m in done]
 
 
@@ -183,9 +200,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
             run.config = tomllib.loads(run.config_text)
         except tomllib.TOMLDecodeError as exc:
             warnings.warn(f"config.toml does not parse ({exc}); the report shows it as text only", stacklevel=2)
-    pred_path = run_dir / "predictions.csv.gz"
-    if pred_path.exists():
-        run.predictions = _read_csv(pred_path, ("model", "image_id", "path"))
+    # the report shows predictions of one trial at the largest fraction: read only those
+    main = metrics[np.isclose(metrics["fraction"], metrics["fraction"].max())]
+    keep = {"fraction": float(metrics["fraction"].max()), "trial": float(main["trial"].min())}
+    run.predictions = _read_csv(run_dir / "predictions.csv.gz", ("model", "image_id", "path"), keep=keep)
     run.paired = _read_csv(run_dir / "paired.csv", ("task", "model_a", "model_b", "test", "effect_name", "better"))
     run.timings = _read_csv(run_dir / "timings.csv", ("model", "task"))
     by_safe = {safe_name(m): m for m in run.models}
@@ -441,6 +459,7 @@ def _age(run: Run, S: Summary, colors: dict[str, str]) -> dict[str, Any]:
             index=[b.partition(":")[2] for b in bands],
         )
         out["bands"] = plots.metric_by_group(band_table, colors, "MAE (years)", "true age band")
+        out["bands_note"] = "MAE per true age band" + (", median over trials" if S.max_trials > 1 else "") + "; the table is under “Who is it wrong for?”."
     return out
 
 
@@ -928,12 +947,15 @@ def audit_section(a: dict[str, Any]) -> dict[str, Any]:
             not_used.append([text_cell(str(entry.get("file", entry.get("path", "")))), text_cell(str(entry.get("reason", "")))])
         else:
             not_used.append([text_cell(str(entry)), text_cell("")])
-    out["not_used"] = Table("audit_not_used", "Not scanned", [Column("file", "Entry"), Column("reason", "Why")], not_used)
+    out["not_used"] = Table(
+        "audit_not_used", "Not scanned", [Column("file", "Entry"), Column("reason", "Why")], not_used, wrap=True
+    )
     out["reasons"] = Table(
         "audit_reasons",
         "Why files were skipped",
         [Column("reason", "Reason"), Column("files", "Files", True)],
         [[text_cell(r), Cell(value=int(n), text=f"{int(n):,}")] for r, n in reasons.items()],
+        wrap=True,
     )
     out["skipped"] = Table(
         "audit_skipped",
@@ -948,6 +970,7 @@ def audit_section(a: dict[str, Any]) -> dict[str, Any]:
         "Exact duplicates (same pixels under different names)",
         [Column("files", "Files"), Column("action", "Action")],
         [[text_cell(" = ".join(str(x) for x in d.get("files", []))), text_cell(str(d.get("action", "")))] for d in dups],
+        wrap=True,
     )
     known = {"found", "used", "skipped", "duplicates", "not_used", "source", "root", "synthetic", "run"}
     extra = {k: v for k, v in a.items() if k not in known}
@@ -990,13 +1013,19 @@ def _seen(run: Run) -> dict[str, Any] | None:
         return None
     try:
         result = hook(run.dir, run)
+    except UserError as exc:  # a piece the section needs is not in this run directory
+        return {"intro": "", "figures": [], "message": f"Not shown for this run: {exc}"}
     except Exception as exc:  # a broken optional section must not cost the user the whole report
         warnings.warn(f"the 'what each method sees' section failed: {exc!r}", stacklevel=2)
-        return {"message": f"This section could not be built: {exc}", "figures": []}
+        return {"intro": "", "figures": [], "message": f"This section could not be built: {exc}"}
     if not result:
         return None
-    figures = [f for f in result.get("figures", []) if str(f.get("image", "")).startswith("data:image/")]
-    return {"intro": result.get("intro", ""), "figures": figures}
+    figures = [
+        {"title": str(f.get("title") or ""), "image": str(f["image"]), "caption": str(f.get("caption") or "")}
+        for f in result.get("figures", [])
+        if str(f.get("image", "")).startswith("data:image/")
+    ]
+    return {"intro": str(result.get("intro") or ""), "figures": figures, "message": ""}
 
 
 # ---- assembling -----------------------------------------------------------------------

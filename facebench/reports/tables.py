@@ -200,6 +200,7 @@ class Table:
     rows: list[list[Cell]] = field(default_factory=list)
     note: str = ""
     export: bool = True
+    wrap: bool = False  # long text cells wrap instead of being cut with an ellipsis
 
     def __post_init__(self) -> None:
         for row in self.rows:

@@ -12,13 +12,17 @@ they reach the report's gallery of worst errors; the audit lists hostile names t
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import tomli_w
 from PIL import Image
 from scipy import stats
@@ -54,6 +58,14 @@ GENDER_METRICS = [
     "roc_auc",
 ]
 N_BOOT = 100
+
+
+@contextlib.contextmanager
+def without_explain_hook():
+    """Hide the optional "what each method sees" hook, so reports have the 11 core sections."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "facebench.reports.explain", types.ModuleType("facebench.reports.explain"))
+        yield
 
 
 def unit_name(trial: int, fraction: float, model: str) -> str:

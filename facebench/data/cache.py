@@ -19,17 +19,18 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("facebench", appauthor=False))
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+def atomic_write(path, write) -> Path:
+    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it, then rename it to ``path``.
 
-    A reader either sees the old file, no file, or the whole new file, never a part.
+    A reader either sees the old file, no file, or the whole new file, never a
+    part; an exception (or Ctrl-C) midway leaves no temporary file behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -37,6 +38,10 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    return atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -44,17 +49,5 @@ def atomic_write_text(path, text: str) -> Path:
 
 
 def atomic_save_npy(path, array: np.ndarray) -> Path:
-    """Save an array as ``.npy`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Save an array as ``.npy`` atomically (a memory-mappable file, no pickle)."""
+    return atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False))

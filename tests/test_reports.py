@@ -16,7 +16,6 @@ import sys
 import time
 import types
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -363,6 +363,8 @@ def tf_module():
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     with _stderr_silenced(quiet):
         import tensorflow as tf
+    if quiet:  # Python-side chatter too, e.g. retracing warnings for a short last batch
+        tf.get_logger().setLevel("ERROR")
     threads = int(os.environ.get("FACEBENCH_THREADS", 0)) or _usable_cores()
     with contextlib.suppress(RuntimeError):  # the runtime was already started by someone else
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -24,7 +24,13 @@ interpolated value, and therefore every comparison with the centre pixel, is
 bit-for-bit the same. ``top`` depends only on the column offset, so it is
 computed once per distinct ``cp`` and shared by the neighbours that have it.
 Where ``dr`` or ``dc`` is exactly 0 the interpolation reduces exactly to a
-shifted copy, which is what is used.
+shifted copy, which is what is used (compared as integers for uint8 images).
+
+Speed comes from the layout: each zero-padded image is one row of a 2-D
+buffer, so a neighbour at (dy, dx) is a constant distance along the row and
+every step above is a product or sum of long contiguous slices, over chunks of
+images that fit in cache. The codes are packed into bits and mapped through a
+lookup table (``uniform``, ``ror``, ``nri_uniform``).
 
 Notes (scikit-image's definitions, kept as they are)
 ----------------------------------------------------
@@ -163,116 +169,22 @@ def _offsets(P, R):
     return rp, cp
 
 
-def _axis_plan(n, offset, pad):
-    """Index arrays and fractional weights along one axis for a given offset.
+def _axis_plan(n, offset):
+    """Neighbour offsets and interpolation weights along one axis.
 
-    Returns ``(lo, hi, frac)`` where ``lo``/``hi`` are slices (or index arrays)
-    into the padded axis and ``frac`` the per-position weight (float64, shape (n,)),
-    or ``frac=None`` where it is exactly 0 everywhere.
+    Returns ``(lo, hi, frac)``: the pixel ``i`` is interpolated between
+    ``i + lo`` and ``i + hi`` with weight ``frac[i]`` on the second, exactly as
+    scikit-image computes them (``frac`` varies in its last bits from pixel to
+    pixel, so it is kept per pixel); ``frac`` is None where it is 0 everywhere.
     """
     pos = np.arange(n, dtype=np.float64) + offset
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.ceil(pos).astype(np.intp)
-    frac = pos - lo
-
-    def as_index(idx):
-        idx = idx + pad
-        if np.all(np.diff(idx) == 1):
-            return slice(int(idx[0]), int(idx[0]) + n)
-        return idx
-
-    return as_index(lo), as_index(hi), (None if not frac.any() else frac)
-
-
-def _take(arr, index, axis):
-    if isinstance(index, slice):
-        key = [slice(None)] * arr.ndim
-        key[axis] = index
-        return arr[tuple(key)]
-    return np.take(arr, index, axis=axis)
-
-
-def _chunk_codes(chunk, P, R, method, plan):
-    """LBP codes for one chunk (m, h, w) of images (uint8 or float64).
-
-    Neighbours that fall on the pixel grid are exact shifted copies (compared
-    as integers for uint8 input); interpolated ones are computed in float64 with
-    scikit-image's formula, in preallocated buffers.
-    """
-    m, h, w = chunk.shape
-    pad = plan["pad"]
-    padded = np.zeros((m, h + 2 * pad, w + 2 * pad), dtype=chunk.dtype)
-    padded[:, pad : pad + h, pad : pad + w] = chunk
-    padded64 = padded.astype(np.float64, copy=False)
-    center = chunk
-    center64 = padded64[:, pad : pad + h, pad : pad + w]
-
-    # horizontal interpolation ("top"/"bottom" rows of skimage), one per distinct column offset
-    horizontal = {}
-    scratch = None
-    for cp_value, (clo, chi, dc) in plan["cols"].items():
-        if dc is None:
-            continue
-        if scratch is None:
-            scratch = np.empty((m, h + 2 * pad, w), dtype=np.float64)
-        rows = np.multiply(_take(padded64, clo, 2), 1 - dc)
-        np.multiply(_take(padded64, chi, 2), dc, out=scratch)
-        rows += scratch
-        horizontal[cp_value] = rows
-
-    texture = np.empty((m, h, w), dtype=np.float64)
-    scratch = np.empty((m, h, w), dtype=np.float64)
-    bit = np.empty((m, h, w), dtype=bool)
-    counting = method == "var" or (method == "uniform" and P > _MAX_P_TABLE)
-    if method == "var":
-        total = np.zeros((m, h, w), dtype=np.float64)
-        total_sq = np.zeros((m, h, w), dtype=np.float64)
-    elif counting:
-        n_ones = np.zeros((m, h, w), dtype=np.uint8)
-        changes = np.zeros((m, h, w), dtype=np.uint8)
-        previous = np.empty((m, h, w), dtype=bool)
-    else:
-        code = np.zeros((m, h, w), dtype=np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8)
-
-    for i, (cp_value, (rlo, rhi, dr)) in enumerate(plan["points"]):
-        clo, chi, dc = plan["cols"][cp_value]
-        if dc is None and dr is None:  # on the grid: an exact shifted copy
-            if method == "var":
-                texture[...] = _take(_take(padded64, rlo, 1), clo, 2)
-            else:
-                np.greater_equal(_take(_take(padded, rlo, 1), clo, 2), center, out=bit)
-        else:
-            rows = horizontal[cp_value] if dc is not None else _take(padded64, clo, 2)
-            if dr is None:
-                texture[...] = _take(rows, rlo, 1)
-            else:
-                np.multiply(_take(rows, rlo, 1), (1 - dr)[:, None], out=texture)
-                np.multiply(_take(rows, rhi, 1), dr[:, None], out=scratch)
-                texture += scratch
-            if method != "var":
-                # same as skimage's `texture - center >= 0` for finite values
-                np.greater_equal(texture, center64, out=bit)
-        if method == "var":
-            total += texture
-            np.multiply(texture, texture, out=scratch)
-            total_sq += scratch
-        elif counting:
-            n_ones += bit
-            if i > 0:
-                changes += bit != previous
-            previous, bit = bit, previous
-        else:
-            code |= bit.view(np.uint8).astype(code.dtype, copy=False) << code.dtype.type(i)
-
-    if method == "var":
-        var = (total_sq - (total * total) / P) / P
-        var[var == 0] = np.nan
-        return var
-    if counting:
-        return np.where(changes <= 2, n_ones, np.uint8(P + 1))
-    if method == "default":
-        return code
-    return _lookup_table(P, method)[code]
+    lo = np.floor(pos).astype(np.intp) - np.arange(n)
+    hi = np.ceil(pos).astype(np.intp) - np.arange(n)
+    frac = pos - np.floor(pos)
+    # offsets are rounded to 5 decimals, so floor(i + offset) - i is the same for every i
+    if np.ptp(lo) or np.ptp(hi):  # pragma: no cover - needs images of ~1e9 pixels a side
+        raise ValueError(f"LBP offset {offset} does not give a constant shift over {n} pixels")
+    return int(lo[0]), int(hi[0]), (None if not frac.any() else frac)
 
 
 def _make_plan(P, R, h, w):
@@ -283,9 +195,129 @@ def _make_plan(P, R, h, w):
     for i in range(P):
         key = float(cp[i])
         if key not in cols:
-            cols[key] = _axis_plan(w, cp[i], pad)
-        points.append((key, _axis_plan(h, rp[i], pad)))
-    return {"pad": pad, "cols": cols, "points": points}
+            cols[key] = _axis_plan(w, cp[i])
+        points.append((key, _axis_plan(h, rp[i])))
+    plan = {"pad": pad, "cols": cols, "points": points, "h": h, "w": w}
+    _add_flat_plan(plan)
+    return plan
+
+
+def _add_flat_plan(plan):
+    """Offsets and weights for the flat layout used by :func:`_chunk_codes`.
+
+    Each padded image (``h + 2 pad`` rows of ``W = w + 2 pad``) is one row of a
+    2-D buffer, with a zero margin of ``M = pad * W + pad`` on both sides, so
+    that the neighbour at (dy, dx) of every pixel is the element ``dy * W + dx``
+    further along: every interpolation is then a product of long contiguous
+    slices (fast), with per-column / per-row weights laid out the same way. The
+    pad columns are computed too and dropped at the end.
+    """
+    pad, h, w = plan["pad"], plan["h"], plan["w"]
+    W = w + 2 * pad
+    L = (h + 2 * pad) * W
+    M = pad * W + pad
+    plan.update(W=W, L=L, M=M, start=M + pad * W, length=h * W)
+    plan["flat_cols"] = {}
+    for key, (lo, hi, dc) in plan["cols"].items():
+        weights = None
+        if dc is not None:
+            per_col = np.zeros(W)
+            per_col[pad : pad + w] = dc
+            weights = np.tile(per_col, h + 2 * pad)  # over the whole padded image
+            weights = (1 - weights, weights)
+        plan["flat_cols"][key] = (lo, hi, weights)
+    plan["flat_points"] = []
+    for key, (lo, hi, dr) in plan["points"]:
+        weights = None if dr is None else np.repeat(dr, W)  # over the h image rows
+        plan["flat_points"].append((key, lo, hi, None if weights is None else (1 - weights, weights)))
+
+
+def _chunk_codes(chunk, P, method, plan):
+    """LBP codes of one chunk (m, h, w) of uint8 or float64 images.
+
+    Neighbours on the pixel grid are exact shifted copies (compared as integers
+    for uint8 input); interpolated ones are computed in float64 with
+    scikit-image's formula, on the flat layout of :func:`_add_flat_plan`.
+    """
+    m, h, w = chunk.shape
+    pad, W, L, M, start, length = (plan[k] for k in ("pad", "W", "L", "M", "start", "length"))
+    buf = np.zeros((m, L + 2 * M), dtype=chunk.dtype)
+    buf[:, M : M + L].reshape(m, h + 2 * pad, W)[:, pad : pad + h, pad : pad + w] = chunk
+    buf64 = buf.astype(np.float64, copy=False)
+    center = buf[:, start : start + length]
+    center64 = buf64[:, start : start + length]
+
+    # horizontal interpolation over every padded row: H[:, j] belongs to position M + j
+    horizontal = {}
+    scratch = None
+    for key, (clo, chi, weights) in plan["flat_cols"].items():
+        if weights is None:
+            continue
+        if scratch is None:
+            scratch = np.empty((m, L), dtype=np.float64)
+        rows = np.multiply(buf64[:, M + clo : M + L + clo], weights[0])
+        rows += np.multiply(buf64[:, M + chi : M + L + chi], weights[1], out=scratch)
+        horizontal[key] = rows
+
+    shape = (m, length)
+    texture = np.empty(shape, dtype=np.float64)
+    scratch = np.empty(shape, dtype=np.float64)
+    bit = np.empty(shape, dtype=bool)
+    counting = method == "var" or (method == "uniform" and P > _MAX_P_TABLE)
+    if method == "var":
+        total = np.zeros(shape, dtype=np.float64)
+        total_sq = np.zeros(shape, dtype=np.float64)
+    elif counting:
+        n_ones = np.zeros(shape, dtype=np.uint8)
+        changes = np.zeros(shape, dtype=np.uint8)
+        previous = np.empty(shape, dtype=bool)
+    else:
+        code = np.zeros(shape, dtype=np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8)
+        shifted = np.empty(shape, dtype=code.dtype)
+
+    for i, (key, rlo, rhi, row_weights) in enumerate(plan["flat_points"]):
+        clo, _, col_weights = plan["flat_cols"][key]
+        if col_weights is None:  # neighbours on the column grid: shift the image itself
+            source, base = (buf64 if (row_weights is not None or method == "var") else buf), start + clo
+        else:
+            source, base = horizontal[key], start - M
+        lo = base + rlo * W
+        if row_weights is None:
+            if source is buf:  # on the pixel grid: an exact integer comparison
+                np.greater_equal(buf[:, lo : lo + length], center, out=bit)
+            else:
+                texture[...] = source[:, lo : lo + length]
+        else:
+            hi = base + rhi * W
+            np.multiply(source[:, lo : lo + length], row_weights[0], out=texture)
+            np.multiply(source[:, hi : hi + length], row_weights[1], out=scratch)
+            texture += scratch
+        if source is not buf and method != "var":
+            # same as skimage's `texture - center >= 0` for finite values
+            np.greater_equal(texture, center64, out=bit)
+        if method == "var":
+            total += texture
+            np.multiply(texture, texture, out=scratch)
+            total_sq += scratch
+        elif counting:
+            n_ones += bit
+            if i > 0:
+                changes += bit != previous
+            previous, bit = bit, previous
+        else:
+            np.left_shift(bit.view(np.uint8), i, out=shifted, dtype=shifted.dtype)
+            code |= shifted
+
+    if method == "var":
+        out = (total_sq - (total * total) / P) / P
+        out[out == 0] = np.nan
+    elif counting:
+        out = np.where(changes <= 2, n_ones, np.uint8(P + 1))
+    elif method == "default":
+        out = code
+    else:
+        out = np.take(_lookup_table(P, method), code)
+    return out.reshape(m, h, W)[:, :, pad : pad + w]
 
 
 def _iter_codes(images, P, R, method, chunk_pixels=_CHUNK_PIXELS):
@@ -297,7 +329,7 @@ def _iter_codes(images, P, R, method, chunk_pixels=_CHUNK_PIXELS):
         chunk = images[start : start + step]
         if chunk.dtype != np.uint8:
             chunk = chunk.astype(np.float64)
-        yield start, _chunk_codes(chunk, P, R, method, plan)
+        yield start, _chunk_codes(chunk, P, method, plan)
 
 
 def lbp_codes(images, P=8, R=1, method="uniform"):

@@ -177,6 +177,8 @@ def resolve_params(name, params=None):
         params["augment"] = copy.deepcopy(_TRAINING_DEFAULTS["default"]["augment"])
     if isinstance(params.get("loss_weights"), dict):
         params["loss_weights"] = {**resolved["loss_weights"], **params["loss_weights"]}
+    if isinstance(params.get("filters"), list):  # from JSON / TOML
+        params["filters"] = tuple(params["filters"])
     resolved.update(params)
     _check_training_params(resolved)
     return resolved

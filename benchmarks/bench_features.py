@@ -9,9 +9,11 @@ grayscale when the folder is there (``--data``, ``$FACEBENCH_UTKFACE`` or
     python benchmarks/bench_features.py            # 5,000 faces (or all there are)
     python benchmarks/bench_features.py --n 1000 --repeat 5
 
-The "all features" line is what the registry's HOG+LBP models compute (HOG
-1,764 + LBP 640 per face), once in one thread and once in ``--threads`` threads,
-and is extrapolated linearly to the 23,705 faces of the full UTKFace.
+The "all features" line is HOG (1,764) + LBP (640) + pixels 32x32 for every
+face, once in one thread and once in ``--threads`` threads
+(:func:`facebench.baselines.transform_in_threads`), extrapolated linearly to the
+23,705 faces of the full UTKFace. The flip-augmented models compute them for
+the mirror images too: twice that.
 """
 
 from __future__ import annotations
@@ -102,9 +104,15 @@ def main(argv=None):
             lambda: [local_binary_pattern(im, P, R, "uniform") for im in few],
             n, n_ref, args.repeat,
         )
+    compare(
+        f"LBP codes P=8 R=1, {args.threads} threads vs skimage",
+        lambda: lbp_codes(faces, 8, 1, "uniform", n_jobs=args.threads),
+        lambda: [local_binary_pattern(im, 8, 1, "uniform") for im in few],
+        n, n_ref, args.repeat,
+    )
 
     print()
-    steps = {
+    steps = {  # what the registry computes per face (the RBF models also do the mirror images: x2)
         "HOG (OpenCV)": HOGFeatures(),
         "LBP 8x8 grid": LBPFeatures(),
         "pixels 32x32": PixelFeatures(size=32),

@@ -9,7 +9,8 @@ Two parts, each bounded so that it runs on a shared 2-core machine:
            the test part: age MAE, gender accuracy, epochs, s/epoch, total time.
 
     python benchmarks/cnn_experiments.py speed
-    python benchmarks/cnn_experiments.py train --data /path/to/utkface-5k --configs seed64 default
+    python benchmarks/cnn_experiments.py train --data ../shared/data/utkface-5k \
+        --configs seed128 seed64 D1 D2 D3 D4 D5 --out cnn_5k.json
 """
 
 from __future__ import annotations
@@ -25,23 +26,32 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # name -> (preset, parameter overrides)
+_W32 = {"stem_filters": 32, "filters": (32, 64, 128, 256)}
 SPEED_CONFIGS = {
     "seed128": ("seed", {}),
     "seed64": ("seed", {"image_size": 64}),
-    "d-2conv-32..256": ("default", {}),
-    "d-2conv-32..256-nojit": ("default", {"jit_compile": False}),
-    "d-1conv-32..256": ("default", {"convs_per_block": 1}),
+    "d-2conv-32..256": ("default", _W32),
+    "d-2conv-32..256-nojit": ("default", {**_W32, "jit_compile": False}),
+    "d-1conv-32..256": ("default", {**_W32, "convs_per_block": 1}),
     "d-2conv-16..128": ("default", {"stem_filters": 16, "filters": (16, 32, 64, 128)}),
-    "d-2conv-24..192": ("default", {"stem_filters": 24, "filters": (24, 48, 96, 192)}),
-    "d-sep-32..256": ("default", {"separable": True}),
-    "d-1conv-32..256-96px-s4": ("default", {"convs_per_block": 1, "image_size": 96, "stem_strides": 3}),
+    "d-2conv-24..192 (default)": ("default", {}),
+    "d-sep-32..256": ("default", {**_W32, "separable": True}),
+    "d-1conv-32..256-96px-s3": ("default", {**_W32, "convs_per_block": 1, "image_size": 96, "stem_strides": 3}),
 }
 
+_D1 = {"stem_filters": 16, "filters": (16, 32, 64, 128), "bn_momentum": 0.99}
 TRAIN_CONFIGS = {
-    # the study's model, few epochs at 128 px (time per epoch and trend), more at 64 px
-    "seed128": ("seed", {"epochs": 4}),
-    "seed64": ("seed", {"image_size": 64, "epochs": 30}),
-    "default": ("default", {}),
+    # the study's model: a few epochs at 128 px (time per epoch and trend), its full
+    # 30-epoch protocol at 64 px
+    "seed128": ("seed", {"epochs": 3}),
+    "seed64": ("seed", {"image_size": 64}),
+    # the default's candidates (benchmarks/RESULTS.md, ## CNN); D5 is the preset
+    "D1": ("default", _D1),
+    "D2": ("default", {"stem_filters": 32, "filters": (32, 64, 128, 256), "convs_per_block": 1,
+                       "bn_momentum": 0.99}),
+    "D3": ("default", {**_D1, "bn_momentum": 0.9}),
+    "D4": ("default", {**_D1, "bn_momentum": 0.9, "color": "rgb"}),
+    "D5": ("default", {}),
 }
 
 

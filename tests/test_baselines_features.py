@@ -320,3 +320,11 @@ def test_transformers_are_stateless_and_init_only_stores():
         hog.fit(smooth_images(1))
     images = smooth_images(2)
     assert np.array_equal(HOGFeatures().transform(images), HOGFeatures().fit(images[:1]).transform(images))
+
+
+def test_lbp_threads_give_the_same_result():
+    images = smooth_images(40, (32, 32))
+    np.testing.assert_array_equal(lbp_codes(images, n_jobs=3), lbp_codes(images))
+    np.testing.assert_array_equal(lbp_histograms(images, radii=(1, 2), n_jobs=2), lbp_histograms(images, radii=(1, 2)))
+    with pytest.raises(ValueError, match="n_jobs=0"):
+        lbp_codes(images, n_jobs=0)

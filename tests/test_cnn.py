@@ -88,6 +88,7 @@ def test_default_params_hold_the_whole_recipe_and_are_copies():
     assert (seed["image_size"], seed["color"], seed["epochs"], seed["batch_size"]) == (128, "gray", 30, 32)
     assert (seed["optimizer"], seed["learning_rate"], seed["validation_split"]) == ("adam", 1e-3, 0.2)
     assert seed["patience"] is None and not seed["augment"]
+    assert cnn.resolve_params("default", {"patience": "none", "lr_schedule": "None"})["patience"] is None
     # build_model accepts a whole default_params dict (training keys are ignored)
     cnn.build_model("default", (32, 32, 1), **{**cnn.default_params("default"), **TINY["default"]})
 

@@ -165,7 +165,7 @@ def hog_features(
         Block normalisation; the OpenCV backend has "L2-Hys" and "L2" only.
     backend : {"opencv", "skimage"}, default="opencv"
         ``"opencv"``: ``cv2.HOGDescriptor`` (fast). ``"skimage"``:
-        ``skimage.feature.hog`` (the reference, about 15x slower).
+        ``skimage.feature.hog`` (the reference, about 12x slower).
 
     Returns
     -------

@@ -52,6 +52,8 @@ from __future__ import annotations
 
 import functools
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -332,7 +334,29 @@ def _iter_codes(images, P, R, method, chunk_pixels=_CHUNK_PIXELS):
         yield start, _chunk_codes(chunk, P, method, plan)
 
 
-def lbp_codes(images, P=8, R=1, method="uniform"):
+def _resolve_jobs(n_jobs):
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive int, -1 (every core) or None; got n_jobs={n_jobs!r}")
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+
+
+def _in_blocks(n, n_jobs, work):
+    """Run ``work(lo, hi)`` over ``n_jobs`` contiguous blocks of ``range(n)``, in threads.
+
+    The NumPy kernels release the GIL, so the threads run on several cores.
+    """
+    edges = np.linspace(0, n, min(n_jobs, max(n, 1)) + 1).astype(int)
+    if len(edges) <= 2:
+        work(0, n)
+        return
+    with ThreadPoolExecutor(len(edges) - 1) as pool:
+        for future in [pool.submit(work, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]:
+            future.result()
+
+
+def lbp_codes(images, P=8, R=1, method="uniform", *, n_jobs=None):
     """Local binary pattern codes of every pixel of every image in a stack.
 
     Gives exactly the values of ``skimage.feature.local_binary_pattern(image, P, R, method)``
@@ -351,6 +375,8 @@ def lbp_codes(images, P=8, R=1, method="uniform"):
     method : {"default", "ror", "uniform", "nri_uniform", "var"}, default="uniform"
         Code definition, as in scikit-image. ``"ror"`` and ``"nri_uniform"`` need
         ``P <= 20``.
+    n_jobs : int, optional
+        Threads working on blocks of the stack (-1: every core); ``None``: 1.
 
     Returns
     -------
@@ -380,8 +406,12 @@ def lbp_codes(images, P=8, R=1, method="uniform"):
     images = _check_images(images)
     P, R, method = _check_params(P, R, method)
     out = np.empty(images.shape, dtype=_code_dtype(P, method))
-    for start, codes in _iter_codes(images, P, R, method):
-        out[start : start + len(codes)] = codes
+
+    def work(lo, hi):
+        for start, codes in _iter_codes(images[lo:hi], P, R, method):
+            out[lo + start : lo + start + len(codes)] = codes
+
+    _in_blocks(len(images), _resolve_jobs(n_jobs), work)
     return out[0] if single else out
 
 
@@ -391,7 +421,7 @@ def _cell_edges(size, n_cells, axis_name):
     return (np.arange(n_cells + 1) * size) // n_cells
 
 
-def lbp_histograms(images, P=8, R=1, method="uniform", grid=(8, 8), radii=None):
+def lbp_histograms(images, P=8, R=1, method="uniform", grid=(8, 8), radii=None, *, n_jobs=None):
     """Normalised histograms of LBP codes over a grid of cells.
 
     Parameters
@@ -410,6 +440,8 @@ def lbp_histograms(images, P=8, R=1, method="uniform", grid=(8, 8), radii=None):
     radii : sequence of float, optional
         Several radii (multi-scale LBP): the histograms for each radius, all with
         the same ``P`` and ``method``, are concatenated in this order.
+    n_jobs : int, optional
+        Threads working on blocks of the stack (-1: every core); ``None``: 1.
 
     Returns
     -------
@@ -442,10 +474,16 @@ def lbp_histograms(images, P=8, R=1, method="uniform", grid=(8, 8), radii=None):
     cell_sizes = (np.diff(ey)[:, None] * np.diff(ex)[None, :]).ravel().astype(np.float32)  # (gy*gx,)
     block = gy * gx * n_bins
     out = np.empty((n, len(checked) * block), dtype=np.float32)
-    for k, (P_, R_, method_) in enumerate(checked):
-        for start, codes in _iter_codes(images, P_, R_, method_):
-            m = len(codes)
-            index = codes.astype(np.int64) + cell_map + (np.arange(m, dtype=np.int64) * block)[:, None, None]
-            counts = np.bincount(index.ravel(), minlength=m * block).reshape(m, gy * gx, n_bins)
-            out[start : start + m, k * block : (k + 1) * block] = (counts / cell_sizes[None, :, None]).reshape(m, block)
+    n_jobs = _resolve_jobs(n_jobs)
+
+    def work(lo, hi):
+        for k, (P_, R_, method_) in enumerate(checked):
+            for start, codes in _iter_codes(images[lo:hi], P_, R_, method_):
+                m = len(codes)
+                index = codes.astype(np.int64) + cell_map + (np.arange(m, dtype=np.int64) * block)[:, None, None]
+                counts = np.bincount(index.ravel(), minlength=m * block).reshape(m, gy * gx, n_bins)
+                rows = slice(lo + start, lo + start + m)
+                out[rows, k * block : (k + 1) * block] = (counts / cell_sizes[None, :, None]).reshape(m, block)
+
+    _in_blocks(n, n_jobs, work)
     return out

@@ -177,6 +177,9 @@ def resolve_params(name, params=None):
         params["augment"] = copy.deepcopy(_TRAINING_DEFAULTS["default"]["augment"])
     if isinstance(params.get("loss_weights"), dict):
         params["loss_weights"] = {**resolved["loss_weights"], **params["loss_weights"]}
+    for key in ("patience", "lr_schedule"):  # TOML has no null: accept "none"
+        if isinstance(params.get(key), str) and params[key].lower() == "none":
+            params[key] = None
     if isinstance(params.get("filters"), list):  # from JSON / TOML
         params["filters"] = tuple(params["filters"])
     resolved.update(params)

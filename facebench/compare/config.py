@@ -169,7 +169,8 @@ def validate(config: dict) -> dict:
 
 
 def _check_cnn_params(name, params):
-    from ..cnn import default_params
+    """Unknown keys and plainly wrong types here (with a suggestion); the rest by the CNN module."""
+    from ..cnn import default_params, resolve_params
 
     known = default_params(name)
     for key, value in params.items():
@@ -177,11 +178,14 @@ def _check_cnn_params(name, params):
             raise UserError(f"config key 'cnn.{name}.{key}' is unknown{_suggest(key, known)}; "
                             f"allowed: {', '.join(sorted(known))}")
         default = known[key]
-        if default is not None and not isinstance(value, type(default)):
-            if not (isinstance(default, float) and isinstance(value, int)):
-                if not (isinstance(default, (list, tuple)) and isinstance(value, (list, tuple))):
-                    raise UserError(f"config key 'cnn.{name}.{key}' = {value!r} is invalid: "
-                                    f"expected a {type(default).__name__} like {default!r}")
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and not is_number and str(value).lower() != "none":
+            raise UserError(f"config key 'cnn.{name}.{key}' = {value!r} is invalid: expected a number like {default!r}")
+    try:
+        resolve_params(name, params)
+    except ValueError as exc:
+        raise UserError(f"config table [cnn.{name}]: {exc}") from None
 
 
 def _check_keys(node: dict, schema: dict, prefix: str) -> None:

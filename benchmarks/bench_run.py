@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/utkface-5k"))
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--warm-cache", action="store_true", help="reuse the user cache (decode, features)")
+    ap.add_argument("--keep", type=Path, default=None, help="copy the run directory here afterwards")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.warm_cache:
@@ -37,6 +38,10 @@ def main():
         wall = time.perf_counter() - t
         timings = pd.read_csv(run_dir / "timings.csv")
         size = (run_dir / "report.html").stat().st_size / 2**20
+        if args.keep:
+            import shutil
+
+            shutil.copytree(run_dir, args.keep, dirs_exist_ok=True)
     load = os.getloadavg()[0]
     print(f"preset {args.preset} on {args.data}: {wall:.0f} s wall on {os.cpu_count()} cores "
           f"(load average at the end {load:.1f}); report {size:.1f} MB")

@@ -43,20 +43,7 @@ MODELS = {
 }
 AGE_BANDS = [(0, 2), (3, 12), (13, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
 RACES = ["white", "black", "asian", "indian", "other"]
-AGE_METRICS = ["mae", "mse", "rmse", "r2"]
-GENDER_METRICS = [
-    "accuracy",
-    "precision_male",
-    "recall_male",
-    "f1_male",
-    "precision_female",
-    "recall_female",
-    "f1_female",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "roc_auc",
-]
+from facebench.compare.metrics import AGE_METRICS, GENDER_METRICS
 N_BOOT = 100
 
 

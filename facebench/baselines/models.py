@@ -151,6 +151,15 @@ class CappedPCA(TransformerMixin, BaseEstimator):
         return self.pca_.transform(X)
 
 
+def _with_inner_tags(tags, estimator):
+    """A meta-estimator's tags, taking its kind (classifier / regressor) from ``estimator``."""
+    inner = estimator.__sklearn_tags__()
+    tags.estimator_type = inner.estimator_type
+    tags.classifier_tags = inner.classifier_tags
+    tags.regressor_tags = inner.regressor_tags
+    return tags
+
+
 def _halves(X, who):
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] % 2:
@@ -259,12 +268,7 @@ class HFlipAugmented(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.score(self._first(X), y)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        inner = self.estimator.__sklearn_tags__()
-        tags.estimator_type = inner.estimator_type
-        tags.classifier_tags = inner.classifier_tags
-        tags.regressor_tags = inner.regressor_tags
-        return tags
+        return _with_inner_tags(super().__sklearn_tags__(), self.estimator)
 
 
 class PairedTransform(TransformerMixin, BaseEstimator):
@@ -434,12 +438,7 @@ class TunedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.score(X, y)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        inner = self.estimator.__sklearn_tags__()
-        tags.estimator_type = inner.estimator_type
-        tags.classifier_tags = inner.classifier_tags
-        tags.regressor_tags = inner.regressor_tags
-        return tags
+        return _with_inner_tags(super().__sklearn_tags__(), self.estimator)
 
 
 def _quantile_bins(y, n_bins):

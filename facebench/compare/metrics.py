@@ -17,11 +17,11 @@ from sklearn import metrics as skm
 
 from ..data import age_band, gender_name, race_name
 
-AGE_METRICS = ("mae", "mse", "rmse", "r2")
-GENDER_METRICS = (
+AGE_METRICS = ["mae", "mse", "rmse", "r2"]
+GENDER_METRICS = [
     "accuracy", "precision_male", "recall_male", "f1_male", "precision_female", "recall_female",
     "f1_female", "precision_macro", "recall_macro", "f1_macro", "roc_auc",
-)
+]
 COUNTS = ("tn", "fp", "fn", "tp", "n")
 
 

@@ -64,20 +64,7 @@ from facebench.reports.tables import (
     write_tables,
 )
 
-AGE_METRICS = ["mae", "mse", "rmse", "r2"]
-GENDER_METRICS = [
-    "accuracy",
-    "precision_male",
-    "recall_male",
-    "f1_male",
-    "precision_female",
-    "recall_female",
-    "f1_female",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "roc_auc",
-]
+from ..compare.metrics import AGE_METRICS, GENDER_METRICS
 ANSWER_COLUMNS = [("age", "mae"), ("age", "rmse"), ("age", "r2"), ("gender", "accuracy"), ("gender", "f1_macro"), ("gender", "roc_auc")]
 HEADLINE = {"age": "mae", "gender": "accuracy"}
 RACES = ["white", "black", "asian", "indian", "other", "unknown"]

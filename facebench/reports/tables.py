@@ -21,26 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..compare.metrics import GENDER_METRICS
+
 # Decimals shown for each metric; anything not listed gets 3.
 _DECIMALS = {"mae": 2, "rmse": 2, "mse": 1, "r2": 3}
 COUNT_METRICS = frozenset({"n", "tn", "fp", "fn", "tp"})
 LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse"})
-HIGHER_IS_BETTER = frozenset(
-    {
-        "r2",
-        "accuracy",
-        "precision_male",
-        "recall_male",
-        "f1_male",
-        "precision_female",
-        "recall_female",
-        "f1_female",
-        "precision_macro",
-        "recall_macro",
-        "f1_macro",
-        "roc_auc",
-    }
-)
+HIGHER_IS_BETTER = frozenset({"r2", *GENDER_METRICS})
 METRIC_LABELS = {
     "mae": "MAE (years)",
     "mse": "MSE",

@@ -52,7 +52,10 @@ def decode(dataset_or_paths, size: int = 64, color: str = "gray", cache_dir=None
         Cache folder; ``None`` uses the user cache directory (``$FACEBENCH_CACHE``
         overrides), ``False`` disables caching.
     n_jobs : int, optional
-        Decoding threads (OpenCV releases the GIL); default all cores.
+        Decoding threads. Default 1: a reduced-scale decode of a UTKFace chip
+        takes ~0.1 ms, so per-file Python work dominates and, measured on 2
+        cores, two threads (or two forked processes) were slower than one
+        (benchmarks/RESULTS.md); larger images may gain from more.
 
     Returns
     -------
@@ -159,7 +162,7 @@ def _square_resize(img: np.ndarray, size: int) -> np.ndarray:
 def _decode_all(paths, hints, size, color, n_jobs) -> np.ndarray:
     shape = (len(paths), size, size) + ((3,) if color == "rgb" else ())
     out = np.zeros(shape, dtype=np.uint8)
-    workers = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
+    workers = n_jobs if n_jobs and n_jobs > 0 else 1
 
     def work(i):
         try:

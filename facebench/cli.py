@@ -28,6 +28,13 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"facebench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from .compare.runner import UnitsFailed
+
+        if not isinstance(exc, UnitsFailed):
+            raise
+        print(f"facebench {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"facebench {args.command}: interrupted; finished work is kept, rerun to resume", file=sys.stderr)
         return 130

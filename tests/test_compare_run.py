@@ -12,6 +12,7 @@ import pytest
 import facebench.compare.runner as runner
 from facebench.cli import main
 from facebench.compare import load_config, run
+from facebench.compare.runner import UnitsFailed
 from facebench.compare.rundir import METRIC_COLUMNS, PRED_COLUMNS, TIMING_COLUMNS
 from facebench.data import synthesize
 from facebench.errors import UserError
@@ -32,6 +33,10 @@ def faces(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic")
     synthesize(folder, n=240, seed=5, size=64)
     return folder
+
+
+class PowerCut(BaseException):
+    """Stands for Ctrl-C or a killed process: not an error a unit can catch."""
 
 
 def _config(faces, out, extra=()):
@@ -114,12 +119,12 @@ def test_resume_after_interruption(faces, finished, tmp_path, monkeypatch):
 
     def flaky(unit, *args, **kw):
         if dying[0] and len(calls) == 5:
-            raise RuntimeError("power cut")  # the run dies after 5 units
+            raise PowerCut  # the run dies after 5 units
         calls.append(unit["id"])
         return real(unit, *args, **kw)
 
     monkeypatch.setattr(runner, "run_classical_unit", flaky)
-    with pytest.raises(RuntimeError, match="power cut"):
+    with pytest.raises(PowerCut):
         run(_config(faces, tmp_path), quiet=True, report=False)
     assert len(list((tmp_path / "units").glob("t*"))) == 5
     first = list(calls)
@@ -227,3 +232,24 @@ def test_cnn_unit_trains_predicts_and_keeps_its_history(faces, tmp_path):
     assert (tmp_path / "models" / "t0_f1.0_cnn-default.keras").exists()
     timings = pd.read_csv(tmp_path / "timings.csv").set_index("model")
     assert timings.loc["cnn-default", "task"] == "both" and timings.loc["cnn-default", "fit_s"] > 0
+
+
+def test_a_failing_unit_costs_only_itself(faces, finished, tmp_path, monkeypatch):
+    real = runner.run_classical_unit
+
+    def broken(unit, *args, **kw):
+        if unit["id"] == "t1_f0.5_hog-ridge":
+            raise ValueError("singular matrix")
+        return real(unit, *args, **kw)
+
+    monkeypatch.setattr(runner, "run_classical_unit", broken)
+    with pytest.raises(UnitsFailed, match="1 unit\\(s\\) failed: t1_f0.5_hog-ridge: ValueError: singular matrix"):
+        run(_config(faces, tmp_path), quiet=True, report=False)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(metrics.groupby(["trial", "fraction", "model"])) == 11
+    audit = json.loads((tmp_path / "audit.json").read_text())
+    assert audit["run"]["failed_units"] == [{"unit": "t1_f0.5_hog-ridge", "error": "ValueError: singular matrix"}]
+    assert "singular matrix" in (tmp_path / "run.log").read_text()
+    monkeypatch.setattr(runner, "run_classical_unit", real)
+    run(_config(faces, tmp_path), quiet=True, report=False)  # the rerun computes the missing unit
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))

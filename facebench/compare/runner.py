@@ -36,6 +36,18 @@ from .metrics import unit_metrics
 log = logging.getLogger("facebench.run")
 
 
+class UnitsFailed(RuntimeError):
+    """Some units raised; everything else was written. ``.failures``: ``[{"unit", "error"}]``."""
+
+    def __init__(self, failures: list[dict], run_dir: Path):
+        self.failures = failures
+        self.run_dir = Path(run_dir)
+        lines = "; ".join(f"{f['unit']}: {f['error']}" for f in failures[:3])
+        more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+        super().__init__(f"{len(failures)} unit(s) failed: {lines}{more}; the other results and the report "
+                         f"are in {run_dir}, details in its run.log")
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -75,15 +87,18 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
         todo = [u for u in units if force or not rundir.is_done(run_dir, u["id"])]
         log.info("%d unit(s) planned, %d already finished, %d to run",
                  len(units), len(units) - len(todo), len(todo))
-        _execute(todo, table, config, run_dir, quiet=quiet)
+        failures = _execute(todo, table, config, run_dir, quiet=quiet)
 
         results = rundir.aggregate(run_dir, [u["id"] for u in units], n_boot=config["bootstrap"], seed=config["seed"])
         audit["run"]["finished"] = _now()
+        audit["run"]["failed_units"] = failures
         rundir.write_json(run_dir / "audit.json", audit)
         if not quiet:
             print(summary_table(results["metrics"], results["timings"]))
         if report:
             _write_report(run_dir)
+        if failures:
+            raise UnitsFailed(failures, run_dir)
         return run_dir
     finally:
         logging.getLogger("facebench").removeHandler(handler)
@@ -134,9 +149,11 @@ def _unit(trial, fraction, model, kind, tasks, train, test, seed, cnn=None):
 # --------------------------------------------------------------------------- execution
 
 
-def _execute(units: list[dict], table: pd.DataFrame, config: dict, run_dir: Path, quiet: bool) -> None:
+def _execute(units: list[dict], table: pd.DataFrame, config: dict, run_dir: Path, quiet: bool) -> list[dict]:
+    """Run the units; return the failed ones as ``{"unit", "error"}`` (the others are written)."""
+    failures: list[dict] = []
     if not units:
-        return
+        return failures
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(units), desc="units", unit="unit", disable=quiet, dynamic_ncols=True,
@@ -146,26 +163,49 @@ def _execute(units: list[dict], table: pd.DataFrame, config: dict, run_dir: Path
         classical = [u for u in units if u["kind"] == "classical"]
         if classical:
             inputs = prepare_features(table, config, classical)
-            jobs = [joblib.delayed(run_classical_unit)(u, inputs[u["model"]], labels, config, str(run_dir))
+            jobs = [joblib.delayed(_guarded)("classical", u, inputs[u["model"]], labels, config, str(run_dir))
                     for u in classical]
-            for uid in _parallel(jobs, config):
-                bar.set_postfix_str(uid)
-                bar.update()
+            for result in _parallel(jobs, config):
+                _tick(bar, result, failures)
         cnn_jobs, stacks = [], {}
         for unit in (u for u in units if u["kind"] == "cnn"):
             if unit["cnn"] not in stacks:
                 stack, decode_s = _decoded(table, config, unit["cnn"])
                 stacks[unit["cnn"]] = (_shareable(stack), decode_s)
-            cnn_jobs.append(joblib.delayed(run_cnn_unit)(unit, *stacks[unit["cnn"]], labels, config, str(run_dir)))
+            cnn_jobs.append(joblib.delayed(_guarded)("cnn", unit, *stacks[unit["cnn"]], labels, config, str(run_dir)))
         if cnn_jobs:
             # TensorFlow already uses every core: locally CNN units run one at a time;
             # on a Dask cluster they spread over the workers like the others.
             bar.set_postfix_str("training CNN")
-            for uid in _parallel(cnn_jobs, {**config, "n_jobs": 1}):
-                bar.set_postfix_str(uid)
-                bar.update()
+            for result in _parallel(cnn_jobs, {**config, "n_jobs": 1}):
+                _tick(bar, result, failures)
     finally:
         bar.close()
+    return failures
+
+
+def _guarded(kind: str, unit: dict, *args) -> str | dict:
+    """Run one unit; an exception costs that unit only, reported as ``{"unit", "error"}``.
+
+    Interruptions (Ctrl-C, a killed worker) are not caught: what finished is kept
+    on disk and a rerun resumes.
+    """
+    fn = run_classical_unit if kind == "classical" else run_cnn_unit
+    try:
+        return fn(unit, *args)
+    except Exception as exc:
+        logging.getLogger("facebench.run").exception("unit %s failed", unit["id"])
+        return {"unit": unit["id"], "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _tick(bar, result, failures: list) -> None:
+    if isinstance(result, dict):
+        failures.append(result)
+        log.error("unit %s failed: %s", result["unit"], result["error"])
+        bar.set_postfix_str(f"{result['unit']} FAILED")
+    else:
+        bar.set_postfix_str(result)
+    bar.update()
 
 
 def _parallel(jobs, config):

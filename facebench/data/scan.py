@@ -232,7 +232,7 @@ def _follow(path: Path, root: Path):
 def _read_manifest(path: Path):
     root = path.resolve().parent
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except Exception as exc:  # pandas raises many types for bad CSV
         raise UserError(f"--data {path}: cannot read the manifest as CSV ({exc})") from None
     frame.columns = [c.strip().lower() for c in frame.columns]

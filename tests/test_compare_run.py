@@ -253,3 +253,11 @@ def test_a_failing_unit_costs_only_itself(faces, finished, tmp_path, monkeypatch
     monkeypatch.setattr(runner, "run_classical_unit", real)
     run(_config(faces, tmp_path), quiet=True, report=False)  # the rerun computes the missing unit
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))
+
+
+def test_features_that_cannot_take_the_images_are_a_user_error(faces, tmp_path):
+    config = _config(faces, tmp_path, ["features.color=rgb", "models.gender=['hog+lbp+svm']", "models.age=[]",
+                                       "trials=1", "fractions=[1.0]"])
+    with pytest.raises(UserError, match="model 'hog\\+lbp\\+svm' cannot use features.image_size=64, "
+                                        "features.color='rgb'"):
+        run(config, quiet=True, report=False)

@@ -259,7 +259,11 @@ def prepare_features(table: pd.DataFrame, config: dict, units: list[dict]) -> di
             feat_s = 0.0
             if not path.exists():
                 t = time.perf_counter()
-                feats = _transform_chunked(extractor, images)
+                try:
+                    feats = _transform_chunked(extractor, images)
+                except ValueError as exc:  # e.g. LBP on colour images, HOG cells larger than the image
+                    raise UserError(f"model {name!r} cannot use features.image_size={size}, "
+                                    f"features.color={color!r}: {exc}") from None
                 feat_s = (time.perf_counter() - t) / len(table)
                 atomic_save_npy(path, feats)
                 atomic_write_text(path.with_suffix(".json"), f'{{"seconds_per_image": {feat_s}}}')

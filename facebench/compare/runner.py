@@ -69,7 +69,10 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
     started = _now()
     try:
         log.info("run %s: %s", run_dir, command or "facebench.compare.run")
+        _say(quiet, f"scanning {config['data']['path']} ...")
         dataset = load_dataset(config["data"]["path"])
+        _say(quiet, f"{dataset.audit['used']} faces used, {len(dataset.audit['skipped'])} skipped "
+                    f"(reasons in {run_dir / 'audit.json'})")
         table = _limit(dataset.table, config["data"]["max_images"], config["seed"])
         atomic_write_text(run_dir / "config.toml", dumps(config))
         audit = dict(dataset.audit)
@@ -162,6 +165,7 @@ def _execute(units: list[dict], table: pd.DataFrame, config: dict, run_dir: Path
     try:
         classical = [u for u in units if u["kind"] == "classical"]
         if classical:
+            bar.set_postfix_str("decoding images and computing features")
             inputs = prepare_features(table, config, classical)
             jobs = [joblib.delayed(_guarded)("classical", u, inputs[u["model"]], labels, config, str(run_dir))
                     for u in classical]
@@ -453,6 +457,11 @@ def _log_to(path: Path) -> logging.Handler:
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
     return handler
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _now() -> str:

@@ -180,16 +180,12 @@ def _walk_folder(root: Path):
             if problem:
                 skipped.append({"file": rel, "reason": problem, "stage": "scan"})
                 continue
-            try:
-                st = target.stat()
-            except OSError as exc:
-                skipped.append({"file": rel, "reason": f"cannot stat: {_oserror(exc)}", "stage": "scan"})
-                continue
-            if stat.S_ISDIR(st.st_mode):
+            kind = _file_kind(target)
+            if kind == "dir":
                 stack.append(Path(entry.path))
                 continue
-            if not stat.S_ISREG(st.st_mode):
-                skipped.append({"file": rel, "reason": "not a regular file", "stage": "scan"})
+            if kind != "file":
+                skipped.append({"file": rel, "reason": kind, "stage": "scan"})
                 continue
             if not entry.name.lower().endswith(IMAGE_SUFFIXES):
                 suffix = Path(entry.name).suffix or "(none)"
@@ -260,13 +256,10 @@ def _read_manifest(path: Path):
         if not file.exists() and not file.is_symlink():
             skipped.append({"file": label, "reason": "file not found", "stage": "scan"})
             continue
-        try:
-            st = file.stat()
-        except OSError as exc:
-            skipped.append({"file": label, "reason": f"cannot stat: {_oserror(exc)}", "stage": "scan"})
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            skipped.append({"file": label, "reason": "not a regular file", "stage": "scan"})
+        kind = _file_kind(file)
+        if kind != "file":
+            skipped.append({"file": label, "reason": "a folder, not an image file" if kind == "dir" else kind,
+                            "stage": "scan"})
             continue
         candidates.append(
             {"image_id": rel, "path": str(file.absolute()),
@@ -384,6 +377,17 @@ def _resolve_duplicates(rows):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _file_kind(path: Path) -> str:
+    """``"file"``, ``"dir"``, or the reason the entry cannot be an image (FIFOs never get opened)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot stat: {_oserror(exc)}"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "not a regular file"
 
 
 def _rel(path: Path, root: Path) -> str:

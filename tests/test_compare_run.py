@@ -261,3 +261,13 @@ def test_features_that_cannot_take_the_images_are_a_user_error(faces, tmp_path):
     with pytest.raises(UserError, match="model 'hog\\+lbp\\+svm' cannot use features.image_size=64, "
                                         "features.color='rgb'"):
         run(config, quiet=True, report=False)
+
+
+def test_run_takes_a_partial_config(faces, tmp_path):
+    config = {"preset": "quick", "data": {"path": str(faces)}, "out": str(tmp_path), "trials": 1,
+              "fractions": [1.0], "bootstrap": 0, "n_jobs": 1,
+              "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []}}
+    run_dir = run(config, quiet=True, report=False)
+    assert run_dir == tmp_path
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(metrics["model"]) == {"dummy"} and metrics["ci_low"].isna().all()

@@ -30,7 +30,7 @@ from ..data.cache import atomic_save_npy, atomic_write_text, default_cache_dir
 from ..data.split import strata
 from ..errors import UserError
 from . import rundir
-from .config import dumps, science_digest
+from .config import DEFAULT_PRESET, DEFAULTS, dumps, merge, preset_config, science_digest, validate
 from .metrics import unit_metrics
 
 log = logging.getLogger("facebench.run")
@@ -56,8 +56,10 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
     """Run the benchmark described by ``config``; return the run directory.
 
     Rerunning the same config resumes: finished units are kept. ``force``
-    recomputes everything.
+    recomputes everything. ``config`` may be partial (e.g. ``{"preset": "quick",
+    "data": {"path": "faces/"}}``): it is completed from its preset and validated.
     """
+    config = resolve(config)
     if not config["data"]["path"]:
         raise UserError("no dataset: give --data PATH (a folder of UTKFace-named images or a CSV manifest)")
     run_dir = _run_dir(config)
@@ -69,7 +71,6 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
     started = _now()
     try:
         log.info("run %s: %s", run_dir, command or "facebench.compare.run")
-        _say(quiet, f"scanning {config['data']['path']} ...")
         dataset = load_dataset(config["data"]["path"])
         _say(quiet, f"{dataset.audit['used']} faces used, {len(dataset.audit['skipped'])} skipped "
                     f"(reasons in {run_dir / 'audit.json'})")
@@ -106,6 +107,14 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
     finally:
         logging.getLogger("facebench").removeHandler(handler)
         handler.close()
+
+
+def resolve(config: dict) -> dict:
+    """Complete a (possibly partial) config from the defaults and its preset, then validate it."""
+    name = config.get("preset") or DEFAULT_PRESET
+    full = merge(merge(DEFAULTS, preset_config(name)), config)
+    full["preset"] = name
+    return validate(full)
 
 
 # --------------------------------------------------------------------------- planning

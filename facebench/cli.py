@@ -163,7 +163,9 @@ def _cmd_report(args) -> int:
     from .reports import write_report
 
     if not (args.run_dir / "metrics.csv").exists():
-        raise UserError(f"{args.run_dir}: not a run directory (no metrics.csv)")
+        hint = ("; the run did not finish: rerun the same `facebench run` command to resume it"
+                if (args.run_dir / "units").is_dir() else "")
+        raise UserError(f"{args.run_dir}: not a run directory (no metrics.csv){hint}")
     print(f"report: {write_report(args.run_dir)}")
     return 0
 

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", dest="run_dir", type=Path, required=True, metavar="RUN_DIR")
     p.add_argument("image", type=Path, metavar="IMAGE")
     p.add_argument("--out", type=Path, default=None, help="output PNG or HTML file (default: <image stem>-explain.png)")
+    p.add_argument("--detect", action="store_true", help="find the largest face in a photo and crop it first")
     p.set_defaults(func=_cmd_explain)
 
     for p in sub.choices.values():
@@ -179,7 +180,7 @@ def _cmd_predict(args) -> int:
 def _cmd_explain(args) -> int:
     from .reports.explain import explain_cli
 
-    out = explain_cli(args.run_dir, args.image, out=args.out)
+    out = explain_cli(args.run_dir, args.image, out=args.out, detect=args.detect)
     print(f"wrote {out}")
     return 0
 

@@ -247,3 +247,21 @@ def test_explain_cli_user_errors(tiny_run, tmp_path):
         explain_cli(tiny_run, bad, out=tmp_path / "x.png")
     with pytest.raises(UserError, match=r"\.png or \.html"):
         explain_cli(tiny_run, bad, out=tmp_path / "x.pdf")
+
+
+def test_explain_detects_the_face_in_a_photo(tiny_run, tmp_path):
+    import cv2
+    from PIL import Image
+    from skimage import data as skdata
+
+    from facebench.reports.explain import explain_cli
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    png = explain_cli(tiny_run, photo, out=tmp_path / "astro.png", detect=True)
+    with Image.open(png) as im:
+        assert im.format == "PNG"
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 200, np.uint8))
+    with pytest.raises(UserError, match="no face found"):
+        explain_cli(tiny_run, blank, out=tmp_path / "b.png", detect=True)

@@ -866,7 +866,7 @@ block that drive each head's prediction.</li>
 """
 
 
-def explain_cli(run_dir, image, out=None) -> Path:
+def explain_cli(run_dir, image, out=None, detect=False) -> Path:
     """``facebench explain``: write what HOG, LBP and the CNN see in one face.
 
     Parameters
@@ -879,6 +879,9 @@ def explain_cli(run_dir, image, out=None) -> Path:
     out : path, optional
         ``*.png`` or ``*.html`` (a small self-contained page around the PNG). Default:
         ``<image name>-explain.png`` in the current folder.
+    detect : bool
+        Find the largest face with the same detector and crop as ``facebench predict``
+        first (for ordinary photos).
 
     Returns
     -------
@@ -891,7 +894,7 @@ def explain_cli(run_dir, image, out=None) -> Path:
         Not a run directory, an unreadable image, or an output that is not .png/.html
         or cannot be written.
     """
-    from facebench.compare.predict import _check_run_dir, read_image
+    from facebench.compare.predict import _check_run_dir, crop_chip, detect_faces, read_image
     from facebench.data import parse_utkface_name
 
     run_dir = _check_run_dir(run_dir)
@@ -903,6 +906,11 @@ def explain_cli(run_dir, image, out=None) -> Path:
         pixels = read_image(image)
     except ValueError as exc:
         raise UserError(f"{image}: {exc}") from None
+    if detect:
+        boxes = detect_faces(pixels)
+        if not boxes:
+            raise UserError(f"{image}: no face found (drop --detect if the image is already a cropped face)")
+        pixels = crop_chip(pixels, max(boxes, key=lambda b: b[2] * b[3]))
     truth = None
     try:
         labels = parse_utkface_name(image.name)

@@ -2,9 +2,8 @@
 
 Predictions are seeded random noise around the true labels (each model with its own
 skill, worse on smaller training fractions); every metric, interval and paired test is
-then computed from those predictions (scikit-learn for the point values, a vectorised
-bootstrap for the intervals, SciPy for the tests), the way ``facebench.compare`` does,
-so no number in the run directory is typed by hand.
+then computed from those predictions by ``facebench.compare.metrics``, the code real
+runs use, so no number in the run directory is typed by hand.
 
 Three test faces carry hostile or unicode names and are given the largest errors, so
 they reach the report's gallery of worst errors; the audit lists hostile names too.
@@ -25,8 +24,9 @@ import pandas as pd
 import pytest
 import tomli_w
 from PIL import Image
-from scipy import stats
-from sklearn import metrics as skm
+
+from facebench.compare.metrics import paired_tests, unit_metrics
+from facebench.compare.rundir import unit_id
 
 HOSTILE_MISSING = "<script>alert(1)</script>.jpg"  # cannot be a file name (it has a '/')
 HOSTILE_FILE = '"><img src=x onerror=alert(1)>.jpg'
@@ -41,9 +41,6 @@ MODELS = {
     "lbp+svm": (("gender",), None, 1.0),
     "cnn-default": (("age", "gender"), 6.0, 2.6),
 }
-AGE_BANDS = [(0, 2), (3, 12), (13, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
-RACES = ["white", "black", "asian", "indian", "other"]
-from facebench.compare.metrics import AGE_METRICS, GENDER_METRICS
 N_BOOT = 100
 
 
@@ -53,29 +50,6 @@ def without_explain_hook():
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(sys.modules, "facebench.reports.explain", types.ModuleType("facebench.reports.explain"))
         yield
-
-
-def unit_name(trial: int, fraction: float, model: str) -> str:
-    return f"t{trial}_f{float(fraction)}_{re.sub(r'[^A-Za-z0-9._-]', '-', model)}"
-
-
-def band_label(lo: int, hi: int) -> str:
-    return f"{lo}+" if hi >= 200 else f"{lo}-{hi}"
-
-
-def groups_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Boolean masks for every subgroup of the contract (empty groups left out)."""
-    out = {"all": np.ones(len(frame), bool)}
-    age = frame["age"].to_numpy()
-    for lo, hi in AGE_BANDS:
-        out[f"age_band:{band_label(lo, hi)}"] = (age >= lo) & (age <= hi)
-    g = frame["gender"].to_numpy()
-    out["gender:male"], out["gender:female"] = g == 0, g == 1
-    race = frame["race"]
-    for i, name in enumerate(RACES):
-        out[f"race:{name}"] = (race == i).fillna(False).to_numpy(bool)
-    out["race:unknown"] = race.isna().to_numpy()
-    return {k: v for k, v in out.items() if v.any()}
 
 
 # ---- images ------------------------------------------------------------------------
@@ -116,116 +90,6 @@ def _make_pool(root: Path, rng: np.random.Generator, n: int, images: bool) -> pd
     table["race"] = table["race"].astype("Int64")
     table.loc[0, "race"] = pd.NA
     return table
-
-
-# ---- metrics -----------------------------------------------------------------------
-
-
-def _age_point(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    mse = skm.mean_squared_error(y, p)
-    r2 = skm.r2_score(y, p) if len(y) > 1 and np.var(y) > 0 else np.nan
-    return {"mae": skm.mean_absolute_error(y, p), "mse": mse, "rmse": float(np.sqrt(mse)), "r2": r2}
-
-
-def _age_boot(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
-    yb, pb = y[idx], p[idx]
-    err = pb - yb
-    mse = (err**2).mean(1)
-    var = yb.var(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(var > 0, 1 - mse / var, np.nan)
-    return {"mae": np.abs(err).mean(1), "mse": mse, "rmse": np.sqrt(mse), "r2": r2}
-
-
-def _gender_point(y: np.ndarray, pred: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    prec, rec, f1, _ = skm.precision_recall_fscore_support(y, pred, labels=[0, 1], zero_division=0)
-    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
-    out = {"accuracy": skm.accuracy_score(y, pred)}
-    for i, name in enumerate(("male", "female")):
-        out[f"precision_{name}"], out[f"recall_{name}"], out[f"f1_{name}"] = prec[i], rec[i], f1[i]
-    for m in ("precision", "recall", "f1"):
-        out[f"{m}_macro"] = (out[f"{m}_male"] + out[f"{m}_female"]) / 2
-    out["roc_auc"] = skm.roc_auc_score(y, score) if len(np.unique(y)) == 2 else np.nan
-    out.update(tn=tn, fp=fp, fn=fn, tp=tp)
-    return out
-
-
-def _gender_boot(y: np.ndarray, pred: np.ndarray, score: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
-    yb, pb, sb = y[idx], pred[idx], score[idx]
-    out = {"accuracy": (yb == pb).mean(1)}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for cls, name in ((0, "male"), (1, "female")):
-            tp = ((pb == cls) & (yb == cls)).sum(1)
-            prec = np.nan_to_num(tp / (pb == cls).sum(1))
-            rec = np.nan_to_num(tp / (yb == cls).sum(1))
-            f1 = np.nan_to_num(2 * prec * rec / (prec + rec))
-            out[f"precision_{name}"], out[f"recall_{name}"], out[f"f1_{name}"] = prec, rec, f1
-        for m in ("precision", "recall", "f1"):
-            out[f"{m}_macro"] = (out[f"{m}_male"] + out[f"{m}_female"]) / 2
-        ranks = stats.rankdata(sb, axis=1)
-        n1 = yb.sum(1)
-        n0 = yb.shape[1] - n1
-        u = (ranks * yb).sum(1) - n1 * (n1 + 1) / 2
-        out["roc_auc"] = np.where((n1 > 0) & (n0 > 0), u / (n1 * n0), np.nan)
-    return out
-
-
-def _metric_rows(key: dict, frame: pd.DataFrame, task: str, rng: np.random.Generator) -> list[dict]:
-    rows = []
-    for group, mask in groups_of(frame).items():
-        g = frame[mask]
-        idx = rng.integers(0, len(g), (N_BOOT, len(g)))
-        if task == "age":
-            y, p = g["age"].to_numpy(float), g["age_pred"].to_numpy(float)
-            point, boot = _age_point(y, p), _age_boot(y, p, idx)
-        else:
-            y = g["gender"].to_numpy(int)
-            pred, score = g["gender_pred"].to_numpy(int), g["p_female"].to_numpy(float)
-            point, boot = _gender_point(y, pred, score), _gender_boot(y, pred, score, idx)
-        for metric, value in point.items():
-            lo = hi = np.nan
-            if metric in boot and np.isfinite(boot[metric]).any():
-                lo, hi = np.nanpercentile(boot[metric], [2.5, 97.5])
-            rows.append({**key, "task": task, "group": group, "metric": metric, "value": float(value),
-                         "ci_low": lo, "ci_high": hi})
-        rows.append({**key, "task": task, "group": group, "metric": "n", "value": float(len(g)),
-                     "ci_low": np.nan, "ci_high": np.nan})
-    return rows
-
-
-def _paired_rows(trial: int, fraction: float, preds: dict[str, pd.DataFrame], rng) -> list[dict]:
-    rows = []
-    names = list(preds)
-    for task in ("gender", "age"):
-        models = [m for m in names if task in MODELS[m][0]]
-        for i, a in enumerate(models):
-            for b in models[i + 1 :]:
-                pa, pb = preds[a], preds[b]
-                row = {"trial": trial, "fraction": fraction, "task": task, "model_a": a, "model_b": b,
-                       "n": len(pa), "effect_ci_low": np.nan, "effect_ci_high": np.nan}
-                if task == "gender":
-                    ra = (pa["gender_pred"] == pa["gender"]).to_numpy()
-                    rb = (pb["gender_pred"] == pb["gender"]).to_numpy()
-                    n10, n01 = int((ra & ~rb).sum()), int((~ra & rb).sum())
-                    p = stats.binomtest(min(n10, n01), n10 + n01, 0.5).pvalue if n10 + n01 else 1.0
-                    effect = ra.mean() - rb.mean()
-                    row.update(test="mcnemar_exact", statistic=min(n10, n01), p_value=p, effect=effect,
-                               effect_name="accuracy_a_minus_b")
-                    better = a if effect > 0 else b if effect < 0 else ""
-                else:
-                    ea = np.abs(pa["age_pred"] - pa["age"]).to_numpy()
-                    eb = np.abs(pb["age_pred"] - pb["age"]).to_numpy()
-                    res = stats.wilcoxon(ea, eb) if np.any(ea != eb) else None
-                    effect = ea.mean() - eb.mean()
-                    idx = rng.integers(0, len(ea), (N_BOOT, len(ea)))
-                    boot = ea[idx].mean(1) - eb[idx].mean(1)
-                    row.update(test="wilcoxon", statistic=res.statistic if res else 0.0,
-                               p_value=res.pvalue if res else 1.0, effect=effect, effect_name="mae_a_minus_b",
-                               effect_ci_low=np.percentile(boot, 2.5), effect_ci_high=np.percentile(boot, 97.5))
-                    better = a if effect < 0 else b if effect > 0 else ""
-                row["better"] = better
-                rows.append(row)
-    return rows
 
 
 # ---- the run -----------------------------------------------------------------------
@@ -317,8 +181,7 @@ def build_run_dir(
                 preds[model] = p
                 pred_frames.append(p)
                 key = {"trial": trial, "fraction": float(fraction), "model": model}
-                for task in MODELS[model][0]:
-                    metric_rows += _metric_rows(key, p, task, rng)
+                metric_rows += [{**key, **row} for row in unit_metrics(p, n_boot=N_BOOT, seed=int(rng.integers(1 << 31)))]
                 tasks = MODELS[model][0]
                 is_cnn = model.startswith("cnn")
                 fit = (30.0 if is_cnn else 2.0) * fraction * (1 + 0.1 * rng.random())
@@ -331,8 +194,9 @@ def build_run_dir(
                                     "peak_memory_mb": 300 + 500 * is_cnn + 50 * rng.random(),
                                     "model_bytes": int(2e6 if is_cnn else 4e4 + 1e3 * rng.random())})
                 if is_cnn:
-                    _history(rng).to_csv(run_dir / "histories" / f"{unit_name(trial, fraction, model)}.csv", index=False)
-            paired_rows += _paired_rows(trial, float(fraction), preds, rng)
+                    _history(rng).to_csv(run_dir / "histories" / f"{unit_id(trial, float(fraction), model)}.csv", index=False)
+            paired_rows += [{"trial": trial, "fraction": float(fraction), **row}
+                            for row in paired_tests(pd.concat(preds.values()), n_boot=N_BOOT, seed=trial)]
 
     predictions = pd.concat(pred_frames, ignore_index=True)
     cols = ["trial", "fraction", "model", "image_id", "path", "age", "gender", "race", "age_pred", "p_female", "gender_pred"]

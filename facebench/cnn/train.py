@@ -29,6 +29,7 @@ from facebench.cnn.models import (
     keras_module,
     tf_module,
 )
+from facebench.data.cache import atomic_write_text
 
 AGE_MAX = 116.0
 _AUGMENT_KEYS = ("flip", "shift", "rotation", "zoom", "contrast", "brightness")
@@ -124,9 +125,7 @@ class FittedCNN:
             "timings": _jsonable(self.timings),
             "validation_index": self.validation_index.tolist(),
         }
-        tmp_json = json_path.with_name(f".tmp-{json_path.name}")
-        tmp_json.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp_json, json_path)
+        atomic_write_text(json_path, json.dumps(meta, indent=1))
         return keras_path
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.cache import atomic_write_text
+from ..data.cache import atomic_write, atomic_write_text
 from .metrics import paired_tests
 
 PRED_COLUMNS = ["trial", "fraction", "model", "image_id", "path", "age", "gender", "race",
@@ -105,9 +105,8 @@ def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0)
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False, compression="gzip" if path.suffix == ".gz" else None)
-    os.replace(tmp, path)
+    compression = "gzip" if path.suffix == ".gz" else None
+    atomic_write(path, lambda fh: frame.to_csv(fh, index=False, compression=compression))
 
 
 def write_json(path: Path, obj) -> None:

@@ -59,6 +59,8 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from .cache import atomic_write_bytes
+
 # Relative UTKFace-like frequency at these ages (linear in between).
 _AGE_KNOTS = (1, 2, 3, 4, 5, 8, 12, 15, 18, 20, 23, 26, 30, 35, 40, 45, 50, 55, 60,
               65, 70, 75, 80, 85, 90, 100, 116)
@@ -653,12 +655,7 @@ def _write_jpeg(path: pathlib.Path, img: np.ndarray) -> None:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
     if not ok:
         raise OSError(f"could not encode {path.name} as JPEG")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def _write_chunk(rows, out_dir: pathlib.Path, size: int) -> list[pathlib.Path]:

@@ -17,13 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facebench.data.labels import AGE_BANDS, GENDERS, RACES, age_band, race_name
 from facebench.reports import plots
 from facebench.reports.report import MAX_AUDIT_ROWS, audit_section, render, thumbnail_uri
 from facebench.reports.tables import Cell, Column, Table, atomic_write_text, text_cell
 
-GENDERS = {0: "male", 1: "female"}
-RACES = {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "other"}
-AGE_BANDS = [(0, 2), (3, 12), (13, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
 N_SAMPLES = 48
 
 
@@ -40,8 +38,7 @@ def sample_faces(table: pd.DataFrame, n: int = N_SAMPLES, seed: int = 0) -> pd.D
     if len(table) <= n:
         return table.sort_values("age", kind="stable")
     rng = np.random.default_rng(seed)
-    bins = [lo for lo, _ in AGE_BANDS] + [1000]
-    band = pd.cut(table["age"], bins=bins, right=False, labels=False)
+    band = pd.Series(pd.Categorical(age_band(table["age"]), categories=AGE_BANDS).codes, index=table.index)
     strata = list(table.groupby([band, table["gender"]], sort=True).groups.values())
     per = max(1, n // max(1, len(strata)))
     picked: list[Any] = []
@@ -90,7 +87,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
             ("oldest", f"{ages.max():.0f}"),
         ]
         gender = table["gender"].map(GENDERS).fillna("unknown").value_counts()
-        race = table["race"].map(lambda r: "unknown" if pd.isna(r) else RACES.get(int(r), str(r))).value_counts()
+        race = pd.Series(race_name(table["race"])).value_counts()
         race = race.reindex([r for r in [*RACES.values(), "unknown"] if r in race.index])
         ctx["gender_table"] = _counts_table("gender_counts", "Gender counts", gender, n)
         ctx["race_table"] = _counts_table("race_counts", "Ethnicity counts", race, n)
@@ -101,7 +98,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
                 "thumb": thumbnail_uri(r.path, cache),
                 "name": r.image_id,
                 "line1": f"age {int(r.age)}, {GENDERS.get(int(r.gender), '?')}",
-                "line2": "race unknown" if pd.isna(r.race) else RACES.get(int(r.race), str(r.race)),
+                "line2": "race unknown" if pd.isna(r.race) else RACES[int(r.race)],
             }
             for r in sample_faces(table).itertuples()
         ]

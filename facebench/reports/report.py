@@ -65,9 +65,10 @@ from facebench.reports.tables import (
 )
 
 from ..compare.metrics import AGE_METRICS, GENDER_METRICS
+from ..data import labels
 ANSWER_COLUMNS = [("age", "mae"), ("age", "rmse"), ("age", "r2"), ("gender", "accuracy"), ("gender", "f1_macro"), ("gender", "roc_auc")]
 HEADLINE = {"age": "mae", "gender": "accuracy"}
-RACES = ["white", "black", "asian", "indian", "other", "unknown"]
+RACES = [*labels.RACES.values(), "unknown"]
 MIN_GROUP_N = 10  # groups with fewer test faces are shown greyed and left out of the gaps
 WORST_K = 6
 THUMB_PX = 64

@@ -15,13 +15,12 @@ import csv
 import io
 import json
 import math
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..compare.metrics import GENDER_METRICS
+from ..data.cache import atomic_write_text
 
 # Decimals shown for each metric; anything not listed gets 3.
 _DECIMALS = {"mae": 2, "rmse": 2, "mse": 1, "r2": 3}
@@ -318,19 +317,6 @@ def _md_escape(text: str) -> str:
     for ch in "*_`[]<>":
         out = out.replace(ch, "\\" + ch)
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file so that readers see the old or the new file, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_tables(tables: list[Table], out_dir: Path) -> dict[str, dict[str, str]]:

@@ -268,36 +268,16 @@ def _load_one(name: str, info: dict) -> LoadedModel:
 
 
 def read_image(path) -> np.ndarray:
-    """Decode an image file to an RGB uint8 array (H, W, 3).
+    """Decode an image file to an RGB uint8 array (H, W, 3) (see :func:`facebench.data.read_pixels`).
 
     Raises
     ------
     ValueError
         With a one-line reason when the file is missing, empty or not a decodable image.
     """
-    import cv2
+    from facebench.data import read_pixels
 
-    path = Path(path)
-    if not path.exists():
-        raise ValueError("no such file")
-    if path.is_dir():
-        raise ValueError("is a folder, not an image")
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        raise ValueError(f"cannot read ({exc.strerror or exc})") from None
-    if data.size == 0:
-        raise ValueError("empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is not None:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    try:  # formats OpenCV does not read (GIF, some TIFFs)
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception:
-        raise ValueError("not an image OpenCV or Pillow can decode (corrupt or unsupported format)") from None
+    return read_pixels(path, "rgb")
 
 
 _CASCADE = None

@@ -9,7 +9,7 @@ subsample(table, train_idx, fraction, seed) -> nested stratified subset
 synthesize(out_dir, n, seed) -> folder of synthetic UTKFace-named faces
 """
 
-from .decoding import decode, decode_one, to_face_array
+from .decoding import decode, decode_one, read_pixels, to_face_array
 from .labels import (
     AGE_BANDS,
     GENDERS,
@@ -27,7 +27,7 @@ from .split import make_split, strata, subsample, write_split
 __all__ = [
     "AGE_BANDS", "GENDERS", "RACES", "Dataset", "LabelError", "age_band", "audit_to_json",
     "check_image", "decode", "decode_one", "gender_name", "load_dataset", "make_split",
-    "parse_utkface_name", "race_name", "strata", "subsample", "synthesize", "to_face_array",
+    "parse_utkface_name", "race_name", "read_pixels", "strata", "subsample", "synthesize", "to_face_array",
     "validate_labels", "write_split",
 ]
 

@@ -114,14 +114,38 @@ def decode_one(path, size: int = 64, color: str = "gray", source_size=None) -> n
             if side // factor >= size:
                 flag = _REDUCED[color][factor]
                 break
-    # imdecode on bytes (not imread) so non-ASCII names work on every platform
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, flag) if data.size else None
-    if img is None:
-        img = _decode_pil(path, color)
-    elif color == "rgb":
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return _square_resize(img, size)
+    return _square_resize(read_pixels(path, color, flag), size)
+
+
+def read_pixels(path, color: str = "rgb", flag=None) -> np.ndarray:
+    """Decode an image file at full size (or as ``flag`` says): RGB (H, W, 3) or gray (H, W) uint8.
+
+    OpenCV first (on the bytes, so non-ASCII names work everywhere), Pillow for the
+    formats OpenCV does not read (GIF, some TIFFs and PNGs).
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason: missing, a folder, unreadable, empty or not decodable.
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except IsADirectoryError:
+        raise ValueError("is a folder, not an image") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ValueError("empty file")
+    img = cv2.imdecode(data, _FULL[color] if flag is None else flag)
+    if img is not None:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if color == "rgb" else img
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L" if color == "gray" else "RGB"))
+    except Exception:
+        raise ValueError("not an image OpenCV or Pillow can decode (corrupt or unsupported format)") from None
 
 
 def to_face_array(image: np.ndarray, size: int, color: str) -> np.ndarray:
@@ -136,15 +160,6 @@ def to_face_array(image: np.ndarray, size: int, color: str) -> np.ndarray:
     elif color == "rgb" and img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     return _square_resize(img, size)
-
-
-def _decode_pil(path, color: str) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if color == "gray" else "RGB")
-            return np.asarray(im)
-    except Exception as exc:
-        raise ValueError(f"cannot decode {path}: {exc}") from None
 
 
 def _square_resize(img: np.ndarray, size: int) -> np.ndarray:

@@ -12,6 +12,7 @@ per feature extractor, then shared read-only (memory-mapped) by every unit.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -27,7 +28,6 @@ import pandas as pd
 
 from ..data import decode, load_dataset, make_split, subsample, write_split
 from ..data.cache import atomic_save_npy, atomic_write_text, default_cache_dir
-from ..data.split import strata
 from ..errors import UserError
 from . import rundir
 from .config import DEFAULT_PRESET, DEFAULTS, dumps, merge, preset_config, science_digest, validate
@@ -282,8 +282,6 @@ def prepare_features(table: pd.DataFrame, config: dict, units: list[dict]) -> di
                 atomic_write_text(path.with_suffix(".json"), f'{{"seconds_per_image": {feat_s}}}')
             else:
                 try:
-                    import json
-
                     feat_s = json.loads(path.with_suffix(".json").read_text())["seconds_per_image"]
                 except (OSError, ValueError, KeyError):
                     feat_s = float("nan")
@@ -300,9 +298,9 @@ def _transform_chunked(extractor, images, chunk: int = 2048) -> np.ndarray:
 
 
 def _decoded(table, config, cnn_name):
-    from ..cnn import default_params
+    from ..cnn import resolve_params
 
-    params = {**default_params(cnn_name), **config["cnn"].get(cnn_name, {})}
+    params = resolve_params(cnn_name, config["cnn"].get(cnn_name, {}))
     t = time.perf_counter()
     stack = decode(table, size=params["image_size"], color=params["color"])
     return stack, (time.perf_counter() - t) / len(table)
@@ -446,15 +444,8 @@ def _limit(table: pd.DataFrame, max_images: int, seed: int) -> pd.DataFrame:
     """A stratified subset of ``max_images`` images (all when 0 or more than there are)."""
     if not max_images or max_images >= len(table):
         return table
-    labels = strata(table)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(table))
-    share = max_images / len(table)
-    keep = []
-    for label in np.unique(labels):
-        members = order[labels[order] == label]
-        keep.extend(members[: max(1, round(share * len(members)))])
-    return table.iloc[np.sort(keep)].reset_index(drop=True)
+    keep = subsample(table, np.arange(len(table)), max_images / len(table), seed=seed)
+    return table.iloc[keep].reset_index(drop=True)
 
 
 def _log_to(path: Path) -> logging.Handler:

@@ -277,3 +277,18 @@ def test_same_seed_same_predictions_with_op_determinism():
     assert np.array_equal(pa["age"], pb["age"]) and np.array_equal(pa["p_female"], pb["p_female"])
     assert a.history == b.history
     assert not np.array_equal(pa["age"], pc["age"])
+
+
+def test_test_time_flip_averages_each_face_with_its_mirror(fitted_default):
+    fitted, x = fitted_default
+    assert fitted.params["test_time_flip"] is True  # on for the default preset
+    both = fitted.predict(x)
+    plain = cnn.FittedCNN(fitted.model, fitted.name, {**fitted.params, "test_time_flip": False})
+    one, mirror = plain.predict(x), plain.predict(x[:, :, ::-1])
+    assert not np.allclose(one["age"], mirror["age"])  # the tiny net is not mirror-symmetric
+    np.testing.assert_allclose(both["age"], np.clip((one["age"] + mirror["age"]) / 2, 0, 116), rtol=1e-6)
+    np.testing.assert_allclose(both["p_female"], (one["p_female"] + mirror["p_female"]) / 2, rtol=1e-6)
+    # averaging over the mirror pair makes the prediction mirror-invariant
+    flipped = fitted.predict(x[:, :, ::-1])
+    np.testing.assert_allclose(both["p_female"], flipped["p_female"], rtol=1e-5)
+    assert cnn.default_params("seed")["test_time_flip"] is False  # the study's model as published

@@ -78,6 +78,7 @@ _TRAINING_DEFAULTS: dict[str, dict] = {
         "standardize_age": False,
         "deterministic": False,
         "jit_compile": "auto",
+        "test_time_flip": False,
     },
     "default": {
         "image_size": 64,
@@ -105,6 +106,10 @@ _TRAINING_DEFAULTS: dict[str, dict] = {
         "standardize_age": True,
         "deterministic": False,
         "jit_compile": "auto",
+        # Predict each face and its mirror image and average the two (age and P(female)).
+        # Measured on the 5k subset, 8 trained models: MAE lower in 8 of 8 (0.01-0.31 years),
+        # accuracy higher in 7 of 8 (up to +1.3 points); it doubles prediction time only.
+        "test_time_flip": True,
     },
 }
 

@@ -87,6 +87,10 @@ class FittedCNN:
             Decoded at the size and colour the model was trained on.
         batch_size : int
 
+        With ``params["test_time_flip"]`` (on for ``default``, off for ``seed``)
+        each face and its mirror image are predicted and the two outputs
+        averaged, before clipping.
+
         Returns
         -------
         dict
@@ -97,10 +101,19 @@ class FittedCNN:
         x = _as_model_input(images, tuple(self.model.input_shape[1:]))
         if len(x) == 0:
             return {"age": np.zeros(0), "p_female": np.zeros(0), "gender": np.zeros(0, dtype=np.int64)}
-        out = self.model.predict(x, batch_size=int(batch_size), verbose=0)
-        age = np.clip(np.asarray(out["age"], dtype=np.float64).reshape(-1), 0.0, AGE_MAX)
-        p_female = np.clip(np.asarray(out["gender"], dtype=np.float64).reshape(-1), 0.0, 1.0)
+        age, p_female = self._predict_raw(x, batch_size)
+        if self.params.get("test_time_flip", False):
+            # mirror along the width axis; the two predictions are averaged
+            age_m, p_female_m = self._predict_raw(np.ascontiguousarray(x[:, :, ::-1]), batch_size)
+            age, p_female = (age + age_m) / 2, (p_female + p_female_m) / 2
+        age = np.clip(age, 0.0, AGE_MAX)
+        p_female = np.clip(p_female, 0.0, 1.0)
         return {"age": age, "p_female": p_female, "gender": (p_female >= 0.5).astype(np.int64)}
+
+    def _predict_raw(self, x, batch_size):
+        out = self.model.predict(x, batch_size=int(batch_size), verbose=0)
+        return (np.asarray(out["age"], dtype=np.float64).reshape(-1),
+                np.asarray(out["gender"], dtype=np.float64).reshape(-1))
 
     def save(self, path):
         """Write ``PATH.keras`` (the model) and ``PATH.json`` (name, params, history, timings).
@@ -542,7 +555,7 @@ def _check_training_params(p):
         isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in lw.values()
     ):
         bad("loss_weights", "a dict {'age': w, 'gender': w} of numbers >= 0")
-    for key in ("standardize_age", "deterministic"):
+    for key in ("standardize_age", "deterministic", "test_time_flip"):
         if not isinstance(p[key], bool):
             bad(key, "true or false")
     if p["jit_compile"] not in ("auto", True, False):

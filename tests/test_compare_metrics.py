@@ -13,6 +13,7 @@ from facebench.compare.metrics import (
     bootstrap_indices,
     gender_bootstrap,
     gender_metrics,
+    holm,
     mcnemar,
     paired_age_test,
     paired_tests,
@@ -167,3 +168,23 @@ def test_paired_tests_name_the_better_model():
     assert set(res["task"]) == {"age", "gender"}
     assert (res["better"] == "good").all()
     assert (res["p_value"] < 0.001).all()
+
+
+def test_holm_matches_the_hand_worked_step_down():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> monotone 0.06
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])  # capped at 1
+    out = holm([0.01, np.nan, 0.02])  # a NaN does not count towards the family size
+    assert np.isnan(out[1]) and np.allclose(out[[0, 2]], [0.02, 0.02])
+    assert holm([]).shape == (0,)
+
+
+def test_paired_tests_adjust_p_values_within_each_task():
+    pred = _predictions()
+    mid = pred[pred.model == "good"].assign(model="mid")
+    mid["age_pred"] += np.random.default_rng(1).normal(0, 4, len(mid))
+    res = pd.DataFrame(paired_tests(pd.concat([pred, mid], ignore_index=True), n_boot=50))
+    assert len(res) == 6  # 3 pairs per task
+    for _, group in res.groupby("task"):
+        np.testing.assert_allclose(group["p_holm"], holm(group["p_value"]))
+        assert (group["p_holm"] >= group["p_value"]).all()

@@ -248,4 +248,26 @@ def paired_tests(pred: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[
                            "effect_ci_low": res["effect_ci_low"], "effect_ci_high": res["effect_ci_high"],
                            "better": ma if effect < 0 else mb if effect > 0 else ""}
                 rows.append({"task": task, "model_a": ma, "model_b": mb, "n": len(common), **row})
+        family = [r for r in rows if r["task"] == task]
+        for r, adjusted in zip(family, holm([r["p_value"] for r in family])):
+            r["p_holm"] = adjusted
     return rows
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate).
+
+    With k tests, the i-th smallest p-value is multiplied by ``k - i`` (i from 0), the
+    results are made non-decreasing in that order and capped at 1; an adjusted value
+    below 0.05 means the difference holds at the 5 % level after accounting for every
+    pair compared. Written here because SciPy offers only false-discovery-rate
+    control (``scipy.stats.false_discovery_control``) and this is five lines; NaN
+    p-values (no test possible) stay NaN and do not count towards k.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    k = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate(p[order] * (k - np.arange(k))))
+    return out

@@ -26,7 +26,7 @@ METRIC_COLUMNS = ["trial", "fraction", "model", "task", "group", "metric", "valu
 TIMING_COLUMNS = ["trial", "fraction", "model", "task", "n_train", "n_test", "decode_s", "features_s",
                   "fit_s", "predict_s", "peak_memory_mb", "model_bytes"]
 PAIRED_COLUMNS = ["trial", "fraction", "task", "model_a", "model_b", "test", "statistic", "p_value",
-                  "effect", "effect_name", "effect_ci_low", "effect_ci_high", "n", "better"]
+                  "p_holm", "effect", "effect_name", "effect_ci_low", "effect_ci_high", "n", "better"]
 
 
 def unit_id(trial: int, fraction, model: str) -> str:

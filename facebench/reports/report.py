@@ -611,6 +611,10 @@ def _paired(run: Run, S: Summary) -> dict[str, Any]:
         return out
     f = run.main_fraction
     p = p[p["fraction"] == f]
+    # Significance is judged on Holm-adjusted p-values (over every pair of one task in one
+    # trial) where the run has them; runs written before the column existed use the raw ones.
+    adjusted = "p_holm" in p.columns and p["p_holm"].notna().any()
+    p_sig = "p_holm" if adjusted else "p_value"
     for task in ("age", "gender"):
         pt = p[p["task"] == task]
         if not len(pt):
@@ -630,7 +634,8 @@ def _paired(run: Run, S: Summary) -> dict[str, Any]:
                 "low": lo,
                 "high": hi,
                 "p": float(g["p_value"].median()),
-                "significant": int((g["p_value"] < 0.05).sum()),
+                "p_adj": float(g[p_sig].median()) if adjusted else None,
+                "significant": int((g[p_sig] < 0.05).sum()),
                 "trials": len(g),
                 "test": str(g["test"].iloc[0]) if "test" in g.columns else "",
             }
@@ -654,7 +659,8 @@ def _paired(run: Run, S: Summary) -> dict[str, Any]:
                 e = sign * info["effect"] + 0.0
                 e = 0.0 if abs(e) < 1e-12 else e
                 better = (e < 0) if task == "age" else (e > 0)
-                cell = Cell(value=e, text=fmt_effect(e), detail=_p_phrase(info["p"]), detail_value=info["p"])
+                detail = _p_phrase(info["p"]) + (f"; Holm {format_p(info['p_adj'])}" if info["p_adj"] is not None else "")
+                cell = Cell(value=e, text=fmt_effect(e), detail=detail, detail_value=info["p"])
                 cell.best = better and info["significant"] * 2 > info["trials"]
                 cell.muted = info["significant"] * 2 <= info["trials"]
                 row.append(cell)
@@ -669,7 +675,12 @@ def _paired(run: Run, S: Summary) -> dict[str, Any]:
             note=f"Each cell: {what}"
             + (f", median over {trials} trials, and the median p-value" if trials > 1 else ", and its p-value")
             + (" (Wilcoxon signed-rank test on absolute errors)." if task == "age" else " (McNemar's exact test).")
-            + " Highlighted: A is better and p < 0.05"
+            + (
+                f"; under it, Holm's adjusted p-value, which accounts for all {len(pairs)} pairs compared."
+                " Highlighted: A is better and the adjusted p < 0.05"
+                if adjusted
+                else ". Highlighted: A is better and p < 0.05"
+            )
             + (" in most trials." if trials > 1 else "."),
         )
         # sentences: the best model against every other one
@@ -688,8 +699,13 @@ def _paired(run: Run, S: Summary) -> dict[str, Any]:
                 sentences.append(_sentence(task, best, other, sign * info["effect"], info, S.get(f, best, task, "all", metric)[0], S.get(f, other, task, "all", metric)[0]))
         n_pairs = len(pairs)
         caution = (
-            f"{n_pairs} pairs were tested; even if no model differed, about {n_pairs * 0.05:.1f} of them would reach p < 0.05 by chance, "
-            "so trust large differences that hold in every trial more than a single small p-value."
+            f"{n_pairs} pairs were tested; even if no model differed, about {n_pairs * 0.05:.1f} of them would reach p < 0.05 by chance. "
+            + (
+                "Holm's adjustment corrects for that, so the highlighted cells and the verdicts below use the adjusted p-values; "
+                "a raw p < 0.05 that does not survive it is weak evidence."
+                if adjusted
+                else "Trust large differences that hold in every trial more than a single small p-value."
+            )
             if n_pairs >= 3
             else ""
         )
@@ -723,7 +739,20 @@ def _sentence(task: str, a: str, b: str, effect: float, info: dict[str, Any], va
             else f"{a} and {b} are about equally accurate (difference {effect * 100:+.1f} percentage points)."
         )
         test = "McNemar's exact test on the faces where only one of the two is right"
-    if trials > 1:
+    if info.get("p_adj") is not None:
+        p_text = f"{_p_phrase(info['p'])} ({_p_phrase(info['p_adj'])} after Holm's correction for all the pairs compared)"
+        if trials > 1:
+            verdict = (
+                f"The {test} gives an adjusted p < 0.05 in {sig} of {trials} trials (median {p_text}): "
+                + ("the difference is real, not luck of the test set." if sig == trials else "the evidence is mixed." if sig else "the test set cannot tell them apart.")
+            )
+        elif sig:
+            verdict = f"The {test} gives {p_text}: a difference this large would seldom appear by chance if the two models were equally good, so it is probably real."
+        elif info["p"] < 0.05:
+            verdict = f"The {test} gives {p_text}: small on its own but not once every comparison is counted, so this is weak evidence of a difference."
+        else:
+            verdict = f"The {test} gives {p_text}: a difference like this could easily be chance, so these test faces cannot tell the two apart."
+    elif trials > 1:
         verdict = (
             f"The {test} gives p < 0.05 in {sig} of {trials} trials (median {_p_phrase(info['p'])}): "
             + ("the difference is real, not luck of the test set." if sig == trials else "the evidence is mixed." if sig else "the test set cannot tell them apart.")

@@ -163,6 +163,20 @@ def _lookup_table(P, method):
     return table.astype(_code_dtype(P, method))
 
 
+@functools.lru_cache(maxsize=16)
+def _pair_table(P, method):
+    """:func:`_lookup_table` for two uint8 codes at once, read as one uint16.
+
+    ``np.take`` costs about the same per index whatever the table, so looking
+    up pairs of codes halves the time. Built through a byte view, so it holds
+    on either byte order.
+    """
+    table = np.zeros(256, dtype=np.uint8)  # codes < 2**P; the rest is never looked up
+    table[: 2**P] = _lookup_table(P, method)
+    pairs = np.arange(2**16, dtype=np.uint16).view(np.uint8)  # the two bytes of every uint16, in memory order
+    return table[pairs].view(np.uint16)
+
+
 def _offsets(P, R):
     """Sampling offsets exactly as scikit-image computes them."""
     angles = 2 * np.pi * np.arange(P, dtype=np.float64) / P
@@ -189,49 +203,127 @@ def _axis_plan(n, offset):
     return int(lo[0]), int(hi[0]), (None if not frac.any() else frac)
 
 
-def _make_plan(P, R, h, w):
+def _share_products(terms):
+    """Group interpolation terms that (nearly) share their weights, to share their products.
+
+    Each term is a weight per source position (NaN where the weight is never
+    used on a real pixel). Terms whose weights agree to 1e-9 wherever both are
+    used form a group with one weight array (the first member's value at each
+    position), so that one product ``source * weight`` serves them all. The
+    weights of a group's members are equal bit-for-bit at most positions, not
+    all (they come from different ``c + offset - floor(c + offset)``):
+    returns, per term, the positions where its own weight differs from the
+    group's, to be recomputed with the term's own weight.
+
+    Returns ``(weights, group_of_term, mismatches_of_term)``.
+    """
+    groups, group_of = [], []
+    for t in terms:
+        for g, omega in enumerate(groups):
+            both = ~np.isnan(omega) & ~np.isnan(t)
+            if np.all(np.abs(omega[both] - t[both]) <= 1e-9):
+                groups[g] = np.where(np.isnan(omega), t, omega)
+                break
+        else:
+            groups.append(np.array(t, dtype=np.float64))
+            g = len(groups) - 1
+        group_of.append(g)
+    weights = [np.nan_to_num(omega, nan=0.0) for omega in groups]
+    mismatches = [np.flatnonzero(~np.isnan(t) & (t != weights[g])) for t, g in zip(terms, group_of)]
+    return weights, group_of, mismatches
+
+
+def _term(n, shift, frac):
+    """Weight on source position ``x = i + shift`` of output ``i``, by x (NaN where x or i is outside 0..n-1)."""
+    t = np.full(n, np.nan)
+    i = np.arange(n)
+    x = i + shift
+    inside = (x >= 0) & (x < n)
+    t[x[inside]] = frac[i[inside]]
+    return t
+
+
+@functools.lru_cache(maxsize=8)
+def _make_plan(P, R, h, w, m):
+    """Everything about the sampling of (P, R) on h x w images that does not depend on the pixels.
+
+    ``m`` is the largest number of images per chunk (sizes the weight arrays).
+    Cached, and shared between threads: nothing in it is modified afterwards.
+    """
     rp, cp = _offsets(P, R)
-    pad = int(np.ceil(max(np.abs(rp).max(), np.abs(cp).max()))) + 1
     cols = {}
     points = []
     for i in range(P):
         key = float(cp[i])
         if key not in cols:
             cols[key] = _axis_plan(w, cp[i])
-        points.append((key, _axis_plan(h, rp[i])))
-    plan = {"pad": pad, "cols": cols, "points": points, "h": h, "w": w}
-    _add_flat_plan(plan)
+        points.append((key, *_axis_plan(h, rp[i])))
+
+    # The flat layout (see the module docstring): each image row is ``pc`` zero
+    # columns then the ``w`` pixels (W = w + pc elements); each image is h such
+    # rows then ``pr`` zero rows (S = (h + pr) * W elements); the chunk is
+    # ``pr + 1`` zero rows, the m images, ``pr + 1`` zero rows. pc and pr are
+    # the farthest any sampled pixel lies from its centre (the exact floor/ceil
+    # shifts of _axis_plan), so a neighbour at (dy, dx) is always the element
+    # dy * W + dx further on: a zero whenever it is outside the image (a column
+    # past the right edge lands in the next row's zero columns).
+    pc = max([0] + [max(-lo, hi) for lo, hi, _ in cols.values()])
+    pr = max([0] + [max(-lo, hi) for _, lo, hi, _ in points])
+    W = w + pc
+    S = (h + pr) * W
+    T = (2 * (pr + 1) + m * (h + pr)) * W  # elements of a chunk of m images
+    plan = {"h": h, "w": w, "pc": pc, "pr": pr, "W": W, "S": S, "B": (pr + 1) * W, "cols": cols, "points": points}
+
+    # Horizontal step, top = (1 - dc) * I[minc] + dc * I[maxc], for each
+    # distinct non-integer column offset: the products of the image with the
+    # column weights are shared between offsets (cp and -cp weigh the same
+    # pixel with ~1 - x and ~x).
+    keys = [key for key, (_, _, dc) in cols.items() if dc is not None]
+    terms = []
+    for key in keys:
+        lo, hi, dc = cols[key]
+        terms += [_term(w, lo, 1 - dc), _term(w, hi, dc)]
+    weights, group_of, bad = _share_products(terms)
+    # weight of every element of the chunk: a row is pc zero columns then the w columns
+    plan["col_weights"] = [np.tile(np.concatenate([np.zeros(pc), omega]), T // W) for omega in weights]
+    plan["horizontal"] = {}
+    for k, key in enumerate(keys):
+        lo, hi, dc = cols[key]
+        fix = np.union1d(bad[2 * k] - lo, bad[2 * k + 1] - hi)  # output columns to recompute
+        plan["horizontal"][key] = (lo, hi, group_of[2 * k], group_of[2 * k + 1], [(int(c), 1 - dc[c], dc[c]) for c in fix])
+
+    # Vertical step, value = (1 - dr) * top + dr * bottom: the products of each
+    # source (a horizontal interpolation, or the image for integer column
+    # offsets) with the row weights are shared between the neighbours using it.
+    sources = {}
+    for i, (key, lo, hi, dr) in enumerate(points):
+        if dr is not None:
+            sources.setdefault(key if cols[key][2] is not None else None, []).append(i)
+    plan["row_weights"], plan["vertical"], plan["row_products"] = [], {}, {}
+    row_weights = {}  # weights -> index in plan["row_weights"]: sources often have the same ones
+    margin = np.zeros((pr + 1) * W)
+
+    def row_weight(omega):
+        # weight of every element of the chunk: per image h rows of weights, pr zero rows
+        if omega.tobytes() not in row_weights:
+            block = np.repeat(np.concatenate([omega, np.zeros(pr)]), W)
+            row_weights[omega.tobytes()] = len(plan["row_weights"])
+            plan["row_weights"].append(np.concatenate([margin, np.tile(block, m), margin]))
+        return row_weights[omega.tobytes()]
+
+    for source, users in sources.items():
+        terms = []
+        for i in users:
+            _, lo, hi, dr = points[i]
+            terms += [_term(h, lo, 1 - dr), _term(h, hi, dr)]
+        weights, group_of, bad = _share_products(terms)
+        plan["row_products"][source] = [row_weight(omega) for omega in weights]
+        for k, i in enumerate(users):
+            _, lo, hi, dr = points[i]
+            fix = np.union1d(bad[2 * k] - lo, bad[2 * k + 1] - hi)  # output rows to recompute
+            plan["vertical"][i] = (group_of[2 * k], group_of[2 * k + 1], [(int(r), 1 - dr[r], dr[r]) for r in fix])
+    plan["float"] = bool(keys or sources)
     return plan
-
-
-def _add_flat_plan(plan):
-    """Offsets and weights for the flat layout used by :func:`_chunk_codes`.
-
-    Each padded image (``h + 2 pad`` rows of ``W = w + 2 pad``) is one row of a
-    2-D buffer, with a zero margin of ``M = pad * W + pad`` on both sides, so
-    that the neighbour at (dy, dx) of every pixel is the element ``dy * W + dx``
-    further along: every interpolation is then a product of long contiguous
-    slices (fast), with per-column / per-row weights laid out the same way. The
-    pad columns are computed too and dropped at the end.
-    """
-    pad, h, w = plan["pad"], plan["h"], plan["w"]
-    W = w + 2 * pad
-    L = (h + 2 * pad) * W
-    M = pad * W + pad
-    plan.update(W=W, L=L, M=M, start=M + pad * W, length=h * W)
-    plan["flat_cols"] = {}
-    for key, (lo, hi, dc) in plan["cols"].items():
-        weights = None
-        if dc is not None:
-            per_col = np.zeros(W)
-            per_col[pad : pad + w] = dc
-            weights = np.tile(per_col, h + 2 * pad)  # over the whole padded image
-            weights = (1 - weights, weights)
-        plan["flat_cols"][key] = (lo, hi, weights)
-    plan["flat_points"] = []
-    for key, (lo, hi, dr) in plan["points"]:
-        weights = None if dr is None else np.repeat(dr, W)  # over the h image rows
-        plan["flat_points"].append((key, lo, hi, None if weights is None else (1 - weights, weights)))
 
 
 def _chunk_codes(chunk, P, method, plan):
@@ -239,76 +331,98 @@ def _chunk_codes(chunk, P, method, plan):
 
     Neighbours on the pixel grid are exact shifted copies (compared as integers
     for uint8 input); interpolated ones are computed in float64 with
-    scikit-image's formula, on the flat layout of :func:`_add_flat_plan`.
+    scikit-image's formula, on the flat layout of :func:`_make_plan`, with
+    products shared between neighbours where their weights are equal.
     """
     m, h, w = chunk.shape
-    pad, W, L, M, start, length = (plan[k] for k in ("pad", "W", "L", "M", "start", "length"))
-    buf = np.zeros((m, L + 2 * M), dtype=chunk.dtype)
-    buf[:, M : M + L].reshape(m, h + 2 * pad, W)[:, pad : pad + h, pad : pad + w] = chunk
-    buf64 = buf.astype(np.float64, copy=False)
-    center = buf[:, start : start + length]
-    center64 = buf64[:, start : start + length]
+    pc, pr, W, S, B = (plan[k] for k in ("pc", "pr", "W", "S", "B"))
+    T = (2 * (pr + 1) + m * (h + pr)) * W
+    n_out = m * S  # the outputs: every element of the m image blocks, from B on
+    buf = np.zeros(T, dtype=chunk.dtype)
+    buf[B : B + n_out].reshape(m, h + pr, W)[:, :h, pc:] = chunk
+    buf64 = buf.astype(np.float64, copy=False) if (plan["float"] or method == "var") else None
+    center = buf[B : B + n_out]
+    center64 = None if buf64 is None else buf64[B : B + n_out]
 
-    # horizontal interpolation over every padded row: H[:, j] belongs to position M + j
+    def column(array, start, count):  # elements start, start + W, ... (count of them)
+        return array[start : start + (count - 1) * W + 1 : W]
+
+    # horizontal interpolations, over stream rows 1 .. NR - 2 (h_arr[j] is element W + j)
+    n_h = T - 2 * W
+    col_products = [np.multiply(buf64, weight[:T]) for weight in plan["col_weights"]]
     horizontal = {}
-    scratch = None
-    for key, (clo, chi, weights) in plan["flat_cols"].items():
-        if weights is None:
-            continue
-        if scratch is None:
-            scratch = np.empty((m, L), dtype=np.float64)
-        rows = np.multiply(buf64[:, M + clo : M + L + clo], weights[0])
-        rows += np.multiply(buf64[:, M + chi : M + L + chi], weights[1], out=scratch)
-        horizontal[key] = rows
+    for key, (lo, hi, a, b, fix) in plan["horizontal"].items():
+        top = np.add(col_products[a][W + lo : W + lo + n_h], col_products[b][W + hi : W + hi + n_h])
+        for c, w_lo, w_hi in fix:  # where the shared weights differ in the last bit: skimage's own
+            j = W + pc + c
+            top[pc + c :: W] = w_lo * column(buf64, j + lo, n_h // W) + w_hi * column(buf64, j + hi, n_h // W)
+        horizontal[key] = top
 
-    shape = (m, length)
+    # products of the vertical step's sources with the row weights
+    row_products = {}
+    for source, groups in plan["row_products"].items():
+        src, offset = (buf64, 0) if source is None else (horizontal[source], W)
+        row_products[source] = [np.multiply(src, plan["row_weights"][g][offset : offset + len(src)]) for g in groups]
+
+    shape = (n_out,)
     texture = np.empty(shape, dtype=np.float64)
-    scratch = np.empty(shape, dtype=np.float64)
     bit = np.empty(shape, dtype=bool)
     counting = method == "var" or (method == "uniform" and P > _MAX_P_TABLE)
     if method == "var":
         total = np.zeros(shape, dtype=np.float64)
         total_sq = np.zeros(shape, dtype=np.float64)
+        scratch = np.empty(shape, dtype=np.float64)
     elif counting:
         n_ones = np.zeros(shape, dtype=np.uint8)
         changes = np.zeros(shape, dtype=np.uint8)
         previous = np.empty(shape, dtype=bool)
     else:
-        code = np.zeros(shape, dtype=np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8)
-        shifted = np.empty(shape, dtype=code.dtype)
+        # one spare element, so that uint8 codes can be looked up in pairs (_pair_table)
+        code_dtype = np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8
+        code_pairs = np.zeros(n_out + n_out % 2, dtype=code_dtype)
+        code = code_pairs[:n_out]
 
-    for i, (key, rlo, rhi, row_weights) in enumerate(plan["flat_points"]):
-        clo, _, col_weights = plan["flat_cols"][key]
-        if col_weights is None:  # neighbours on the column grid: shift the image itself
-            source, base = (buf64 if (row_weights is not None or method == "var") else buf), start + clo
+    # the bits of the codes are packed with Horner's rule, code = 2 * code + bit,
+    # from the last neighbour to the first; "var" and the counting need them in order
+    order = range(P) if counting else range(P - 1, -1, -1)
+    for i in order:
+        key, rlo, rhi, dr = plan["points"][i]
+        clo, _, dc = plan["cols"][key]
+        source = key if dc is not None else None
+        src, offset, dx = (buf64, 0, clo) if source is None else (horizontal[source], W, 0)
+        if dr is None:
+            if source is None and method != "var":  # on the pixel grid: exact comparison in the input dtype
+                np.greater_equal(buf[B + rlo * W + clo : B + rlo * W + clo + n_out], center, out=bit)
+                value = None
+            else:  # a shifted copy of the source
+                start = B + rlo * W + dx - offset
+                value = src[start : start + n_out]
         else:
-            source, base = horizontal[key], start - M
-        lo = base + rlo * W
-        if row_weights is None:
-            if source is buf:  # on the pixel grid: an exact integer comparison
-                np.greater_equal(buf[:, lo : lo + length], center, out=bit)
-            else:
-                texture[...] = source[:, lo : lo + length]
-        else:
-            hi = base + rhi * W
-            np.multiply(source[:, lo : lo + length], row_weights[0], out=texture)
-            np.multiply(source[:, hi : hi + length], row_weights[1], out=scratch)
-            texture += scratch
-        if source is not buf and method != "var":
+            a, b, fix = plan["vertical"][i]
+            start_lo, start_hi = B + rlo * W + dx - offset, B + rhi * W + dx - offset
+            products = row_products[source]
+            value = np.add(products[a][start_lo : start_lo + n_out], products[b][start_hi : start_hi + n_out], out=texture)
+            if fix:
+                blocks = value.reshape(m, h + pr, W)
+                lows = src[start_lo : start_lo + n_out].reshape(m, h + pr, W)
+                highs = src[start_hi : start_hi + n_out].reshape(m, h + pr, W)
+                for r, w_lo, w_hi in fix:  # where the shared weights differ in the last bit: skimage's own
+                    blocks[:, r] = w_lo * lows[:, r] + w_hi * highs[:, r]
+        if value is not None and method != "var":
             # same as skimage's `texture - center >= 0` for finite values
-            np.greater_equal(texture, center64, out=bit)
+            np.greater_equal(value, center64, out=bit)
         if method == "var":
-            total += texture
-            np.multiply(texture, texture, out=scratch)
+            total += value
+            np.multiply(value, value, out=scratch)
             total_sq += scratch
         elif counting:
             n_ones += bit
             if i > 0:
                 changes += bit != previous
             previous, bit = bit, previous
-        else:
-            np.left_shift(bit.view(np.uint8), i, out=shifted, dtype=shifted.dtype)
-            code |= shifted
+        else:  # code + code and |, not a shift: NumPy's shifts are several times slower
+            code += code
+            code |= bit.view(np.uint8)
 
     if method == "var":
         out = (total_sq - (total * total) / P) / P
@@ -317,16 +431,18 @@ def _chunk_codes(chunk, P, method, plan):
         out = np.where(changes <= 2, n_ones, np.uint8(P + 1))
     elif method == "default":
         out = code
+    elif code.dtype == np.uint8:
+        out = np.take(_pair_table(P, method), code_pairs.view(np.uint16)).view(np.uint8)[:n_out]
     else:
         out = np.take(_lookup_table(P, method), code)
-    return out.reshape(m, h, W)[:, :, pad : pad + w]
+    return out.reshape(m, h + pr, W)[:, :h, pc:]
 
 
 def _iter_codes(images, P, R, method, chunk_pixels=_CHUNK_PIXELS):
     """Yield ``(start, codes)`` for consecutive chunks of a validated (n, h, w) stack."""
     n, h, w = images.shape
-    plan = _make_plan(P, R, h, w)
-    step = max(1, chunk_pixels // (h * w))
+    step = max(1, min(n, chunk_pixels // (h * w)))
+    plan = _make_plan(P, R, h, w, step)
     for start in range(0, n, step):
         chunk = images[start : start + step]
         if chunk.dtype != np.uint8:

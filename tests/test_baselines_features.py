@@ -204,10 +204,29 @@ def test_lbp_codes_identical_on_float_and_uint16_images():
     _assert_same_codes(lbp_codes(wide, 16, 2, "default"), _skimage_codes(wide, 16, 2, "default"))
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (5, 1)])
-def test_lbp_codes_tiny_images(shape):
+@pytest.mark.parametrize("P, R", [(8, 1), (16, 2), (12, 1.5), (8, 2.5), (6, 0.7), (24, 3)])
+@pytest.mark.parametrize("method", ["default", "var"])
+def test_lbp_codes_identical_on_flat_images_of_every_level(P, R, method):
+    # Every neighbour interpolates equal pixels: whether it comes out as exactly
+    # the centre or one ulp off depends on the last bits of the weights at that
+    # position, so this catches any weight that is not scikit-image's own.
+    images = np.repeat(np.arange(256, dtype=np.uint8), 2)[:, None, None] * np.ones((1, 64, 61), np.uint8)
+    images[1::2, 20:40, 25:45] = 255 - images[1::2, 20:40, 25:45]  # and a square of the mirrored level
+    _assert_same_codes(lbp_codes(images, P, R, method), _skimage_codes(images, P, R, method))
+
+
+def test_lbp_codes_identical_across_chunks():
+    # a stack of several chunks (16 images of 64x64 each), the last one partial
+    images = smooth_images(37, seed=3)
+    _assert_same_codes(lbp_codes(images, 8, 1, "uniform"), _skimage_codes(images, 8, 1, "uniform"))
+    _assert_same_codes(lbp_codes(images, 8, 2, "var", n_jobs=2), _skimage_codes(images, 8, 2, "var"))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (5, 1), (3, 7)])
+@pytest.mark.parametrize("P, R", [(8, 1), (16, 2), (12, 1.5), (8, 2.5), (6, 0.7), (24, 3)])
+def test_lbp_codes_tiny_images(shape, P, R):
     image = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape) * 40
-    _assert_same_codes(lbp_codes(image, 8, 1, "uniform"), local_binary_pattern(image, 8, 1, "uniform"))
+    _assert_same_codes(lbp_codes(image, P, R, "default"), local_binary_pattern(image, P, R, "default"))
 
 
 def test_lbp_codes_2d_in_2d_out_and_dtype():

@@ -251,3 +251,25 @@ def test_flip_row_cap_mirrors_a_seeded_subset():
     assert len(HFlipAugmented(Ridge(), max_rows=1000).fit(X, y).mirrored_) == 50
     with pytest.raises(ValueError, match="max_rows=0"):
         HFlipAugmented(Ridge(), max_rows=0).fit(X, y)
+
+
+def test_average_mirror_predicts_the_mean_over_both_halves():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(40, 8)), rng.normal(size=40)
+    averaged = HFlipAugmented(Ridge(), average_mirror=True).fit(X, y)
+    inner = averaged.estimator_
+    np.testing.assert_allclose(averaged.predict(X), (inner.predict(X[:, :4]) + inner.predict(X[:, 4:])) / 2)
+    plain = HFlipAugmented(Ridge()).fit(X, y)
+    np.testing.assert_allclose(plain.predict(X), plain.estimator_.predict(X[:, :4]))
+    with pytest.raises(ValueError, match="for regressors"):
+        HFlipAugmented(SVC(), average_mirror=True).fit(X, (y > 0).astype(int))
+    with pytest.raises(ValueError, match="average_mirror='yes'"):
+        HFlipAugmented(Ridge(), average_mirror="yes").fit(X, y)
+
+
+def test_the_svr_averages_over_the_mirror_image_and_the_svm_does_not():
+    svr = make_model("hog6+lbp+svr", "age").named_steps["model"].estimator
+    svm = make_model("hog+lbp+svm", "gender").named_steps["model"].estimator
+    assert svr.average_mirror is True and svm.average_mirror is False

@@ -470,3 +470,23 @@ def test_report_of_a_real_run(tmp_path):
         assert clean(td.find("span", cls="v").text()) == value, td.attrs["data-ref"]
     assert "Synthetic faces" in html and "http://" not in html
     assert "no CNN" in clean(dom.find("section", id="training").text())
+
+
+def test_paired_significance_is_judged_on_holm_adjusted_p_values(tmp_path):
+    run_dir = build_run_dir(
+        tmp_path / "run", models=("dummy", "hog+svm", "lbp+svm"), n_trials=1, fractions=(1.0,), n_test=60, n_train=80, images=False
+    )
+    paired = pd.read_csv(run_dir / "paired.csv")
+    assert "p_holm" in paired.columns
+    pair = (paired["task"] == "gender") & (paired["model_a"] == "hog+svm") & (paired["model_b"] == "lbp+svm")
+    paired.loc[pair, ["p_value", "p_holm", "effect"]] = [0.01, 0.2, 0.05]  # raw p small, adjusted p not
+    paired.to_csv(run_dir / "paired.csv", index=False)
+    with without_explain_hook():
+        dom = parse(write_report(run_dir).read_text(encoding="utf-8"))
+    section = dom.find("section", id="paired")
+    (table,) = section.find_all("table")  # gender only: the three models have no age head
+    row = next(r for r in table.find_all("tr") if clean(r.text()).startswith("hog+svm"))
+    cell = next(td for td in row.find_all("td") if "p = 0.010" in clean(td.text()))
+    assert "Holm 0.200" in clean(cell.text())
+    assert "best" not in cell.attrs.get("class", "")  # not highlighted: it does not survive the adjustment
+    assert "Holm's adjustment corrects for that" in clean(section.text())

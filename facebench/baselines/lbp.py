@@ -19,18 +19,34 @@ interpolates bilinearly::
 
 with ``dr = (r + rp) - floor(r + rp)`` (which differs from row to row in the
 last bit, so it is kept per row here, and ``dc`` per column). The same float64
-operations, in the same order, are done here on whole arrays, so every
-interpolated value, and therefore every comparison with the centre pixel, is
-bit-for-bit the same. ``top`` depends only on the column offset, so it is
-computed once per distinct ``cp`` and shared by the neighbours that have it.
-Where ``dr`` or ``dc`` is exactly 0 the interpolation reduces exactly to a
-shifted copy, which is what is used (compared as integers for uint8 images).
+operations are done here on whole arrays, each product and sum rounded
+exactly as in scikit-image, so every interpolated value, and therefore every
+comparison with the centre pixel, is bit-for-bit the same. ``top`` depends
+only on the column offset, so it is computed once per distinct ``cp`` and
+shared by the neighbours that have it. Where ``dr`` or ``dc`` is exactly 0 the
+interpolation reduces exactly to a shifted copy, which is what is used
+(compared as integers for uint8 images).
 
-Speed comes from the layout: each zero-padded image is one row of a 2-D
-buffer, so a neighbour at (dy, dx) is a constant distance along the row and
-every step above is a product or sum of long contiguous slices, over chunks of
-images that fit in cache. The codes are packed into bits and mapped through a
-lookup table (``uniform``, ``ror``, ``nri_uniform``).
+Products are shared too. ``cp`` and ``-cp`` weigh the same pixel with (about)
+the same weights, ``1 - x`` and ``x``: ``top`` for ``cp = 0.70711`` is
+``0.29289 * I[c] + 0.70711 * I[c + 1]`` and for ``-0.70711`` it is
+``0.70711 * I[c - 1] + 0.29289 * I[c]``, so the image times each weight is
+computed once and each ``top`` is one sum of two shifted products (likewise
+the rows of a ``top`` for the neighbours above and below). Floating-point
+products and sums do not depend on the order of their operands, so this is
+exact wherever the shared weight is bit-for-bit the term's own weight; the
+few columns and rows where the two differ in the last bit (a handful per
+image) are recomputed with scikit-image's own weights.
+
+Speed comes from the layout: the images of a chunk follow each other in one
+flat zero-padded buffer (rows of ``pc`` zero columns then the pixels, images
+separated by ``pr`` zero rows, ``pc`` and ``pr`` the farthest sampled pixel),
+so a neighbour at (dy, dx) is a constant distance along it, every step above
+is a product or sum of long contiguous slices, and pixels outside the image
+read zeros, as in scikit-image. Chunks of images keep the float64 arrays in
+cache, and their work arrays are reused from chunk to chunk. The codes are
+packed into bits and mapped through a lookup table (``uniform``, ``ror``,
+``nri_uniform``; two uint8 codes at a time).
 
 Notes (scikit-image's definitions, kept as they are)
 ----------------------------------------------------
@@ -215,7 +231,9 @@ def _share_products(terms):
     returns, per term, the positions where its own weight differs from the
     group's, to be recomputed with the term's own weight.
 
-    Returns ``(weights, group_of_term, mismatches_of_term)``.
+    Returns ``(weights, group_of_term, mismatches_of_term)``. Exactness never
+    depends on the grouping: every position either has the term's own weight
+    or is recomputed; the 1e-9 only decides what is worth sharing.
     """
     groups, group_of = [], []
     for t in terms:
@@ -243,7 +261,7 @@ def _term(n, shift, frac):
     return t
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def _make_plan(P, R, h, w, m):
     """Everything about the sampling of (P, R) on h x w images that does not depend on the pixels.
 
@@ -264,9 +282,10 @@ def _make_plan(P, R, h, w, m):
     # rows then ``pr`` zero rows (S = (h + pr) * W elements); the chunk is
     # ``pr + 1`` zero rows, the m images, ``pr + 1`` zero rows. pc and pr are
     # the farthest any sampled pixel lies from its centre (the exact floor/ceil
-    # shifts of _axis_plan), so a neighbour at (dy, dx) is always the element
-    # dy * W + dx further on: a zero whenever it is outside the image (a column
-    # past the right edge lands in the next row's zero columns).
+    # shifts of _axis_plan: no extra margin is needed), so a neighbour at
+    # (dy, dx) is always the element dy * W + dx further on: a zero whenever it
+    # is outside the image (a column past the right edge lands in the next
+    # row's zero columns, a row past the bottom in the zero rows that follow).
     pc = max([0] + [max(-lo, hi) for lo, hi, _ in cols.values()])
     pr = max([0] + [max(-lo, hi) for _, lo, hi, _ in points])
     W = w + pc
@@ -290,7 +309,7 @@ def _make_plan(P, R, h, w, m):
     for k, key in enumerate(keys):
         lo, hi, dc = cols[key]
         fix = np.union1d(bad[2 * k] - lo, bad[2 * k + 1] - hi)  # output columns to recompute
-        plan["horizontal"][key] = (lo, hi, group_of[2 * k], group_of[2 * k + 1], [(int(c), 1 - dc[c], dc[c]) for c in fix])
+        plan["horizontal"][key] = (lo, hi, group_of[2 * k], group_of[2 * k + 1], (pc + fix, 1 - dc[fix], dc[fix]))
 
     # Vertical step, value = (1 - dr) * top + dr * bottom: the products of each
     # source (a horizontal interpolation, or the image for integer column
@@ -321,108 +340,169 @@ def _make_plan(P, R, h, w, m):
         for k, i in enumerate(users):
             _, lo, hi, dr = points[i]
             fix = np.union1d(bad[2 * k] - lo, bad[2 * k + 1] - hi)  # output rows to recompute
-            plan["vertical"][i] = (group_of[2 * k], group_of[2 * k + 1], [(int(r), 1 - dr[r], dr[r]) for r in fix])
-    plan["float"] = bool(keys or sources)
+            plan["vertical"][i] = (group_of[2 * k], group_of[2 * k + 1], (fix, (1 - dr[fix])[:, None], dr[fix][:, None]))
+    # the neighbours by source (None: the image itself), and those on the pixel grid
+    plan["users"], plan["grid"] = {}, []
+    for i, (key, lo, hi, dr) in enumerate(points):
+        source = key if cols[key][2] is not None else None
+        if source is None and dr is None:
+            plan["grid"].append(i)
+        else:
+            plan["users"].setdefault(source, []).append(i)
+    plan["float"] = bool(plan["users"])
+    for weights in plan["col_weights"] + plan["row_weights"]:
+        weights.flags.writeable = False  # shared by every call and thread
     return plan
 
 
-def _chunk_codes(chunk, P, method, plan):
+def _chunk_codes(chunk, P, method, plan, work):
     """LBP codes of one chunk (m, h, w) of uint8 or float64 images.
 
     Neighbours on the pixel grid are exact shifted copies (compared as integers
     for uint8 input); interpolated ones are computed in float64 with
     scikit-image's formula, on the flat layout of :func:`_make_plan`, with
     products shared between neighbours where their weights are equal.
+
+    ``work`` holds the work arrays from chunk to chunk (allocating ~1 MB arrays
+    anew for every chunk costs page faults, as much as the arithmetic). The
+    result is a view into it, valid until the next call with the same ``work``.
     """
     m, h, w = chunk.shape
     pc, pr, W, S, B = (plan[k] for k in ("pc", "pr", "W", "S", "B"))
     T = (2 * (pr + 1) + m * (h + pr)) * W
     n_out = m * S  # the outputs: every element of the m image blocks, from B on
-    buf = np.zeros(T, dtype=chunk.dtype)
+
+    def scratch(name, size, dtype=np.float64):
+        array = work.get(name)
+        if array is None or array.size < size or array.dtype != dtype:
+            array = work[name] = np.zeros(size, dtype=dtype)
+        return array[:size]
+
+    # Only the pixels are written: the zeros around them stay from chunk to chunk
+    # (the first chunk is the largest; after a smaller one, the space of the
+    # images it lacks is zeroed below).
+    buf = scratch("buf", T, chunk.dtype)
     buf[B : B + n_out].reshape(m, h + pr, W)[:, :h, pc:] = chunk
-    buf64 = buf.astype(np.float64, copy=False) if (plan["float"] or method == "var") else None
+    buf[B + n_out :] = 0
+    if buf.dtype == np.float64:
+        buf64 = buf
+    elif plan["float"] or method == "var":
+        buf64 = scratch("buf64", T)
+        np.copyto(buf64, buf)
+    else:
+        buf64 = None
     center = buf[B : B + n_out]
     center64 = None if buf64 is None else buf64[B : B + n_out]
 
-    def column(array, start, count):  # elements start, start + W, ... (count of them)
-        return array[start : start + (count - 1) * W + 1 : W]
-
-    # horizontal interpolations, over stream rows 1 .. NR - 2 (h_arr[j] is element W + j)
+    # products of the image with the column weights (the horizontal step's terms)
     n_h = T - 2 * W
-    col_products = [np.multiply(buf64, weight[:T]) for weight in plan["col_weights"]]
-    horizontal = {}
-    for key, (lo, hi, a, b, fix) in plan["horizontal"].items():
-        top = np.add(col_products[a][W + lo : W + lo + n_h], col_products[b][W + hi : W + hi + n_h])
-        for c, w_lo, w_hi in fix:  # where the shared weights differ in the last bit: skimage's own
-            j = W + pc + c
-            top[pc + c :: W] = w_lo * column(buf64, j + lo, n_h // W) + w_hi * column(buf64, j + hi, n_h // W)
-        horizontal[key] = top
+    col_products = [np.multiply(buf64, weight[:T], out=scratch(f"col{g}", T)) for g, weight in enumerate(plan["col_weights"])]
 
-    # products of the vertical step's sources with the row weights
-    row_products = {}
-    for source, groups in plan["row_products"].items():
-        src, offset = (buf64, 0) if source is None else (horizontal[source], W)
-        row_products[source] = [np.multiply(src, plan["row_weights"][g][offset : offset + len(src)]) for g in groups]
+    def prepare(source, tag):
+        """A source of the vertical step and its products with the row weights, in work arrays named by tag.
+
+        The source is the image (None) or the horizontal interpolation of a
+        column offset (over rows 1 .. T / W - 2 of the chunk: ``top[j]`` is
+        element ``W + j``); returns ``(source array, its offset, products)``.
+        """
+        if source is None:
+            src, offset = buf64, 0
+        else:
+            lo, hi, a, b, fix = plan["horizontal"][source]
+            src, offset = scratch("top" + tag, n_h), W
+            np.add(col_products[a][W + lo : W + lo + n_h], col_products[b][W + hi : W + hi + n_h], out=src)
+            positions, w_lo, w_hi = fix
+            if len(positions):  # the columns where the shared weights differ in the last bit: skimage's own
+                lows = buf64[W + lo : W + lo + n_h].reshape(-1, W)
+                highs = buf64[W + hi : W + hi + n_h].reshape(-1, W)
+                src.reshape(-1, W)[:, positions] = w_lo * lows[:, positions] + w_hi * highs[:, positions]
+        weights = plan["row_weights"]
+        products = [
+            np.multiply(src, weights[g][offset : offset + len(src)], out=scratch(f"row{k}{tag}", len(src)))
+            for k, g in enumerate(plan["row_products"].get(source, []))
+        ]
+        return src, offset, products
 
     shape = (n_out,)
-    texture = np.empty(shape, dtype=np.float64)
-    bit = np.empty(shape, dtype=bool)
+    texture = scratch("texture", n_out)
     counting = method == "var" or (method == "uniform" and P > _MAX_P_TABLE)
-    if method == "var":
-        total = np.zeros(shape, dtype=np.float64)
-        total_sq = np.zeros(shape, dtype=np.float64)
-        scratch = np.empty(shape, dtype=np.float64)
-    elif counting:
-        n_ones = np.zeros(shape, dtype=np.uint8)
-        changes = np.zeros(shape, dtype=np.uint8)
-        previous = np.empty(shape, dtype=bool)
-    else:
-        # one spare element, so that uint8 codes can be looked up in pairs (_pair_table)
-        code_dtype = np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8
-        code_pairs = np.zeros(n_out + n_out % 2, dtype=code_dtype)
-        code = code_pairs[:n_out]
 
-    # the bits of the codes are packed with Horner's rule, code = 2 * code + bit,
-    # from the last neighbour to the first; "var" and the counting need them in order
-    order = range(P) if counting else range(P - 1, -1, -1)
-    for i in order:
+    def value_of(i, prepared):
+        """Neighbour i's interpolated values, or None for an exact grid comparison left in ``bit``."""
         key, rlo, rhi, dr = plan["points"][i]
-        clo, _, dc = plan["cols"][key]
-        source = key if dc is not None else None
-        src, offset, dx = (buf64, 0, clo) if source is None else (horizontal[source], W, 0)
-        if dr is None:
-            if source is None and method != "var":  # on the pixel grid: exact comparison in the input dtype
-                np.greater_equal(buf[B + rlo * W + clo : B + rlo * W + clo + n_out], center, out=bit)
-                value = None
-            else:  # a shifted copy of the source
-                start = B + rlo * W + dx - offset
-                value = src[start : start + n_out]
-        else:
-            a, b, fix = plan["vertical"][i]
-            start_lo, start_hi = B + rlo * W + dx - offset, B + rhi * W + dx - offset
-            products = row_products[source]
-            value = np.add(products[a][start_lo : start_lo + n_out], products[b][start_hi : start_hi + n_out], out=texture)
-            if fix:
-                blocks = value.reshape(m, h + pr, W)
-                lows = src[start_lo : start_lo + n_out].reshape(m, h + pr, W)
-                highs = src[start_hi : start_hi + n_out].reshape(m, h + pr, W)
-                for r, w_lo, w_hi in fix:  # where the shared weights differ in the last bit: skimage's own
-                    blocks[:, r] = w_lo * lows[:, r] + w_hi * highs[:, r]
-        if value is not None and method != "var":
-            # same as skimage's `texture - center >= 0` for finite values
-            np.greater_equal(value, center64, out=bit)
+        clo = plan["cols"][key][0]
+        if prepared is None:  # on the pixel grid
+            start = B + rlo * W + clo
+            if method == "var":
+                return buf64[start : start + n_out]
+            np.greater_equal(buf[start : start + n_out], center, out=bit)  # exact, in the input dtype
+            return None
+        src, offset, products = prepared
+        dx = clo if offset == 0 else 0  # the image is shifted here, a horizontal interpolation already is
+        if dr is None:  # a shifted copy of the source
+            start = B + rlo * W + dx - offset
+            return src[start : start + n_out]
+        a, b, (rows, w_lo, w_hi) = plan["vertical"][i]
+        start_lo, start_hi = B + rlo * W + dx - offset, B + rhi * W + dx - offset
+        value = np.add(products[a][start_lo : start_lo + n_out], products[b][start_hi : start_hi + n_out], out=texture)
+        if len(rows):  # the rows where the shared weights differ in the last bit: skimage's own
+            blocks = value.reshape(m, h + pr, W)
+            lows = src[start_lo : start_lo + n_out].reshape(m, h + pr, W)
+            highs = src[start_hi : start_hi + n_out].reshape(m, h + pr, W)
+            blocks[:, rows] = w_lo * lows[:, rows] + w_hi * highs[:, rows]
+        return value
+
+    bit = scratch("bit", n_out, bool)
+    if counting:
+        # "var" sums the neighbours, and "uniform" counts the changes, in their
+        # order: every source is kept (in its own work arrays) for the ordered pass
+        prepared = {source: prepare(source, f"/{source}") for source in plan["users"]}
         if method == "var":
-            total += value
-            np.multiply(value, value, out=scratch)
-            total_sq += scratch
-        elif counting:
+            total = np.zeros(shape, dtype=np.float64)
+            total_sq = np.zeros(shape, dtype=np.float64)
+            square = scratch("square", n_out)
+        else:
+            n_ones = np.zeros(shape, dtype=np.uint8)
+            changes = np.zeros(shape, dtype=np.uint8)
+            previous = scratch("previous", n_out, bool)
+        for i, (key, _, _, dr) in enumerate(plan["points"]):
+            source = key if plan["cols"][key][2] is not None else None
+            on_grid = source is None and dr is None
+            value = value_of(i, None if on_grid else prepared[source])
+            if method == "var":
+                total += value
+                np.multiply(value, value, out=square)
+                total_sq += square
+                continue
+            if value is not None:
+                np.greater_equal(value, center64, out=bit)  # skimage's `texture - center >= 0` for finite values
             n_ones += bit
             if i > 0:
                 changes += bit != previous
             previous, bit = bit, previous
-        else:  # code + code and |, not a shift: NumPy's shifts are several times slower
-            code += code
-            code |= bit.view(np.uint8)
+    else:
+        # The bits can be set in any order: one source at a time, reusing the
+        # same work arrays (a smaller working set, that stays in cache).
+        # One spare element, so that uint8 codes can be looked up in pairs (_pair_table).
+        code_dtype = np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8
+        code_pairs = scratch("code", n_out + n_out % 2, code_dtype)
+        code_pairs[...] = 0
+        code = code_pairs[:n_out]
+        shifted = scratch("shifted", n_out, code_dtype)
+
+        def add_bit(i, value):
+            if value is not None:
+                np.greater_equal(value, center64, out=bit)  # skimage's `texture - center >= 0` for finite values
+            # a product with 2**i, not a shift: NumPy's shifts are several times slower
+            np.multiply(bit.view(np.uint8), code_dtype(1 << i), out=shifted)
+            np.bitwise_or(code, shifted, out=code)
+
+        for i in plan["grid"]:
+            add_bit(i, value_of(i, None))
+        for source, users in plan["users"].items():
+            prepared = prepare(source, "")
+            for i in users:
+                add_bit(i, value_of(i, prepared))
 
     if method == "var":
         out = (total_sq - (total * total) / P) / P
@@ -432,22 +512,28 @@ def _chunk_codes(chunk, P, method, plan):
     elif method == "default":
         out = code
     elif code.dtype == np.uint8:
-        out = np.take(_pair_table(P, method), code_pairs.view(np.uint16)).view(np.uint8)[:n_out]
+        out = np.take(_pair_table(P, method), code_pairs.view(np.uint16), out=scratch("pairs", len(code_pairs) // 2, np.uint16))
+        out = out.view(np.uint8)[:n_out]
     else:
         out = np.take(_lookup_table(P, method), code)
     return out.reshape(m, h + pr, W)[:, :h, pc:]
 
 
 def _iter_codes(images, P, R, method, chunk_pixels=_CHUNK_PIXELS):
-    """Yield ``(start, codes)`` for consecutive chunks of a validated (n, h, w) stack."""
+    """Yield ``(start, codes)`` for consecutive chunks of a validated (n, h, w) stack.
+
+    Each ``codes`` is only valid until the next one is asked for (it lives in
+    work arrays that are reused).
+    """
     n, h, w = images.shape
     step = max(1, min(n, chunk_pixels // (h * w)))
     plan = _make_plan(P, R, h, w, step)
+    work = {}
     for start in range(0, n, step):
         chunk = images[start : start + step]
         if chunk.dtype != np.uint8:
             chunk = chunk.astype(np.float64)
-        yield start, _chunk_codes(chunk, P, method, plan)
+        yield start, _chunk_codes(chunk, P, method, plan, work)
 
 
 def _resolve_jobs(n_jobs):

@@ -482,20 +482,20 @@ def _chunk_codes(chunk, P, method, plan, work):
             previous, bit = bit, previous
     else:
         # The bits can be set in any order: one source at a time, reusing the
-        # same work arrays (a smaller working set, that stays in cache).
-        # One spare element, so that uint8 codes can be looked up in pairs (_pair_table).
-        code_dtype = np.uint32 if P > 16 else np.uint16 if P > 8 else np.uint8
-        code_pairs = scratch("code", n_out + n_out % 2, code_dtype)
-        code_pairs[...] = 0
-        code = code_pairs[:n_out]
-        shifted = scratch("shifted", n_out, code_dtype)
+        # same work arrays (a smaller working set, that stays in cache). They
+        # are set in bytes (uint8 operations are the fastest), with one spare
+        # element so that uint8 codes can be looked up in pairs (_pair_table).
+        planes = [scratch(f"byte{k}", n_out + n_out % 2, np.uint8) for k in range((P + 7) // 8)]
+        for plane in planes:
+            plane[...] = 0
+        shifted = scratch("shifted", n_out, np.uint8)
 
         def add_bit(i, value):
             if value is not None:
                 np.greater_equal(value, center64, out=bit)  # skimage's `texture - center >= 0` for finite values
             # a product with 2**i, not a shift: NumPy's shifts are several times slower
-            np.multiply(bit.view(np.uint8), code_dtype(1 << i), out=shifted)
-            np.bitwise_or(code, shifted, out=code)
+            np.multiply(bit.view(np.uint8), np.uint8(1 << (i % 8)), out=shifted)
+            np.bitwise_or(planes[i // 8][:n_out], shifted, out=planes[i // 8][:n_out])
 
         for i in plan["grid"]:
             add_bit(i, value_of(i, None))
@@ -503,6 +503,16 @@ def _chunk_codes(chunk, P, method, plan, work):
             prepared = prepare(source, "")
             for i in users:
                 add_bit(i, value_of(i, prepared))
+        if P <= 8:
+            code_pairs = planes[0]
+            code = code_pairs[:n_out]
+        else:
+            code = scratch("code", n_out, np.uint32 if P > 16 else np.uint16)
+            np.copyto(code, planes[0][:n_out])
+            wide = scratch("wide", n_out, code.dtype)
+            for k, plane in enumerate(planes[1:], 1):
+                np.multiply(plane[:n_out], code.dtype.type(1 << (8 * k)), out=wide)
+                code |= wide
 
     if method == "var":
         out = (total_sq - (total * total) / P) / P

@@ -6,6 +6,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.svm import SVC
 
 from facebench.baselines import (
+    input_color,
     MODEL_TASKS,
     HFlipAugmented,
     TunedEstimator,
@@ -50,6 +51,8 @@ def test_registry_names_and_tasks():
 @pytest.mark.parametrize("task, name", [(t, n) for t in ("gender", "age") for n in list_models(t)])
 def test_every_model_fits_and_predicts(data, task, name):
     images, gender, age = data
+    if input_color(name) == "rgb":  # colour models take RGB stacks
+        images = np.repeat(images[..., None], 3, axis=3)
     y = gender if task == "gender" else age
     model = make_model(name, task, random_state=0)
     assert model.steps[0][0] == "features"

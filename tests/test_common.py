@@ -12,7 +12,7 @@ run and must pass.
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from facebench.baselines import HFlipPairs, HOGFeatures, LBPFeatures, PixelFeatures
+from facebench.baselines import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
 from facebench.baselines.models import CappedPCA, TunedEstimator
 
 _TABLE = "feeds a 2-D (n_samples, n_features) table; image transformers take (n_images, height, width) stacks"
@@ -75,6 +75,8 @@ IMAGE_TRANSFORMERS = (
     _claims_2d(LBPFeatures)(),
     _claims_2d(PixelFeatures)(),
     _claims_2d(HFlipPairs)(PixelFeatures()),
+    _claims_2d(ColorFeatures)(),
+    _claims_2d(OnGray)(PixelFeatures()),
 )
 ESTIMATORS = [
     *IMAGE_TRANSFORMERS,

@@ -271,3 +271,23 @@ def test_run_takes_a_partial_config(faces, tmp_path):
     assert run_dir == tmp_path
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert set(metrics["model"]) == {"dummy"} and metrics["ci_low"].isna().all()
+
+
+def test_a_colour_model_gets_rgb_faces_in_the_run_and_in_predict(faces, tmp_path, capsys):
+    import joblib
+
+    from facebench.compare.predict import predict_cli
+
+    config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=['hog+lbp+color+svm']",
+                                       "models.age=['hog+ridge']"])
+    run(config, quiet=True, report=False)
+    saved = joblib.load(tmp_path / "models" / "t0_f1.0_hog-lbp-color-svm.joblib")
+    assert saved["features"]["color"] == "rgb"  # while the run decodes gray for the others
+    assert joblib.load(tmp_path / "models" / "t0_f1.0_hog-ridge.joblib")["features"]["color"] == "gray"
+    pred = pd.read_csv(tmp_path / "predictions.csv.gz")
+    colour = pred[pred.model == "hog+lbp+color+svm"]
+    assert colour["p_female"].notna().all() and len(colour) == (pred.model == "hog+ridge").sum()
+    row = colour.iloc[0]
+    assert predict_cli(tmp_path, [row["path"]], models=["hog+lbp+color+svm"], detect=False) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert out["p_female"] == pytest.approx(row["p_female"], abs=0.05)

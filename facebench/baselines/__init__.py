@@ -3,16 +3,19 @@
 Features are pure functions on image stacks (:func:`hog_features`,
 :func:`lbp_histograms`, :func:`pixel_features`, :func:`lbp_codes`) wrapped by
 stateless scikit-learn transformers (:class:`HOGFeatures`, :class:`LBPFeatures`,
-:class:`PixelFeatures`). :func:`make_model` builds the registry's pipelines
+:class:`PixelFeatures`; :class:`ColorFeatures` on RGB stacks). :func:`make_model` builds the registry's pipelines
 (``list_models(task)``, ``MODEL_TASKS``) and :func:`predict_outputs` turns a
 fitted one into per-image age or P(female) / gender predictions.
 """
 
 from facebench.baselines.features import (
+    ColorFeatures,
     HFlipPairs,
     HOGFeatures,
     LBPFeatures,
+    OnGray,
     PixelFeatures,
+    color_features,
     hog_features,
     pixel_features,
     transform_in_threads,
@@ -23,6 +26,7 @@ from facebench.baselines.models import (
     MODELS,
     HFlipAugmented,
     TunedEstimator,
+    input_color,
     list_models,
     make_model,
     predict_outputs,
@@ -32,13 +36,17 @@ from facebench.baselines.models import (
 __all__ = [
     "MODELS",
     "MODEL_TASKS",
+    "ColorFeatures",
     "HFlipAugmented",
     "HFlipPairs",
     "HOGFeatures",
     "LBPFeatures",
+    "OnGray",
     "PixelFeatures",
     "TunedEstimator",
+    "color_features",
     "hog_features",
+    "input_color",
     "lbp_codes",
     "lbp_histograms",
     "list_models",

@@ -27,10 +27,14 @@ Models (``MODELS``; a new combination is one line there)::
     hog+lbp+ridge     age     HOG + LBP                   scaler -> RidgeCV
     hog+lbp+svr       age     HOG + LBP                   scaler -> PCA 256 -> SVR rbf    [flip, <= 30k rows]
     hog6+lbp+svr      age     HOG 6x6 cells 2916 + LBP    same                            [flip, <= 30k rows]
+    hog+lbp+color+svm gender  HOG + LBP + colour 384      scaler -> PCA 256 -> SVC rbf    [flip, RGB input]
+    hog6+lbp+color+svr age    HOG 6x6 + LBP + colour      scaler -> PCA 256 -> SVR rbf    [flip, RGB input]
 
 HOG: 9 orientations, 8x8-pixel cells (``hog6``: 6x6, finer; best for age on the 5k
 subset), 2x2-cell blocks, L2-Hys, OpenCV backend.
-LBP: P=8, R=1, uniform, 8x8 grid of cells. Combinations are a ``FeatureUnion``.
+LBP: P=8, R=1, uniform, 8x8 grid of cells. Colour: CIELAB mean and standard
+deviation per cell of an 8x8 grid; models with it take RGB stacks (``input_color``)
+and compute HOG and LBP on their gray conversion. Combinations are a ``FeatureUnion``.
 
 Tuning grids (``GRIDS``; 3-fold CV, shuffled and seeded, stratified for gender,
 on at most 3,000 training images, then a refit on all of them; accuracy for
@@ -72,7 +76,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from facebench.baselines.features import HFlipPairs, HOGFeatures, LBPFeatures, PixelFeatures
+from facebench.baselines.features import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
 
 __all__ = [
     "AGE_RANGE",
@@ -83,6 +87,7 @@ __all__ = [
     "CappedPCA",
     "HFlipAugmented",
     "TunedEstimator",
+    "input_color",
     "list_models",
     "make_model",
     "predict_outputs",
@@ -471,7 +476,11 @@ FEATURES = {
     "lbp": lambda: LBPFeatures(),
     "pixels": lambda: PixelFeatures(size=32),
     "tiny": lambda: PixelFeatures(size=4),
+    "color": lambda: ColorFeatures(),
 }
+#: Features that need RGB input; a model using one takes RGB stacks (its other
+#: features then see them through OnGray).
+COLOR_FEATURES = frozenset({"color"})
 
 #: Tuning grids (documented, small); keys are the final estimator's parameters.
 GRIDS = {
@@ -502,6 +511,7 @@ MODELS = {
     "hog+svm": (("hog",), "svm"),
     "lbp+svm": (("lbp",), "svm"),
     "hog+lbp+svm": (("hog", "lbp"), "svm"),
+    "hog+lbp+color+svm": (("hog", "lbp", "color"), "svm"),
     "pixels+pca+svm": (("pixels",), "svm"),
     "hog+linsvm": (("hog",), "linsvm"),
     "hog+lbp+linsvm": (("hog", "lbp"), "linsvm"),
@@ -510,6 +520,7 @@ MODELS = {
     "hog+lbp+ridge": (("hog", "lbp"), "ridge"),
     "hog+lbp+svr": (("hog", "lbp"), "svr"),
     "hog6+lbp+svr": (("hog6", "lbp"), "svr"),
+    "hog6+lbp+color+svr": (("hog6", "lbp", "color"), "svr"),
 }
 
 #: name -> the tasks the model supports.
@@ -536,9 +547,27 @@ def _check_task(task):
         raise ValueError(f"task must be one of {TASKS}; got task={task!r}")
 
 
+def input_color(name):
+    """The image stack a registry model takes: ``"rgb"``, or ``None`` for the run's choice.
+
+    Models with colour features (``COLOR_FEATURES``) need RGB stacks; every other
+    model works on whatever the run decodes (64x64 grayscale by default).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model name={name!r}; known models: {', '.join(MODELS)}")
+    return "rgb" if COLOR_FEATURES & set(MODELS[name][0]) else None
+
+
 def _features(names):
     if len(names) == 1:
         return FEATURES[names[0]]()
+    if COLOR_FEATURES & set(names):  # one RGB stack in: the grayscale features see it in gray
+        return FeatureUnion([(name, FEATURES[name]() if name in COLOR_FEATURES else OnGray(FEATURES[name]())) for name in names])
     return FeatureUnion([(name, FEATURES[name]()) for name in names])
 
 

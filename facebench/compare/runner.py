@@ -253,20 +253,28 @@ def prepare_features(table: pd.DataFrame, config: dict, units: list[dict]) -> di
     Features of a stateless extractor do not depend on the split, so one pass over
     all images serves every trial, fraction and task.
     """
-    from ..baselines import make_model
+    from ..baselines import input_color, make_model
 
-    size, color = config["features"]["image_size"], config["features"]["color"]
-    t = time.perf_counter()
-    images = decode(table, size=size, color=color)
-    decode_s = (time.perf_counter() - t) / len(table)
+    size = config["features"]["image_size"]
+    stacks = {}  # colour -> (images, decode seconds per image), decoded on first use
+
+    def stack(color):
+        if color not in stacks:
+            t = time.perf_counter()
+            images = decode(table, size=size, color=color)
+            stacks[color] = images, (time.perf_counter() - t) / len(table)
+        return stacks[color]
+
     cache = default_cache_dir() / "features"
-    key_base = hashlib.sha256("\n".join(table["path"]).encode() + f"{size}{color}".encode()).hexdigest()[:16]
     out, done = {}, {}
     for name in dict.fromkeys(u["model"] for u in units):
         task = next(u["tasks"][0] for u in units if u["model"] == name)
         extractor = make_model(name, task).named_steps["features"]
-        spec = repr(extractor)
+        color = input_color(name) or config["features"]["color"]  # colour features need RGB
+        key_base = hashlib.sha256("\n".join(table["path"]).encode() + f"{size}{color}".encode()).hexdigest()[:16]
+        spec = f"{color}|{extractor!r}"
         if spec not in done:
+            images, decode_s = stack(color)
             digest = hashlib.sha256(f"{key_base}|{spec}".encode()).hexdigest()[:24]
             path = cache / f"{digest}.npy"
             feat_s = 0.0
@@ -313,7 +321,7 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
     """Fit one classical model per task of the unit on shared features; write the unit."""
     import joblib as jl
 
-    from ..baselines import make_model, predict_outputs
+    from ..baselines import input_color, make_model, predict_outputs
 
     features = np.load(inputs["file"], mmap_mode="r")
     train, test = unit["train"], unit["test"]
@@ -335,7 +343,9 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
         fitted[task] = model
     model_path = Path(run_dir) / "models" / f"{unit['id']}.joblib"
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    jl.dump({"model": unit["model"], "features": config["features"], "estimators": fitted}, model_path)
+    # the input the model was trained on, as predict must decode it (colour models take RGB)
+    features_used = {**config["features"], "color": input_color(unit["model"]) or config["features"]["color"]}
+    jl.dump({"model": unit["model"], "features": features_used, "estimators": fitted}, model_path)
     n = len(train) + len(test)
     timing = _timing(unit, n_train=len(train), n_test=len(test),
                      decode_s=inputs["decode_s_per_image"] * n, features_s=inputs["features_s_per_image"] * n,

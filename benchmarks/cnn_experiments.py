@@ -7,10 +7,13 @@ Two parts, each bounded so that it runs on a shared 2-core machine:
 ``train``  train configs on the UTKFace 5k subset (80/20 split stratified by age
            band x gender, seed 0, the split the baselines use) and score them on
            the test part: age MAE, gender accuracy, epochs, s/epoch, total time.
+``tta``    score the CNNs a run saved (RUN/models/*.keras) on that run's test faces
+           with and without test-time flip (the mean over each face and its mirror).
 
     python benchmarks/cnn_experiments.py speed
     python benchmarks/cnn_experiments.py train --data ../shared/data/utkface-5k \
         --configs seed128 seed64 D1 D2 D3 D4 D5 --out cnn_5k.json
+    python benchmarks/cnn_experiments.py tta RUN_DIR [RUN_DIR ...]
 """
 
 from __future__ import annotations
@@ -155,6 +158,32 @@ def train(args):
     return results
 
 
+def tta(args):
+    """Each saved CNN of each run, on its run's test faces: plain vs test-time flip."""
+    import pandas as pd
+
+    from facebench.cnn import FittedCNN, load
+    from facebench.data import decode
+
+    rows = []
+    for run_dir in map(Path, args.runs):
+        split = pd.read_csv(run_dir / "split.csv")
+        for path in sorted((run_dir / "models").glob("*.keras")):
+            trial = int(path.name.split("_")[0][1:])
+            test = split[(split.trial == trial) & (split.part == "test")]
+            fitted = load(path)
+            x = np.asarray(decode(list(test.path), size=fitted.params.get("image_size", 64), color=fitted.params.get("color", "gray")))
+            age, gender = test.age.to_numpy(float), test.gender.to_numpy(int)
+            scores = {}
+            for flip in (False, True):
+                pred = FittedCNN(fitted.model, fitted.name, {**fitted.params, "test_time_flip": flip}).predict(x)
+                scores[flip] = (np.abs(pred["age"] - age).mean(), ((pred["p_female"] >= 0.5) == gender).mean())
+            rows.append((f"{run_dir.name}/{path.stem}", *scores[False], *scores[True]))
+            print(f"{rows[-1][0]:<48} MAE {scores[False][0]:.3f} -> {scores[True][0]:.3f}   "
+                  f"acc {100 * scores[False][1]:.2f} -> {100 * scores[True][1]:.2f} %", flush=True)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -170,8 +199,10 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--verbose", type=int, default=0)
     t.add_argument("--out", help="write results (with histories) to this JSON file")
+    r = sub.add_parser("tta")
+    r.add_argument("runs", nargs="+", help="run directories with models/*.keras and split.csv")
     args = ap.parse_args(argv)
-    speed(args) if args.cmd == "speed" else train(args)
+    {"speed": speed, "train": train, "tta": tta}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -515,9 +515,9 @@ class HFlipPairs(_ImageTransformer):
     The output row of image ``x`` is ``[f(x), f(x[:, ::-1])]``: twice as many
     columns as ``features`` gives. Flip-augmented models
     (:class:`facebench.baselines.models.HFlipAugmented`) train on both halves
-    as separate rows and predict from the first half only, so the mirror images
-    are used in fitting and never in prediction, while the features of a stack
-    are still computed once, by this stateless step.
+    as separate rows and predict from the first half (or, for regressors that
+    ask, from the mean over both), while the features of a stack are still
+    computed once, by this stateless step.
 
     Parameters
     ----------

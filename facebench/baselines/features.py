@@ -286,12 +286,28 @@ def color_features(images, grid=(8, 8)):
     n, h, w, _ = X.shape
     if rows > h or cols > w:
         raise ValueError(f"grid={grid!r} asks for more cells than the {h}x{w} images have pixels")
-    lab = np.stack([cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2LAB) for im in X]).astype(np.float32)
-    ey, ex = (np.arange(rows + 1) * h) // rows, (np.arange(cols + 1) * w) // cols
-    cells = [lab[:, ey[i] : ey[i + 1], ex[j] : ex[j + 1]].reshape(n, -1, 3) for i in range(rows) for j in range(cols)]
-    mean = np.stack([c.mean(axis=1) for c in cells], axis=1)  # (n, cells, 3)
-    std = np.stack([c.std(axis=1) for c in cells], axis=1)
+    lab = _per_pixel(X, cv2.COLOR_RGB2LAB).astype(np.float32)
+    if h % rows == 0 and w % cols == 0:  # equal cells: one reshape
+        cells = lab.reshape(n, rows, h // rows, cols, w // cols, 3).transpose(0, 1, 3, 2, 4, 5)
+        cells = cells.reshape(n, rows * cols, -1, 3)
+        mean, std = cells.mean(axis=2), cells.std(axis=2)  # (n, cells, 3)
+    else:
+        ey, ex = (np.arange(rows + 1) * h) // rows, (np.arange(cols + 1) * w) // cols
+        cells = [lab[:, ey[i] : ey[i + 1], ex[j] : ex[j + 1]].reshape(n, -1, 3) for i in range(rows) for j in range(cols)]
+        mean = np.stack([c.mean(axis=1) for c in cells], axis=1)
+        std = np.stack([c.std(axis=1) for c in cells], axis=1)
     return np.concatenate([mean, std], axis=2).reshape(n, -1).astype(np.float32)
+
+
+def _per_pixel(X, code):
+    """``cv2.cvtColor(image, code)`` for every image of a uint8 stack, in one call.
+
+    Colour conversions work pixel by pixel, so the stack is converted as one tall
+    image (n * h rows) rather than image by image.
+    """
+    n, h, w = X.shape[:3]
+    out = cv2.cvtColor(np.ascontiguousarray(X).reshape(n * h, w, X.shape[3]), code)
+    return out.reshape(n, h, w, *out.shape[2:])
 
 
 # ---------------------------------------------------------------------------- transformers
@@ -505,7 +521,7 @@ class OnGray(_ImageTransformer):
         X = _check_stack(X, "X")
         if X.ndim == 4:
             X = _as_uint8(X, "X")
-            X = np.stack([cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in X])
+            X = _per_pixel(X, cv2.COLOR_RGB2GRAY)
         return clone(self.features).fit_transform(X)
 
 

@@ -276,3 +276,17 @@ def test_the_svr_averages_over_the_mirror_image_and_the_svm_does_not():
     svr = make_model("hog6+lbp+svr", "age").named_steps["model"].estimator
     svm = make_model("hog+lbp+svm", "gender").named_steps["model"].estimator
     assert svr.average_mirror is True and svm.average_mirror is False
+
+
+def test_svm_kernel_cache_follows_memory_and_the_environment(monkeypatch):
+    from facebench.baselines.models import svm_cache_mb
+    from facebench.errors import UserError
+
+    monkeypatch.delenv("FACEBENCH_SVM_CACHE_MB", raising=False)
+    assert 200 <= svm_cache_mb() <= 4096
+    monkeypatch.setenv("FACEBENCH_SVM_CACHE_MB", "512")
+    assert make_model("hog+lbp+svm", "gender").named_steps["model"].estimator.estimator.cache_size == 512
+    assert make_model("hog6+lbp+svr", "age").named_steps["model"].estimator.estimator.cache_size == 512
+    monkeypatch.setenv("FACEBENCH_SVM_CACHE_MB", "lots")
+    with pytest.raises(UserError, match="FACEBENCH_SVM_CACHE_MB .* got 'lots'"):
+        make_model("hog+svm", "gender")

@@ -91,6 +91,7 @@ __all__ = [
     "list_models",
     "make_model",
     "predict_outputs",
+    "svm_cache_mb",
     "uses_flip",
 ]
 
@@ -580,13 +581,44 @@ def _head(head, task, random_state, n_jobs):
     if head == "linsvm":
         estimator = LinearSVC(dual=False, max_iter=5000, random_state=random_state)
         return [("scale", StandardScaler()), ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
-    estimator = SVC(kernel="rbf", gamma="scale", cache_size=1000) if head == "svm" else SVR(kernel="rbf", gamma="scale", epsilon=1.0, cache_size=1000)
+    cache = svm_cache_mb()
+    estimator = SVC(kernel="rbf", gamma="scale", cache_size=cache) if head == "svm" else SVR(kernel="rbf", gamma="scale", epsilon=1.0, cache_size=cache)
     reduce = Pipeline([("scale", StandardScaler()), ("pca", CappedPCA(PCA_COMPONENTS, random_state=random_state))])
     if head in FLIP_HEADS:
         augmented = HFlipAugmented(estimator, max_rows=FLIP_MAX_ROWS[head], random_state=random_state,
                                    average_mirror=head in MIRROR_AVERAGE_HEADS)
         return [("reduce", PairedTransform(reduce)), ("model", _tuned(augmented, GRIDS[head], random_state, n_jobs, "estimator__"))]
     return [*reduce.steps, ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
+
+
+def svm_cache_mb():
+    """Kernel cache (MB) of the RBF SVC / SVR fits: a sixth of the machine's memory, at most 4,096.
+
+    libsvm recomputes every kernel row that does not fit in its cache, and on the
+    full UTKFace that dominates the fit: on 30,000 rows (faces + mirror images) an
+    SVR took 465 s with scikit-learn's default-sized 1,000 MB cache and 81 s with
+    4,000 MB; an SVC on 37,888 rows 358 s and 97 s (benchmarks/RESULTS.md). The
+    cache is allocated as it fills, so small fits use little; two fits run at once,
+    hence a sixth of the memory. ``FACEBENCH_SVM_CACHE_MB`` overrides it.
+    """
+    import os
+
+    override = os.environ.get("FACEBENCH_SVM_CACHE_MB", "").strip()
+    if override:
+        try:
+            value = int(override)
+        except ValueError:
+            value = 0
+        if value < 1:
+            from facebench.errors import UserError
+
+            raise UserError(f"FACEBENCH_SVM_CACHE_MB must be a positive number of megabytes; got {override!r}")
+        return value
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        total_mb = 8192
+    return int(max(200, min(4096, total_mb // 6)))
 
 
 def _tuned(estimator, grid, random_state, n_jobs, prefix=""):

@@ -69,3 +69,18 @@ def test_colour_models_fit_and_predict_on_rgb_faces(name, task):
     assert len(out[task]) == 5
     with pytest.raises(ValueError, match="need RGB images"):
         model.predict(X[:5].mean(axis=3).astype(np.uint8))
+
+
+@pytest.mark.parametrize("grid", [(8, 8), (3, 5)])  # cells of equal size (fast path) and of unequal sizes
+def test_color_features_match_numpy_on_every_cell(grid):
+    X = rgb_stack(3, 24, seed=2)
+    rows, cols = grid
+    out = color_features(X, grid=grid).reshape(3, rows * cols, 6)
+    ey, ex = (np.arange(rows + 1) * 24) // rows, (np.arange(cols + 1) * 24) // cols
+    for k, im in enumerate(X):
+        lab = cv2.cvtColor(im, cv2.COLOR_RGB2LAB).astype(np.float64)
+        for i in range(rows):
+            for j in range(cols):
+                cell = lab[ey[i] : ey[i + 1], ex[j] : ex[j + 1]].reshape(-1, 3)
+                np.testing.assert_allclose(out[k, i * cols + j, :3], cell.mean(axis=0), atol=1e-3)
+                np.testing.assert_allclose(out[k, i * cols + j, 3:], cell.std(axis=0), atol=1e-2)

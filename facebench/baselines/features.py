@@ -287,10 +287,17 @@ def color_features(images, grid=(8, 8)):
     if rows > h or cols > w:
         raise ValueError(f"grid={grid!r} asks for more cells than the {h}x{w} images have pixels")
     lab = _per_pixel(X, cv2.COLOR_RGB2LAB).astype(np.float32)
-    if h % rows == 0 and w % cols == 0:  # equal cells: one reshape
-        cells = lab.reshape(n, rows, h // rows, cols, w // cols, 3).transpose(0, 1, 3, 2, 4, 5)
-        cells = cells.reshape(n, rows * cols, -1, 3)
-        mean, std = cells.mean(axis=2), cells.std(axis=2)  # (n, cells, 3)
+    if h % rows == 0 and w % cols == 0:
+        # Equal cells: area interpolation to (rows, cols) is the exact mean of each cell, and
+        # OpenCV does it for the whole stack at once when the stack is one tall image (cells
+        # never straddle two images); NumPy's reductions over small axes are ~10x slower.
+        def cell_means(values):
+            small = cv2.resize(values.reshape(n * h, w, 3), (cols, n * rows), interpolation=cv2.INTER_AREA)
+            return small.reshape(n, rows * cols, 3).astype(np.float64)
+
+        mean = cell_means(lab)
+        np.multiply(lab, lab, out=lab)
+        std = np.sqrt(np.maximum(cell_means(lab) - mean * mean, 0.0))  # E[x^2] - E[x]^2
     else:
         ey, ex = (np.arange(rows + 1) * h) // rows, (np.arange(cols + 1) * w) // cols
         cells = [lab[:, ey[i] : ey[i + 1], ex[j] : ex[j + 1]].reshape(n, -1, 3) for i in range(rows) for j in range(cols)]

@@ -291,3 +291,15 @@ def test_a_colour_model_gets_rgb_faces_in_the_run_and_in_predict(faces, tmp_path
     assert predict_cli(tmp_path, [row["path"]], models=["hog+lbp+color+svm"], detect=False) == 0
     out = json.loads(capsys.readouterr().out.splitlines()[0])
     assert out["p_female"] == pytest.approx(row["p_female"], abs=0.05)
+
+
+def test_classical_units_are_scheduled_longest_first():
+    from facebench.compare.runner import _expected_cost
+
+    def unit(model, n):
+        return {"model": model, "train": np.arange(n)}
+
+    units = [unit("hog+ridge", 19000), unit("hog+lbp+svm", 4700), unit("dummy", 19000), unit("hog6+lbp+svr", 19000)]
+    order = [u["model"] for u in sorted(units, key=_expected_cost, reverse=True)]
+    assert order == ["hog6+lbp+svr", "hog+ridge", "dummy", "hog+lbp+svm"]  # a 19k kernel fit first
+    assert _expected_cost(unit("hog+lbp+svm", 19000)) > 4 * _expected_cost(unit("hog+lbp+svm", 9500)) * 0.99

@@ -176,6 +176,8 @@ def _execute(units: list[dict], table: pd.DataFrame, config: dict, run_dir: Path
         if classical:
             bar.set_postfix_str("decoding images and computing features")
             inputs = prepare_features(table, config, classical)
+            # longest first, so that two workers do not end with one long fit running alone
+            classical = sorted(classical, key=_expected_cost, reverse=True)
             jobs = [joblib.delayed(_guarded)("classical", u, inputs[u["model"]], labels, config, str(run_dir))
                     for u in classical]
             for result in _parallel(jobs, config):
@@ -195,6 +197,19 @@ def _execute(units: list[dict], table: pd.DataFrame, config: dict, run_dir: Path
     finally:
         bar.close()
     return failures
+
+
+def _expected_cost(unit: dict) -> float:
+    """Rough fit seconds of a classical unit (2-core development machine), for scheduling.
+
+    Kernel models grow about quadratically with the training rows (~120 s at 19k faces
+    with flip augmentation), ridge and the linear SVM about linearly (<= ~70 s there):
+    benchmarks/RESULTS.md, `standard` at full size.
+    """
+    from ..baselines.models import MODELS
+
+    n = float(len(unit["train"]))
+    return 3.3e-7 * n * n if MODELS[unit["model"]][1] in ("svm", "svr") else 3.5e-3 * n
 
 
 def _guarded(kind: str, unit: dict, *args) -> str | dict:

@@ -25,21 +25,29 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.baselines import HOGFeatures, LBPFeatures, PixelFeatures, lbp_codes, transform_in_threads
+from facebench.baselines import (
+    ColorFeatures,
+    HOGFeatures,
+    LBPFeatures,
+    OnGray,
+    PixelFeatures,
+    lbp_codes,
+    transform_in_threads,
+)
 from facebench.baselines.features import hog_features
 
 FULL_UTKFACE = 23_705
 
 
-def load_faces(folder, n, size=64):
-    """Up to ``n`` faces as a (n, size, size) uint8 stack, or None if the folder is missing."""
+def load_faces(folder, n, size=64, color="gray"):
+    """Up to ``n`` faces as a (n, size, size[, 3]) uint8 stack, or None if the folder is missing."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
     from facebench.data import decode, load_dataset
 
     table = load_dataset(folder).table.iloc[:n]
-    return np.ascontiguousarray(decode(table, size=size, color="gray"))
+    return np.ascontiguousarray(decode(table, size=size, color=color))
 
 
 def synthetic_faces(n, size=64, seed=0):
@@ -123,6 +131,12 @@ def main(argv=None):
             t = best_time(lambda: transform_in_threads(transformer, faces, n_jobs=threads), args.repeat)
             total[threads] += t
             print(f"{label:14s} {threads} thread(s): {t:6.2f} s for {n:,} -> {n / t:8,.0f} img/s")
+    colour = load_faces(args.data, args.n, color="rgb")
+    if colour is None:
+        colour = np.repeat(faces[..., None], 3, axis=3)
+    for label, transformer in {"colour 8x8 grid": ColorFeatures(), "RGB -> gray": OnGray(PixelFeatures())}.items():
+        t = best_time(lambda: transformer.transform(colour), args.repeat)
+        print(f"{label:14s} 1 thread(s): {t:6.2f} s for {len(colour):,} -> {len(colour) / t:8,.0f} img/s  (colour models only)")
     print()
     for threads, t in total.items():
         print(

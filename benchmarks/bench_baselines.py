@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from facebench.baselines import list_models, make_model, predict_outputs
+from facebench.baselines import input_color, list_models, make_model, predict_outputs
 
 
 def main(argv=None):
@@ -42,7 +42,7 @@ def main(argv=None):
     dataset = load_dataset(args.data)
     table = dataset.table
     start = time.perf_counter()
-    images = np.ascontiguousarray(decode(dataset, size=64, color="gray"))
+    images = {"gray": np.ascontiguousarray(decode(dataset, size=64, color="gray"))}
     decode_s = time.perf_counter() - start
     train, test = make_split(table, seed=args.seed)
     labels = {"age": table["age"].to_numpy(), "gender": table["gender"].to_numpy()}
@@ -59,10 +59,13 @@ def main(argv=None):
         for key in [k for k in model.get_params() if k.endswith("backend")]:
             model.set_params(**{key: args.hog_backend})
         features = model.named_steps["features"]
-        key = repr(features)
+        color = input_color(name) or "gray"  # colour models take RGB stacks
+        if color not in images:
+            images[color] = np.ascontiguousarray(decode(dataset, size=64, color=color))
+        key = f"{color}|{features!r}"
         if key not in features_cache:
             start = time.perf_counter()
-            features_cache[key] = (features.transform(images), time.perf_counter() - start)
+            features_cache[key] = (features.transform(images[color]), time.perf_counter() - start)
         F, features_s = features_cache[key]
         y = labels[task]
         start = time.perf_counter()

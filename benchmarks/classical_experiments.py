@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.baselines import ColorFeatures, HOGFeatures, LBPFeatures, make_model
+from facebench.baselines import ColorFeatures, make_model
+from facebench.baselines.models import FEATURES as REGISTRY_FEATURES
 from facebench.data import decode, load_dataset, make_split
 
+# the registry's extractors (hog, hog6, lbp, color, ...) and two other colour grids
 FEATURES = {
-    "hog": lambda: HOGFeatures(),
-    "hog6": lambda: HOGFeatures(pixels_per_cell=(6, 6)),
-    "lbp": lambda: LBPFeatures(),
-    "color": lambda: ColorFeatures(),
+    **REGISTRY_FEATURES,
     "color4": lambda: ColorFeatures(grid=(4, 4)),
     "color16": lambda: ColorFeatures(grid=(16, 16)),
 }

@@ -268,10 +268,10 @@ class HFlipAugmented(MetaEstimatorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             With ``average_mirror``, the mean of the predictions for both halves.
         """
-        first = self._first(X)
+        check_is_fitted(self)
+        first, mirror = _halves(X, "HFlipAugmented")
         if not self.average_mirror:
             return self.estimator_.predict(first)
-        mirror = _halves(X, "HFlipAugmented")[1]
         return (self.estimator_.predict(first) + self.estimator_.predict(mirror)) / 2
 
     @_delegates("decision_function")

@@ -281,12 +281,13 @@ def prepare_features(table: pd.DataFrame, config: dict, units: list[dict]) -> di
         return stacks[color]
 
     cache = default_cache_dir() / "features"
+    paths = "\n".join(table["path"]).encode()
     out, done = {}, {}
     for name in dict.fromkeys(u["model"] for u in units):
         task = next(u["tasks"][0] for u in units if u["model"] == name)
         extractor = make_model(name, task).named_steps["features"]
         color = input_color(name) or config["features"]["color"]  # colour features need RGB
-        key_base = hashlib.sha256("\n".join(table["path"]).encode() + f"{size}{color}".encode()).hexdigest()[:16]
+        key_base = hashlib.sha256(paths + f"{size}{color}".encode()).hexdigest()[:16]
         spec = f"{color}|{extractor!r}"
         if spec not in done:
             images, decode_s = stack(color)

@@ -5,4 +5,4 @@ split, synthetic faces) -> ``baselines`` / ``cnn`` (models) -> ``compare`` (the
 benchmark runner and its run directory) -> ``reports`` (HTML from a run directory).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

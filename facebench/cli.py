@@ -28,6 +28,11 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"facebench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # full disk, unwritable folder, ...: the environment's fault, not a bug
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"facebench {args.command}: error: {where}{exc.strerror or exc}; finished work is kept, "
+              "rerun to resume once this is fixed", file=sys.stderr)
+        return 1
     except Exception as exc:
         from .compare.runner import UnitsFailed
 
@@ -60,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a benchmark on a dataset",
                        description="Run the benchmark (trials x fractions x models) and write a run directory with report.html.")
-    p.add_argument("--data", required=True, help="folder of UTKFace-named images or CSV manifest (path,age,gender[,race])")
+    p.add_argument("--data", default=None,
+                   help="folder of UTKFace-named images or CSV manifest (path,age,gender[,race]); "
+                   "default: data.path of --config")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", default=None, help="quick | standard | seed | full (default: standard)")
     g.add_argument("--config", type=Path, default=None, help="a TOML config file")
@@ -72,8 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("report", help="rebuild RUN_DIR/report.html from a run directory")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p = sub.add_parser("report", help="rebuild a run's report.html, or put several runs side by side",
+                       description="Rebuild RUN_DIR/report.html from the run directory alone (no model is loaded, "
+                       "nothing is trained). With several run directories and --out, write one page that puts "
+                       "them side by side.")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, default=None, help="the side-by-side page (needed for two or more runs)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("explore", help="audit a dataset: explore.html and audit.json",
@@ -83,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_explore)
 
     p = sub.add_parser("predict", help="predict age and gender for faces in photos",
-                       description="Detect faces (OpenCV Haar cascade), predict with the run's models; one JSON line per face.")
+                       description="Find the faces in photos (OpenCV Haar cascade; an image that already looks "
+                       "like a face chip is used whole) and predict with the run's models: one JSON line per face.")
     p.add_argument("--run", dest="run_dir", type=Path, required=True, metavar="RUN_DIR")
-    p.add_argument("--model", action="append", default=None, help="model name (repeatable; default: the best of each task)")
-    p.add_argument("--no-detect", action="store_true", help="treat each image as an already cropped face")
+    p.add_argument("--model", action="append", default=None,
+                   help="model name (repeatable; default: the best gender model, the best age model and every CNN)")
+    _detect_flags(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.set_defaults(func=_cmd_predict)
 
@@ -99,16 +112,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("explain", help="what HOG, LBP and the CNN see in one face")
+    p = sub.add_parser("explain", help="what HOG, LBP and the CNN see in one face",
+                       description="Draw what HOG, LBP and the run's CNN see in one face, with the run's models' "
+                       "predictions; the face is found and cropped as facebench predict does.")
     p.add_argument("--run", dest="run_dir", type=Path, required=True, metavar="RUN_DIR")
     p.add_argument("image", type=Path, metavar="IMAGE")
     p.add_argument("--out", type=Path, default=None, help="output PNG or HTML file (default: <image stem>-explain.png)")
-    p.add_argument("--detect", action="store_true", help="find the largest face in a photo and crop it first")
+    _detect_flags(p)
     p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("models", help="the models facebench knows, one line each",
+                       description="Every registered model: name, tasks, features, estimator, input, and what it is.")
+    p.set_defaults(func=_cmd_models)
 
     for p in sub.choices.values():
         p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
+
+
+def _detect_flags(p) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--detect", dest="detect", action="store_const", const=True, default=None,
+                   help="always look for faces and crop them (default: only for images that are not face chips)")
+    g.add_argument("--no-detect", dest="detect", action="store_const", const=False,
+                   help="treat each image as an already cropped face")
 
 
 # --------------------------------------------------------------------------- commands
@@ -143,56 +170,96 @@ def _cmd_explore(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .compare import demo
+    from .reports import write_report
 
     _check_writable_dir(args.out, "--out")
-    report = demo(args.out, n=args.n, force=args.force, quiet=args.quiet)
-    print(f"report: {report}")
+    run_dir = demo(args.out, n=args.n, force=args.force, quiet=args.quiet)
+    print(f"report: {write_report(run_dir)}")
     return 0
 
 
 def _cmd_run(args) -> int:
     from .compare import load_config, run
+    from .compare.runner import UnitsFailed
+    from .reports import write_report
 
     config = load_config(preset=args.preset, path=args.config, overrides=args.overrides,
                          data=args.data, out=args.out, dask=args.dask)
-    run_dir = run(config, force=args.force, quiet=args.quiet, command=_command_line())
-    print(f"report: {Path(run_dir) / 'report.html'}")
+    try:
+        run_dir = run(config, force=args.force, quiet=args.quiet, command=_command_line())
+    except UnitsFailed as exc:
+        write_report(exc.run_dir)  # the finished units still make a report
+        raise
+    print(f"report: {write_report(run_dir)}")
     return 0
 
 
 def _cmd_report(args) -> int:
     from .reports import write_report
 
-    if not (args.run_dir / "metrics.csv").exists():
-        hint = ("; the run did not finish: rerun the same `facebench run` command to resume it"
-                if (args.run_dir / "units").is_dir() else "")
-        raise UserError(f"{args.run_dir}: not a run directory (no metrics.csv){hint}")
-    print(f"report: {write_report(args.run_dir)}")
+    if len(args.run_dirs) == 1 and args.out is None:
+        print(f"report: {write_report(args.run_dirs[0])}")
+        return 0
+    if args.out is None:
+        raise UserError("several run directories need --out FILE.html for the side-by-side page")
+    from .reports.comparison import write_comparison
+
+    print(f"comparison: {write_comparison(args.run_dirs, args.out)}")
     return 0
 
 
 def _cmd_predict(args) -> int:
     from .compare.predict import predict_cli
 
-    return predict_cli(args.run_dir, args.images, models=args.model, detect=not args.no_detect)
+    return predict_cli(args.run_dir, args.images, models=args.model, detect=args.detect)
 
 
 def _cmd_explain(args) -> int:
-    from .reports.explain import explain_cli
+    from .compare.views import explain_image
+    from .data.faces import read_image
+    from .reports.views import write_explain
 
-    out = explain_cli(args.run_dir, args.image, out=args.out, detect=args.detect)
-    print(f"wrote {out}")
+    try:
+        pixels = read_image(args.image)
+    except ValueError as exc:
+        raise UserError(f"{args.image}: {exc}") from None
+    meta, arrays = explain_image(args.run_dir, pixels, name=args.image.name, detect=args.detect)
+    out = args.out if args.out is not None else Path(f"{args.image.name.split('.')[0] or 'face'}-explain.png")
+    print(f"wrote {write_explain(out, meta, arrays, args.run_dir)}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from .baselines import describe, list_all
+    from .cnn import MODEL_NAMES
+    from .cnn import describe as describe_cnn
+
+    rows = [describe(name) for name in list_all()] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in MODEL_NAMES]
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'name':<{width}}  {'tasks':<10}  {'input':<9}  what it is")
+    for r in rows:
+        tasks = "+".join(r["tasks"]) if len(r["tasks"]) < 2 else "both"
+        size = f"{r['image_size']}px " if r.get("image_size") else ""
+        print(f"{r['name']:<{width}}  {tasks:<10}  {size + (r.get('color') or 'gray'):<9}  {r['summary']}")
+    print("CNNs go in models.cnn without the 'cnn:' prefix; classical models in models.gender / models.age.")
     return 0
 
 
 # --------------------------------------------------------------------------- helpers
 
 
+class _OneLine(logging.Formatter):
+    """Console lines without tracebacks: those go to the run's run.log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
 def _console_logging(verbose: bool) -> None:
-    """Warnings (or, with -v, progress notes) on stderr; the run log keeps everything."""
+    """Warnings (or, with -v, progress notes) on stderr, one line each; the run log keeps everything."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_OneLine())
     logger = logging.getLogger("facebench")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

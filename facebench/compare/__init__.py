@@ -5,11 +5,12 @@
 """
 
 from .config import PRESETS, load_config
-from .runner import plan_units, run, summary_table
+from .aggregate import summary_table
+from .runner import plan_units, run
 
 
 def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int = 0):
-    """Synthesise ``n`` faces (cached), run the quick preset on them, return the report path.
+    """Synthesise ``n`` faces (cached), run the quick preset on them, return the run directory.
 
     The faces are cartoons drawn by facebench; the report says so.
     """
@@ -26,7 +27,7 @@ def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int
         synthesize(faces, n=n, seed=seed)
     config = load_config(preset="quick", data=faces, out=Path(out))
     run_dir = run(config, force=force, quiet=quiet, command=f"facebench demo --out {out} --n {n}")
-    return Path(run_dir) / "report.html"
+    return Path(run_dir)
 
 
 __all__ = ["PRESETS", "demo", "load_config", "plan_units", "run", "summary_table"]

@@ -17,11 +17,7 @@ from sklearn import metrics as skm
 
 from ..data import age_band, gender_name, race_name
 
-AGE_METRICS = ["mae", "mse", "rmse", "r2"]
-GENDER_METRICS = [
-    "accuracy", "precision_male", "recall_male", "f1_male", "precision_female", "recall_female",
-    "f1_female", "precision_macro", "recall_macro", "f1_macro", "roc_auc",
-]
+from ..rundir.layout import AGE_METRICS, GENDER_METRICS  # the names of metrics.csv
 COUNTS = ("tn", "fp", "fn", "tp", "n")
 
 

@@ -1,0 +1,67 @@
+"""Gather a run's finished units into the top-level tables, and the terminal summary."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import atomic_write
+from ..rundir import layout, units
+from .metrics import paired_tests
+
+
+def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Gather whole units into predictions.csv.gz, metrics.csv, timings.csv, histories/, paired.csv."""
+    run_dir = Path(run_dir)
+    preds, mets, times = [], [], []
+    hist_dir = layout.histories_dir(run_dir)
+    shutil.rmtree(hist_dir, ignore_errors=True)
+    for uid in uids:
+        if units.check_unit(run_dir, uid) is not None:
+            continue
+        unit = units.read_unit(run_dir, uid)
+        preds.append(unit["predictions"])
+        mets.append(unit["metrics"])
+        times.append(unit["timing"])
+        if unit["history"] is not None:
+            hist_dir.mkdir(exist_ok=True)
+            _write_csv(hist_dir / f"{uid}.csv", unit["history"])
+    pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=layout.PRED_COLUMNS)
+    met = pd.concat(mets, ignore_index=True) if mets else pd.DataFrame(columns=layout.METRIC_COLUMNS)
+    pred["gender_pred"] = pred["gender_pred"].astype("Int64")
+    tim = pd.DataFrame(times, columns=layout.TIMING_COLUMNS)
+    paired = []
+    for (trial, fraction), group in pred.groupby(["trial", "fraction"], sort=True):
+        for row in paired_tests(group, n_boot=n_boot, seed=seed + int(trial)):
+            paired.append({"trial": trial, "fraction": fraction, **row})
+    paired = pd.DataFrame(paired, columns=layout.PAIRED_COLUMNS)
+    _write_csv(run_dir / layout.PREDICTIONS_FILE, pred[layout.PRED_COLUMNS])
+    _write_csv(run_dir / layout.METRICS_FILE, met[layout.METRIC_COLUMNS])
+    _write_csv(run_dir / layout.TIMINGS_FILE, tim)
+    _write_csv(run_dir / layout.PAIRED_FILE, paired)
+    return {"predictions": pred, "metrics": met, "timings": tim, "paired": paired}
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    compression = "gzip" if path.suffix == ".gz" else None
+    atomic_write(path, lambda fh: frame.to_csv(fh, index=False, compression=compression))
+
+
+def summary_table(metrics: pd.DataFrame, timings: pd.DataFrame) -> str:
+    """The terminal summary: per model at the largest fraction, median over trials."""
+    if metrics.empty:
+        return "no finished units"
+    top = metrics["fraction"].max()
+    m = metrics[(metrics["fraction"] == top) & (metrics["group"] == "all")]
+    wide = m[m["metric"].isin(["accuracy", "roc_auc", "mae", "r2"])].pivot_table(
+        index="model", columns="metric", values="value", aggfunc="median")
+    fit = timings[timings["fraction"] == top].groupby("model")["fit_s"].median()
+    wide["fit_s"] = fit
+    wide = wide.reindex(columns=[c for c in ("accuracy", "roc_auc", "mae", "r2", "fit_s") if c in wide])
+    sort = "accuracy" if "accuracy" in wide else wide.columns[0]
+    wide = wide.sort_values(sort, ascending=False)
+    n_trials = metrics["trial"].nunique()
+    head = f"Results at training fraction {top:g} (median over {n_trials} trial(s), full test part):"
+    return head + "\n" + wide.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")

@@ -1,0 +1,254 @@
+"""The bodies of the units: fit one model on one trial's training rows, predict its test rows, write it.
+
+Classical units share features computed once per extractor (:func:`prepare_features`,
+memory-mapped); CNN units train on the decoded stack. Every unit is written whole
+through :func:`facebench.rundir.units.write_unit`, its fitted model included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data import decode
+from ..data.cache import default_cache_dir
+from ..errors import UserError
+from ..io import atomic_save_npy, atomic_write_text
+from ..rundir import layout, saved, units
+from .metrics import unit_metrics
+
+log = logging.getLogger("facebench.run")
+
+
+def guarded(kind: str, unit: dict, main_pid: int, *args) -> str | dict:
+    """Run one unit; an exception costs that unit only, reported as ``{"unit", "error"}``.
+
+    Interruptions (Ctrl-C, a killed worker) are not caught: what finished is kept on
+    disk and a rerun resumes. In a worker process, a watchdog ends the worker when the
+    main process is gone, so a killed run leaves no worker behind.
+    """
+    if os.getpid() != main_pid:
+        _exit_with_parent()
+    fn = run_classical_unit if kind == "classical" else run_cnn_unit
+    try:
+        return fn(unit, *args)
+    except Exception as exc:
+        logging.getLogger("facebench.run").error("unit %s failed", unit["id"], exc_info=True)
+        return {"unit": unit["id"], "error": f"{type(exc).__name__}: {exc}"}
+
+
+_WATCHDOG: list[threading.Thread] = []
+
+
+def _exit_with_parent(period: float = 0.5) -> None:
+    """Start (once per process) a thread that ends this process when its parent dies."""
+    if _WATCHDOG:
+        return
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(period)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    thread = threading.Thread(target=watch, name="facebench-parent-watch", daemon=True)
+    thread.start()
+    _WATCHDOG.append(thread)
+
+
+# --------------------------------------------------------------------------- features
+
+
+def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -> dict:
+    """Decode once, extract each model's features once for every image; memory-mapped files.
+
+    Returns ``{model name: {"file", "decode_s_per_image", "features_s_per_image"}}``.
+    Features of a stateless extractor do not depend on the split, so one pass over
+    all images serves every trial, fraction and task.
+    """
+    from ..baselines import feature_step, input_color
+
+    size = config["features"]["image_size"]
+    stacks = {}  # colour -> (images, decode seconds per image), decoded on first use
+
+    def stack(color):
+        if color not in stacks:
+            t = time.perf_counter()
+            images = decode(table, size=size, color=color)
+            stacks[color] = images, (time.perf_counter() - t) / len(table)
+        return stacks[color]
+
+    cache = default_cache_dir() / "features"
+    paths = "\n".join(table["path"]).encode()
+    out, done = {}, {}
+    for name in dict.fromkeys(u["model"] for u in unit_list):
+        task = next(u["tasks"][0] for u in unit_list if u["model"] == name)
+        extractor = feature_step(name, task)
+        color = input_color(name) or config["features"]["color"]  # colour features need RGB
+        key_base = hashlib.sha256(paths + f"{size}{color}".encode()).hexdigest()[:16]
+        spec = f"{color}|{extractor!r}"
+        if spec not in done:
+            images, decode_s = stack(color)
+            digest = hashlib.sha256(f"{key_base}|{spec}".encode()).hexdigest()[:24]
+            path = cache / f"{digest}.npy"
+            feat_s = 0.0
+            if not path.exists():
+                t = time.perf_counter()
+                try:
+                    feats = _transform_chunked(extractor, images)
+                except ValueError as exc:  # e.g. LBP on colour images, HOG cells larger than the image
+                    raise UserError(f"model {name!r} cannot use features.image_size={size}, "
+                                    f"features.color={color!r}: {exc}") from None
+                feat_s = (time.perf_counter() - t) / len(table)
+                atomic_save_npy(path, feats)
+                atomic_write_text(path.with_suffix(".json"), f'{{"seconds_per_image": {feat_s}}}')
+            else:
+                try:
+                    feat_s = json.loads(path.with_suffix(".json").read_text())["seconds_per_image"]
+                except (OSError, ValueError, KeyError):
+                    feat_s = float("nan")
+            log.info("features %s: %s (%.2f ms/image)", name, spec, feat_s * 1000)
+            done[spec] = {"file": str(path), "decode_s_per_image": decode_s, "features_s_per_image": feat_s}
+        out[name] = done[spec]
+    return out
+
+
+def _transform_chunked(extractor, images, chunk: int = 2048) -> np.ndarray:
+    parts = [np.asarray(extractor.transform(np.asarray(images[i : i + chunk])), dtype=np.float32)
+             for i in range(0, len(images), chunk)]
+    return np.concatenate(parts)
+
+
+def decoded_for_cnn(table, config, cnn_name):
+    """The stack a CNN trains on (its own size and colour) and the decode seconds per image."""
+    from ..cnn import resolve_params
+
+    params = resolve_params(cnn_name, config["cnn"].get(cnn_name, {}))
+    t = time.perf_counter()
+    stack = decode(table, size=params["image_size"], color=params["color"])
+    return stack, (time.perf_counter() - t) / len(table)
+
+
+def shareable(stack) -> dict:
+    """A decoded stack as workers should get it: the cache file's path when there is one."""
+    path = getattr(stack, "filename", None)
+    return {"file": str(path)} if path else {"array": np.asarray(stack)}
+
+
+# --------------------------------------------------------------------------- units
+
+
+def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: dict, run_dir: str) -> str:
+    """Fit one classical model per task of the unit on shared features; write the unit."""
+    from sklearn.pipeline import Pipeline
+
+    from ..baselines import feature_step, input_color, make_head, predict_outputs
+
+    features = np.load(inputs["file"], mmap_mode="r")
+    train, test = unit["train"], unit["test"]
+    x_train, x_test = np.asarray(features[train]), np.asarray(features[test])
+    pred = _prediction_frame(unit, labels)
+    fit_s = predict_s = 0.0
+    fitted = {}
+    for task in unit["tasks"]:
+        target = labels[task].to_numpy()[train]
+        head = make_head(unit["model"], task, random_state=unit["seed"], n_jobs=1)
+        t = time.perf_counter()
+        head.fit(x_train, target)
+        fit_s += time.perf_counter() - t
+        t = time.perf_counter()
+        out = predict_outputs(head, x_test, task)
+        predict_s += time.perf_counter() - t
+        _fill_predictions(pred, out)
+        fitted[task] = Pipeline([("features", feature_step(unit["model"], task)), *head.steps])
+    # the input the model was trained on, as predict must decode it (colour models take RGB)
+    meta = {"model": unit["model"], "unit": unit["id"],
+            "features": {**config["features"],
+                         "color": input_color(unit["model"]) or config["features"]["color"]}}
+    n = len(train) + len(test)
+    timing = _timing(unit, n_train=len(train), n_test=len(test),
+                     decode_s=inputs["decode_s_per_image"] * n, features_s=inputs["features_s_per_image"] * n,
+                     fit_s=fit_s, predict_s=predict_s)
+
+    def write_model(folder: Path) -> None:
+        saved.save_classical(folder / layout.CLASSICAL_MODEL, meta, fitted)
+        timing["model_bytes"] = (folder / layout.CLASSICAL_MODEL).stat().st_size
+
+    _finish_unit(unit, pred, timing, config, run_dir, write_model=write_model)
+    return unit["id"]
+
+
+def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame, config: dict, run_dir: str) -> str:
+    """Train one CNN (both heads) on the unit's training rows; predict its test rows."""
+    from ..cnn import fit
+
+    stack = np.load(images["file"], mmap_mode="r") if "file" in images else images["array"]
+    train, test = unit["train"], unit["test"]
+    params = dict(config["cnn"].get(unit["cnn"], {}))
+    t = time.perf_counter()
+    fitted = fit(unit["cnn"], np.asarray(stack[train]), labels["age"].to_numpy()[train],
+                 labels["gender"].to_numpy()[train], params=params, seed=unit["seed"])
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    out = fitted.predict(np.asarray(stack[test]))
+    predict_s = time.perf_counter() - t
+    pred = _prediction_frame(unit, labels)
+    _fill_predictions(pred, out)
+    history = pd.DataFrame(fitted.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    n = len(train) + len(test)
+    timing = _timing(unit, n_train=len(train), n_test=len(test), decode_s=decode_s * n, features_s=0.0,
+                     fit_s=fit_s, predict_s=predict_s)
+
+    def write_model(folder: Path) -> None:
+        fitted.save(folder / layout.CNN_MODEL)
+        timing["model_bytes"] = sum(f.stat().st_size for f in folder.glob("model.*") if f.is_file())
+
+    _finish_unit(unit, pred, timing, config, run_dir, history, write_model=write_model)
+    return unit["id"]
+
+
+def _prediction_frame(unit, labels):
+    pred = labels.iloc[unit["test"]].reset_index(drop=True).copy()
+    pred.insert(0, "model", unit["model"])
+    pred.insert(0, "fraction", unit["fraction"])
+    pred.insert(0, "trial", unit["trial"])
+    pred["age_pred"] = np.nan
+    pred["p_female"] = np.nan
+    pred["gender_pred"] = pd.array([pd.NA] * len(pred), dtype="Int64")
+    return pred
+
+
+def _fill_predictions(pred, out):
+    if "age" in out:
+        pred["age_pred"] = np.round(np.asarray(out["age"], float), 3)
+    if "p_female" in out:
+        pred["p_female"] = np.round(np.asarray(out["p_female"], float), 5)
+        pred["gender_pred"] = pd.array(np.asarray(out["gender"], int), dtype="Int64")
+
+
+def _timing(unit, **values):
+    task = "both" if len(unit["tasks"]) == 2 else unit["tasks"][0]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"trial": unit["trial"], "fraction": unit["fraction"], "model": unit["model"], "task": task,
+            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()},
+            "peak_memory_mb": round(peak, 1), "model_bytes": 0}
+
+
+def _finish_unit(unit, pred, timing, config, run_dir, history=None, write_model=None):
+    metrics = pd.DataFrame(unit_metrics(pred, n_boot=config["bootstrap"], seed=unit["seed"]))
+    metrics.insert(0, "model", unit["model"])
+    metrics.insert(0, "fraction", unit["fraction"])
+    metrics.insert(0, "trial", unit["trial"])
+    units.write_unit(Path(run_dir), unit["id"], pred, metrics, timing, history, write_model=write_model)
+    log.info("unit %s done: fit %.1f s, predict %.1f s", unit["id"], timing["fit_s"], timing["predict_s"])

@@ -230,11 +230,11 @@ def _cmd_explain(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from .baselines import describe, list_all
+    from .baselines import MODEL_TASKS, describe
     from .cnn import MODEL_NAMES
     from .cnn import describe as describe_cnn
 
-    rows = [describe(name) for name in list_all()] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in MODEL_NAMES]
+    rows = [describe(name) for name in MODEL_TASKS] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in MODEL_NAMES]
     width = max(len(r["name"]) for r in rows)
     print(f"{'name':<{width}}  {'tasks':<10}  {'input':<9}  what it is")
     for r in rows:

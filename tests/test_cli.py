@@ -10,7 +10,7 @@ import pytest
 
 from facebench.cli import build_parser, main
 
-COMMANDS = ["demo", "run", "report", "explore", "predict", "synth", "explain"]
+COMMANDS = ["demo", "run", "report", "explore", "predict", "synth", "explain", "models"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -66,7 +66,27 @@ def test_user_errors_are_one_line_exit_2(argv, message, tmp_path, capsys):
     assert err.strip().count("\n") == 0 and "Traceback" not in err
 
 
-def test_bad_arguments_exit_2():
+def test_bad_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["run"])  # --data is required
+        main(["run", "--preset"])  # a flag without its value
     assert exc.value.code == 2
+    assert main(["run", "--preset", "quick"]) == 2  # no --data and no config that names one
+    assert "no dataset: give --data" in capsys.readouterr().err
+
+
+def test_models_lists_every_registered_model(capsys):
+    from facebench.baselines import MODEL_TASKS
+    from facebench.cnn import MODEL_NAMES
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = {line.split()[0] for line in lines[1:] if line and not line.startswith("CNNs")}
+    assert names == set(MODEL_TASKS) | {f"cnn:{n}" for n in MODEL_NAMES}
+
+
+def test_descriptions_in_help(capsys):
+    for command in ("report", "explain", "models"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert len(out.split("\n\n")[1].strip()) > 20, command  # a description under the usage line

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import facebench.compare.runner as runner
+import facebench.compare.units as runner
 from facebench.cli import main
 from facebench.compare import load_config, run
 from facebench.compare.runner import UnitsFailed
-from facebench.compare.rundir import METRIC_COLUMNS, PRED_COLUMNS, TIMING_COLUMNS
+from facebench.rundir.layout import METRIC_COLUMNS, PRED_COLUMNS, TIMING_COLUMNS
 from facebench.data import synthesize
 from facebench.errors import UserError
 
@@ -46,13 +46,13 @@ def _config(faces, out, extra=()):
 @pytest.fixture(scope="module")
 def finished(faces, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    run(_config(faces, out), quiet=True, report=False)
+    run(_config(faces, out), quiet=True)
     return out
 
 
 def test_run_directory_contract(finished):
-    for name in ("config.toml", "audit.json", "split.csv", "predictions.csv.gz", "metrics.csv", "timings.csv",
-                 "paired.csv", "run.log"):
+    for name in ("run.json", "config.toml", "audit.json", "split.csv", "models.csv", "predictions.csv.gz",
+                 "metrics.csv", "timings.csv", "paired.csv", "run.log"):
         assert (finished / name).exists(), name
     pred = pd.read_csv(finished / "predictions.csv.gz")
     assert list(pred.columns) == PRED_COLUMNS
@@ -70,9 +70,13 @@ def test_run_directory_contract(finished):
     audit = json.loads((finished / "audit.json").read_text())
     assert audit["found"] == 240 and audit["used"] == 240 and audit["skipped"] == []
     assert audit["synthetic"] is True
-    assert audit["run"]["cores"] >= 1 and "numpy" in audit["run"]["versions"]
-    assert sorted(p.name for p in (finished / "models").iterdir())[:2] == ["t0_f0.5_dummy.joblib",
-                                                                          "t0_f0.5_hog-linsvm.joblib"]
+    info = json.loads((finished / "run.json").read_text())
+    assert info["format"] == 2 and info["finished"] and info["failed_units"] == []
+    assert info["machine"]["usable_cores"] >= 1 and "numpy" in info["versions"]
+    assert sorted(p.name for p in (finished / "units").iterdir())[:2] == ["t0_f0.5_dummy", "t0_f0.5_hog-linsvm"]
+    assert (finished / "units" / "t0_f0.5_hog-linsvm" / "model.skops").is_file()
+    table = pd.read_csv(finished / "models.csv")
+    assert table.set_index("name").loc["hog+linsvm", "family"] == "hand-crafted"
 
 
 def test_every_model_sees_the_same_split(finished):
@@ -106,7 +110,7 @@ def test_learns_above_dummy(finished):
 
 
 def test_same_config_same_seed_same_results(finished, faces, tmp_path):
-    run(_config(faces, tmp_path), quiet=True, report=False)
+    run(_config(faces, tmp_path), quiet=True)
     a = pd.read_csv(finished / "metrics.csv")
     b = pd.read_csv(tmp_path / "metrics.csv")
     pd.testing.assert_frame_equal(a, b)
@@ -125,22 +129,22 @@ def test_resume_after_interruption(faces, finished, tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "run_classical_unit", flaky)
     with pytest.raises(PowerCut):
-        run(_config(faces, tmp_path), quiet=True, report=False)
+        run(_config(faces, tmp_path), quiet=True)
     assert len(list((tmp_path / "units").glob("t*"))) == 5
     first = list(calls)
     calls.clear()
     dying[0] = False
-    run(_config(faces, tmp_path), quiet=True, report=False)
+    run(_config(faces, tmp_path), quiet=True)
     assert len(calls) == 12 - 5 and not set(calls) & set(first)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))
     calls.clear()
-    run(_config(faces, tmp_path), quiet=True, report=False, force=True)
+    run(_config(faces, tmp_path), quiet=True, force=True)
     assert len(calls) == 12
 
 
 def test_changed_config_in_same_directory_is_refused(faces, finished):
     with pytest.raises(UserError, match="different configuration"):
-        run(_config(faces, finished, ["seed=7"]), quiet=True, report=False)
+        run(_config(faces, finished, ["seed=7"]), quiet=True)
 
 
 def test_dask_cluster_gives_the_same_results(faces, finished, tmp_path):
@@ -148,14 +152,14 @@ def test_dask_cluster_gives_the_same_results(faces, finished, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         config = _config(faces, tmp_path, [f"dask='{cluster.scheduler_address}'"])
-        run(config, quiet=True, report=False)
+        run(config, quiet=True)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))
 
 
 def test_image_count_fraction_and_max_images(faces, tmp_path):
     config = _config(faces, tmp_path, ["fractions=[50, 1.0]", "trials=1", "data.max_images=200",
                                        "models.gender=['dummy']", "models.age=[]"])
-    run(config, quiet=True, report=False)
+    run(config, quiet=True)
     timings = pd.read_csv(tmp_path / "timings.csv")
     assert sorted(timings.n_train) == [50, 160]
     assert (timings.n_test == 40).all()
@@ -222,14 +226,14 @@ def test_cnn_unit_trains_predicts_and_keeps_its_history(faces, tmp_path):
     pytest.importorskip("tensorflow")
     config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=['dummy']", "models.age=[]",
                                        "models.cnn=['default']", "cnn.default.epochs=1"])
-    run(config, quiet=True, report=False)
+    run(config, quiet=True)
     pred = pd.read_csv(tmp_path / "predictions.csv.gz")
     cnn = pred[pred.model == "cnn-default"]
     assert len(cnn) == len(pred[pred.model == "dummy"]) > 0
     assert cnn["age_pred"].notna().all() and cnn["p_female"].between(0, 1).all()
     history = pd.read_csv(tmp_path / "histories" / "t0_f1.0_cnn-default.csv")
     assert len(history) == 1 and {"epoch", "loss", "val_loss"} <= set(history.columns)
-    assert (tmp_path / "models" / "t0_f1.0_cnn-default.keras").exists()
+    assert (tmp_path / "units" / "t0_f1.0_cnn-default" / "model.keras").exists()
     timings = pd.read_csv(tmp_path / "timings.csv").set_index("model")
     assert timings.loc["cnn-default", "task"] == "both" and timings.loc["cnn-default", "fit_s"] > 0
 
@@ -244,14 +248,14 @@ def test_a_failing_unit_costs_only_itself(faces, finished, tmp_path, monkeypatch
 
     monkeypatch.setattr(runner, "run_classical_unit", broken)
     with pytest.raises(UnitsFailed, match="1 unit\\(s\\) failed: t1_f0.5_hog-ridge: ValueError: singular matrix"):
-        run(_config(faces, tmp_path), quiet=True, report=False)
+        run(_config(faces, tmp_path), quiet=True)
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert len(metrics.groupby(["trial", "fraction", "model"])) == 11
-    audit = json.loads((tmp_path / "audit.json").read_text())
-    assert audit["run"]["failed_units"] == [{"unit": "t1_f0.5_hog-ridge", "error": "ValueError: singular matrix"}]
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["failed_units"] == [{"unit": "t1_f0.5_hog-ridge", "error": "ValueError: singular matrix"}]
     assert "singular matrix" in (tmp_path / "run.log").read_text()
     monkeypatch.setattr(runner, "run_classical_unit", real)
-    run(_config(faces, tmp_path), quiet=True, report=False)  # the rerun computes the missing unit
+    run(_config(faces, tmp_path), quiet=True)  # the rerun computes the missing unit
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))
 
 
@@ -260,46 +264,44 @@ def test_features_that_cannot_take_the_images_are_a_user_error(faces, tmp_path):
                                        "trials=1", "fractions=[1.0]"])
     with pytest.raises(UserError, match="model 'hog\\+lbp\\+svm' cannot use features.image_size=64, "
                                         "features.color='rgb'"):
-        run(config, quiet=True, report=False)
+        run(config, quiet=True)
 
 
 def test_run_takes_a_partial_config(faces, tmp_path):
     config = {"preset": "quick", "data": {"path": str(faces)}, "out": str(tmp_path), "trials": 1,
               "fractions": [1.0], "bootstrap": 0, "n_jobs": 1,
               "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []}}
-    run_dir = run(config, quiet=True, report=False)
+    run_dir = run(config, quiet=True)
     assert run_dir == tmp_path
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert set(metrics["model"]) == {"dummy"} and metrics["ci_low"].isna().all()
 
 
 def test_a_colour_model_gets_rgb_faces_in_the_run_and_in_predict(faces, tmp_path, capsys):
-    import joblib
-
+    from facebench.baselines import TRUSTED_TYPES
     from facebench.compare.predict import predict_cli
+    from facebench.rundir.saved import load_classical
 
     config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=['hog+lbp+color+svm']",
                                        "models.age=['hog+ridge']"])
-    run(config, quiet=True, report=False)
-    saved = joblib.load(tmp_path / "models" / "t0_f1.0_hog-lbp-color-svm.joblib")
-    assert saved["features"]["color"] == "rgb"  # while the run decodes gray for the others
-    assert joblib.load(tmp_path / "models" / "t0_f1.0_hog-ridge.joblib")["features"]["color"] == "gray"
+    run(config, quiet=True)
+    meta, _ = load_classical(tmp_path / "units" / "t0_f1.0_hog-lbp-color-svm" / "model.skops", TRUSTED_TYPES)
+    assert meta["features"]["color"] == "rgb"  # while the run decodes gray for the others
+    meta, _ = load_classical(tmp_path / "units" / "t0_f1.0_hog-ridge" / "model.skops", TRUSTED_TYPES)
+    assert meta["features"]["color"] == "gray"
     pred = pd.read_csv(tmp_path / "predictions.csv.gz")
     colour = pred[pred.model == "hog+lbp+color+svm"]
     assert colour["p_female"].notna().all() and len(colour) == (pred.model == "hog+ridge").sum()
     row = colour.iloc[0]
     assert predict_cli(tmp_path, [row["path"]], models=["hog+lbp+color+svm"], detect=False) == 0
     out = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert out["p_female"] == pytest.approx(row["p_female"], abs=0.05)
+    assert out["models"]["hog+lbp+color+svm"]["p_female"] == pytest.approx(row["p_female"], abs=0.05)
 
 
 def test_classical_units_are_scheduled_longest_first():
-    from facebench.compare.runner import _expected_cost
+    from facebench.baselines import expected_fit_cost
 
-    def unit(model, n):
-        return {"model": model, "train": np.arange(n)}
-
-    units = [unit("hog+ridge", 19000), unit("hog+lbp+svm", 4700), unit("dummy", 19000), unit("hog6+lbp+svr", 19000)]
-    order = [u["model"] for u in sorted(units, key=_expected_cost, reverse=True)]
+    units = [("hog+ridge", 19000), ("hog+lbp+svm", 4700), ("dummy", 19000), ("hog6+lbp+svr", 19000)]
+    order = [m for m, _ in sorted(units, key=lambda u: expected_fit_cost(*u), reverse=True)]
     assert order == ["hog6+lbp+svr", "hog+ridge", "dummy", "hog+lbp+svm"]  # a 19k kernel fit first
-    assert _expected_cost(unit("hog+lbp+svm", 19000)) > 4 * _expected_cost(unit("hog+lbp+svm", 9500)) * 0.99
+    assert expected_fit_cost("hog+lbp+svm", 19000) > 4 * expected_fit_cost("hog+lbp+svm", 9500) * 0.99

@@ -250,6 +250,16 @@ def test_manifest(tmp_path):
     assert ds.audit["source"] == "manifest"
 
 
+def test_a_row_listed_twice_is_not_a_duplicate_of_itself(tmp_path):
+    _face(0).save(tmp_path / "a.png", format="PNG")
+    (tmp_path / "m.csv").write_text("path,age,gender\na.png,40,1\na.png,40,1\n./a.png,41,1\n")
+    ds = load_dataset(tmp_path / "m.csv", cache_dir=False)
+    assert ds.table["image_id"].tolist() == ["a.png"] and ds.audit["duplicates"] == []
+    reasons = {s["file"]: s["reason"] for s in ds.audit["skipped"]}
+    assert reasons == {"a.png (line 3)": "listed again: the same file as line 2",
+                       "./a.png (line 4)": "listed again: the same file as line 2"}
+
+
 def test_manifest_without_race_column(tmp_path):
     _face(0).save(tmp_path / "a.png", format="PNG")
     (tmp_path / "m.csv").write_text("path,age,gender\na.png,40,1\n")

@@ -1,7 +1,4 @@
-"""``facebench predict`` (facebench.compare.predict): faces in photos, the crop, models, errors.
-
-Uses the tiny run directory of ``test_explain.build_tiny_run`` (built once per session).
-"""
+"""``facebench predict`` (facebench.compare.predict): faces in photos, the crop, models, errors."""
 
 from __future__ import annotations
 
@@ -14,12 +11,21 @@ import pytest
 from skimage import data as skdata
 
 from facebench.errors import UserError
-from test_explain import build_tiny_run
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny-run")
+    pytest.importorskip("tensorflow")
+    from facebench.compare import load_config, run
+    from facebench.data import synthesize
+
+    faces = tmp_path_factory.mktemp("predict-faces")
+    synthesize(faces, n=120, seed=2, size=64)
+    out = tmp_path_factory.mktemp("predict-run")
+    config = load_config(preset="quick", data=faces, out=out, overrides=[
+        "models.gender=['dummy', 'hog+linsvm']", "models.age=['hog+ridge']", "models.cnn=['default']",
+        "fractions=[1.0]", "bootstrap=0", "n_jobs=1", "cnn.default.epochs=1", "cnn.default.image_size=32"])
+    return run(config, quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +48,20 @@ def test_one_real_face(tiny_run, photos, capsys):
     rows = _lines(capsys.readouterr().out)
     expected = default_models(tiny_run)
     assert "cnn-default" in expected and "dummy" not in expected
-    assert [r["model"] for r in rows] == expected
-    for row in rows:
-        assert row["file"].endswith("astronaut.jpg") and row["face"] == 0
-        x, y, w, h = row["box"]
-        assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 200 and 60 < w < 140  # her face
-        if "age" in row:
-            assert 0 <= row["age"] <= 116
-        if "gender" in row:
-            assert row["gender"] in ("male", "female") and 0 <= row["p_female"] <= 1
-            assert (row["gender"] == "female") == (row["p_female"] >= 0.5)
-    by_model = {r["model"]: r for r in rows}
-    assert set(by_model["cnn-default"]) >= {"age", "p_female", "gender"}
-    assert "age" not in by_model["hog+linsvm"]
+    assert len(rows) == 1  # one line per face, every model in it
+    row = rows[0]
+    assert list(row["models"]) == expected and row["crop"] == "detected" and "training_face" not in row
+    assert row["file"].endswith("astronaut.jpg") and row["face"] == 0
+    x, y, w, h = row["box"]
+    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 200 and 60 < w < 140  # her face
+    for out in row["models"].values():
+        if "age" in out:
+            assert 0 <= out["age"] <= 116
+        if "gender" in out:
+            assert out["gender"] in ("male", "female") and 0 <= out["p_female"] <= 1
+            assert (out["gender"] == "female") == (out["p_female"] >= 0.5)
+    assert set(row["models"]["cnn-default"]) >= {"age", "p_female", "gender"}
+    assert "age" not in row["models"]["hog+linsvm"]
 
 
 def test_no_face_and_corrupt_file(tiny_run, photos, capsys):
@@ -65,34 +72,46 @@ def test_no_face_and_corrupt_file(tiny_run, photos, capsys):
     captured = capsys.readouterr()
     rows = _lines(captured.out)
     assert rows[0]["faces"] == 0 and rows[0]["file"].endswith("coffee.png") and "no face" in rows[0]["message"]
-    assert [r["model"] for r in rows[1:]] == ["hog+ridge"]
+    assert list(rows[1]["models"]) == ["hog+ridge"] and len(rows) == 2
     err = captured.err.strip().splitlines()
     assert len(err) == 2
     assert "corrupt.jpg" in err[0] and "decode" in err[0]
     assert "missing.jpg" in err[1] and "no such file" in err[1]
 
     assert predict_cli(tiny_run, [photos / "coffee.png"], models=["hog+ridge"]) == 0  # no face is not an error
-    with pytest.raises(UserError, match="could not be read"):
+    with pytest.raises(UserError, match="corrupt.jpg: not an image"):
         predict_cli(tiny_run, [photos / "corrupt.jpg"])
 
 
-def test_no_detect_on_a_cropped_face(tiny_run, capsys):
-    import joblib
-
-    from facebench.baselines import predict_outputs
-    from facebench.compare.predict import predict_cli, read_image
+@pytest.mark.parametrize("detect", [None, False])
+def test_a_cropped_face_is_used_whole(tiny_run, capsys, detect):
+    from facebench.baselines import TRUSTED_TYPES, predict_outputs
+    from facebench.compare.predict import predict_cli
     from facebench.data import to_face_array
+    from facebench.data.faces import read_image
+    from facebench.rundir.saved import load_classical
 
     preds = pd.read_csv(tiny_run / "predictions.csv.gz")
     row = preds[preds["model"] == "hog+ridge"].iloc[0]
-    assert predict_cli(tiny_run, [row["path"]], models=["hog+ridge", "cnn-default"], detect=False) == 0
+    assert predict_cli(tiny_run, [row["path"]], models=["hog+ridge", "cnn-default"], detect=detect) == 0
     out = _lines(capsys.readouterr().out)
-    assert [r["model"] for r in out] == ["hog+ridge", "cnn-default"]
-    assert all(r["box"] == [0, 0, 64, 64] and r["face"] == 0 for r in out)
-    pipeline = joblib.load(tiny_run / "models" / "t0_f1.0_hog-ridge.joblib")["estimators"]["age"]
+    assert len(out) == 1 and list(out[0]["models"]) == ["hog+ridge", "cnn-default"]
+    assert out[0]["box"] == [0, 0, 64, 64] and out[0]["crop"] == "whole image"
+    assert "training_face" not in out[0]  # a test face of the run
+    _, estimators = load_classical(tiny_run / "units" / "t0_f1.0_hog-ridge" / "model.skops", TRUSTED_TYPES)
     face = to_face_array(read_image(row["path"]), 64, "gray")
-    assert out[0]["age"] == pytest.approx(predict_outputs(pipeline, face[None], "age")["age"][0], abs=0.05)
-    assert out[0]["age"] == pytest.approx(row["age_pred"], abs=3.0)  # as in the run (JPEG gray decode differs slightly)
+    age = out[0]["models"]["hog+ridge"]["age"]
+    assert age == pytest.approx(predict_outputs(estimators["age"], face[None], "age")["age"][0], abs=0.05)
+    assert age == pytest.approx(row["age_pred"], abs=3.0)  # as in the run (JPEG gray decode differs slightly)
+
+
+def test_a_training_face_is_flagged(tiny_run, capsys):
+    from facebench.compare.predict import predict_cli
+
+    split = pd.read_csv(tiny_run / "split.csv")
+    path = split[split["part"] == "train"]["path"].iloc[0]
+    assert predict_cli(tiny_run, [path], models=["hog+ridge"]) == 0
+    assert _lines(capsys.readouterr().out)[0]["training_face"] is True
 
 
 def test_model_and_run_errors(tiny_run, photos, tmp_path, capsys):
@@ -109,7 +128,9 @@ def test_model_and_run_errors(tiny_run, photos, tmp_path, capsys):
 
 
 def test_chip_geometry():
-    from facebench.compare.predict import CHIP_SCALE, CHIP_SHIFT, chip_box, crop_chip
+    from facebench.data.faces import CHIP_SCALE, CHIP_SHIFT, chip_box, crop_chip, looks_like_chip
+
+    assert looks_like_chip(np.zeros((200, 200, 3), np.uint8)) and not looks_like_chip(np.zeros((480, 640, 3)))
 
     x0, y0, side = chip_box((100, 100, 100, 100))
     assert side == round(CHIP_SCALE * 100)

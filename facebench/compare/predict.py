@@ -102,6 +102,8 @@ def predict_cli(run_dir, images, models=None, detect: bool | None = None, stdout
         try:
             image = read_image(path)
         except ValueError as exc:
+            if len(images) == 1:
+                raise UserError(f"{path}: {exc}") from None
             failed += 1
             print(f"facebench predict: error: {path}: {exc}", file=stderr, flush=True)
             continue
@@ -119,6 +121,5 @@ def predict_cli(run_dir, images, models=None, detect: bool | None = None, stdout
             print(json.dumps(line), file=stdout)
         stdout.flush()
     if failed == len(images):
-        raise UserError(f"none of the {len(images)} image(s) could be read" if len(images) > 1
-                        else f"{images[0]}: the image could not be read")
+        raise UserError(f"none of the {len(images)} images could be read")
     return 1 if failed else 0

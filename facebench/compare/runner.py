@@ -32,7 +32,7 @@ from ..rundir import layout, lock, saved, units
 from ..rundir.environment import environment
 from .aggregate import aggregate, summary_table
 from .config import config_diff, dumps, resolve, science_digest
-from .units import decoded_for_cnn, guarded, prepare_features, shareable
+from .units import EPOCH_LISTENERS, decoded_for_cnn, guarded, prepare_features, shareable
 
 log = logging.getLogger("facebench.run")
 
@@ -255,9 +255,12 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
             # TensorFlow already uses every core: locally CNN units run one at a time;
             # on a Dask cluster they spread over the workers like the others.
             bar.set_postfix_str("training CNN")
+            EPOCH_LISTENERS.append(bar.set_postfix_str)
             for result in _parallel(cnn_jobs, {**config, "n_jobs": 1}):
                 _tick(bar, result, failures)
     finally:
+        if bar.set_postfix_str in EPOCH_LISTENERS:
+            EPOCH_LISTENERS.remove(bar.set_postfix_str)
         bar.close()
     return failures
 

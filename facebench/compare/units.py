@@ -28,6 +28,10 @@ from .metrics import unit_metrics
 
 log = logging.getLogger("facebench.run")
 
+#: Called with one line per finished CNN epoch, in the process that trains it (the runner
+#: shows it in its progress display; every line also goes to the log).
+EPOCH_LISTENERS: list = []
+
 
 def guarded(kind: str, unit: dict, main_pid: int, *args) -> str | dict:
     """Run one unit; an exception costs that unit only, reported as ``{"unit", "error"}``.
@@ -197,7 +201,8 @@ def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame
     params = dict(config["cnn"].get(unit["cnn"], {}))
     t = time.perf_counter()
     fitted = fit(unit["cnn"], np.asarray(stack[train]), labels["age"].to_numpy()[train],
-                 labels["gender"].to_numpy()[train], params=params, seed=unit["seed"])
+                 labels["gender"].to_numpy()[train], params=params, seed=unit["seed"],
+                 callbacks=[_epoch_progress(unit, config)])
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
     out = fitted.predict(np.asarray(stack[test]))
@@ -216,6 +221,42 @@ def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame
 
     _finish_unit(unit, pred, timing, config, run_dir, history, write_model=write_model)
     return unit["id"]
+
+
+def _epoch_progress(unit: dict, config: dict):
+    """A Keras callback that reports every epoch: losses, validation metrics, seconds, time left."""
+    from ..cnn import resolve_params
+    from ..cnn.models import keras_module
+
+    keras = keras_module()
+    epochs = resolve_params(unit["cnn"], config["cnn"].get(unit["cnn"], {}))["epochs"]
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.seconds.append(time.perf_counter() - self.started)
+            left = float(np.mean(self.seconds)) * (epochs - epoch - 1)
+            parts = [f"{unit['model']} trial {unit['trial']} fraction {unit['fraction']:g}: "
+                     f"epoch {epoch + 1}/{epochs}", f"loss {logs.get('loss', float('nan')):.3f}"]
+            for key, label, fmt in (("val_loss", "val loss", ".3f"), ("val_age_mae", "val age MAE", ".2f"),
+                                    ("val_gender_accuracy", "val gender acc", ".3f")):
+                if key in logs:
+                    parts.append(f"{label} {logs[key]:{fmt}}")
+            parts.append(f"{self.seconds[-1]:.1f} s/epoch")
+            if epoch + 1 < epochs:
+                parts.append(f"at most {left / 60:.1f} min left" if left >= 90 else f"at most {left:.0f} s left")
+            line = ", ".join(parts)
+            log.info(line)
+            for listener in EPOCH_LISTENERS:
+                listener(line)
+
+    return EpochProgress()
 
 
 def _prediction_frame(unit, labels):

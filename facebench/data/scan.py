@@ -40,6 +40,7 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import UserError
+from ..machine import usable_cores
 from .cache import atomic_write_bytes, default_cache_dir
 from .labels import LabelError, parse_utkface_name, validate_labels
 
@@ -240,6 +241,7 @@ def _read_manifest(path: Path):
         )
     has_race = "race" in frame.columns
     candidates, skipped = [], []
+    listed: dict[str, int] = {}  # resolved file -> the manifest line that listed it first
     for line, row in enumerate(frame.itertuples(index=False), start=2):
         rel = str(row.path).strip()
         label = f"{rel} (line {line})"
@@ -259,6 +261,11 @@ def _read_manifest(path: Path):
         kind = _file_kind(file)
         if kind != "file":
             skipped.append({"file": label, "reason": "a folder, not an image file" if kind == "dir" else kind,
+                            "stage": "scan"})
+            continue
+        first = listed.setdefault(str(file.resolve()), line)
+        if first != line:
+            skipped.append({"file": label, "reason": f"listed again: the same file as line {first}",
                             "stage": "scan"})
             continue
         candidates.append(
@@ -293,7 +300,7 @@ def _check_images(paths, *, cache_dir=None, n_jobs=None) -> list[dict]:
 
     keys = [key(p) for p in paths]
     todo = [i for i, k in enumerate(keys) if k is None or k not in cached]
-    workers = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
+    workers = n_jobs if n_jobs and n_jobs > 0 else usable_cores()
     results = {}
     if todo:
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -52,7 +52,7 @@ PAIRED_COLUMNS = ["trial", "fraction", "task", "model_a", "model_b", "test", "st
                   "p_holm", "effect", "effect_name", "effect_ci_low", "effect_ci_high", "n", "better"]
 MODELS_COLUMNS = ["name", "kind", "tasks", "family", "features", "estimator", "image_size", "color",
                   "params", "summary"]
-SPLIT_COLUMNS = ["trial", "image_id", "path", "part", "age", "gender", "race"]
+SPLIT_COLUMNS = ["trial", "part", "image_id", "path", "age", "gender", "race"]
 
 AGE_METRICS = ["mae", "mse", "rmse", "r2"]
 GENDER_METRICS = [

@@ -1,0 +1,134 @@
+"""The report, read from what the real runner wrote: a run with classical models and a one-epoch CNN.
+
+Also: the run-directory document against the real files, the report's own commands run
+as printed, the report without TensorFlow, and the import rules.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from facebench.cli import main
+from facebench.data import synthesize
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = ["models.gender=['dummy', 'hog+linsvm']", "models.age=['hog+ridge']", "models.cnn=['default']",
+            "fractions=[1.0]", "bootstrap=100", "n_jobs=1", "features.image_size=32",
+            "cnn.default.epochs=1", "cnn.default.image_size=32"]
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    faces = tmp_path_factory.mktemp("faces")
+    synthesize(faces, n=200, seed=11, size=48)
+    out = tmp_path_factory.mktemp("runs") / "run"
+    argv = ["run", "--data", str(faces), "--preset", "quick", "--out", str(out), "-q"]
+    for item in SETTINGS:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    return out
+
+
+def _text(html: str) -> str:
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_report_shows_the_machine_and_every_section(real_run):
+    from facebench.rundir.read import read_run
+
+    run = read_run(real_run)
+    html = (real_run / "report.html").read_text(encoding="utf-8")
+    text = _text(html)
+    assert "Not recorded" not in text
+    assert run.environment["machine"]["cpu"] in text
+    for heading in ("What each method sees", "Reproduce"):
+        assert heading in text
+    assert set(run.models_table["family"]) == {"trivial", "hand-crafted", "learned"}
+
+
+def _config_keys() -> set[str]:
+    from facebench.cnn import default_params
+    from facebench.compare.config import DEFAULTS
+
+    keys = set()
+    for key, value in DEFAULTS.items():
+        if isinstance(value, dict) and value and key != "cnn":
+            keys |= {f"{key}.{sub}" for sub in value}
+        else:
+            keys.add(key)
+    for name in ("default", "seed"):
+        keys |= {f"cnn.{name}.{p}" for p in default_params(name)}
+    return keys
+
+
+def test_every_hint_in_the_report_names_a_real_config_key(real_run):
+    text = _text((real_run / "report.html").read_text(encoding="utf-8"))
+    named = set(re.findall(r"--set\s+'?([A-Za-z_][\w.]*)=", text))
+    named |= set(re.findall(r"config key '([\w.]+)'", text))
+    assert named, "the report gives no hint at all"
+    assert named <= _config_keys(), named - _config_keys()
+
+
+def test_the_reports_commands_work_as_printed(real_run, capsys):
+    text = _text((real_run / "report.html").read_text(encoding="utf-8"))
+    commands = sorted(set(re.findall(r"(facebench (?:run|report) [^\n]*?)(?:\s{2,}|$)", text, flags=re.M)))
+    assert any(c.startswith("facebench run --config") for c in commands), commands
+    for command in commands:
+        argv = shlex.split(command)
+        assert main(argv[1:]) == 0, command
+
+
+def test_the_report_builds_where_tensorflow_cannot_be_imported(real_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(real_run, copy)
+    (copy / "report.html").unlink()
+    script = ("import sys\nsys.modules['tensorflow'] = None\nsys.modules['keras'] = None\n"
+              "from facebench.cli import main\nraise SystemExit(main(['report', sys.argv[1]]))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(copy)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = _text((copy / "report.html").read_text(encoding="utf-8"))
+    assert "What each method sees" in text and "Grad-CAM" in text
+
+
+def _documented():
+    doc = (ROOT / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    block = doc.split("```", 2)[1]
+    names = {line.split()[0].rstrip("/") for line in block.strip().splitlines() if line.strip()}
+    columns = {}
+    for section in re.split(r"^## ", doc, flags=re.M)[1:]:
+        title = section.splitlines()[0].strip()
+        m = re.search(r"^Columns `([^`]+)`", section, flags=re.M)
+        if m and "{" not in title:
+            columns[title] = [c.strip() for c in m.group(1).split(",")]
+    return names, columns
+
+
+def test_the_document_lists_exactly_what_a_run_writes(real_run):
+    names, columns = _documented()
+    written = {p.name for p in real_run.iterdir()} - {".lock", ".lock.holder"}
+    assert written == names
+    assert set(columns) >= {"predictions.csv.gz", "metrics.csv", "paired.csv", "timings.csv", "split.csv",
+                            "models.csv"}
+    for file, cols in columns.items():
+        assert list(pd.read_csv(real_run / file, nrows=0).columns) == cols, file
+    doc = (ROOT / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    for unit in (real_run / "units").iterdir():
+        for f in unit.iterdir():
+            assert f"| {f.name} |" in doc or f"{f.name}," in doc, f.name
+
+
+def test_the_import_rules_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    if not lint.exists():
+        pytest.skip("lint-imports is not installed (pip install -e '.[test]')")
+    done = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]

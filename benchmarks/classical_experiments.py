@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.baselines import ColorFeatures, make_model
-from facebench.baselines.models import FEATURES as REGISTRY_FEATURES
+from facebench.baselines.registry import FEATURES as REGISTRY_FEATURES
 from facebench.data import decode, load_dataset, make_split
 
 # the registry's extractors (hog, hog6, lbp, color, ...) and two other colour grids

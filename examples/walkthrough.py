@@ -30,7 +30,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from facebench import cnn  # noqa: E402
 from facebench.baselines import HOGFeatures, LBPFeatures, make_model, predict_outputs  # noqa: E402
 from facebench.data import decode, load_dataset, make_split, synthesize  # noqa: E402
-from facebench.reports.explain import RunMethods, explain_figure, hog_picture, lbp_picture  # noqa: E402
+from facebench.baselines.views import hog_picture, lbp_picture  # noqa: E402
+from facebench.compare.loading import LoadedModel  # noqa: E402
+from facebench.compare.views import Methods, compute_views  # noqa: E402
+from facebench.reports.views import face_figure  # noqa: E402
 
 N_FACES = 300
 SEED = 0
@@ -128,11 +131,13 @@ def main(argv=None) -> int:
     written = [one_face(images[test[0]], out_dir)]
     results, fitted = compare(table, images, small, train, test)
 
-    methods = RunMethods(image_size=SIZE, color="gray", hog=HOGFeatures(), lbp=LBPFeatures(),
-                         hog_source="HOGFeatures()", lbp_source="LBPFeatures()", cnn=fitted, cnn_name="cnn-default")
+    cnn_model = LoadedModel("cnn-default", "walkthrough", "cnn", 0, 1.0, CNN_SIZE, "gray", cnn=fitted)
+    methods = Methods(image_size=SIZE, color="gray", hog=HOGFeatures(), lbp=LBPFeatures(),
+                      hog_source="HOGFeatures()", lbp_source="LBPFeatures()", cnn=cnn_model)
     row = table.iloc[test[0]]
-    fig = explain_figure(rgb[test[0]], methods, title="Step 2: what each method sees",
-                         truth=f"{row['age']} y, {'female' if row['gender'] == 1 else 'male'}")
+    truth = f"{row['age']} y, {'female' if row['gender'] == 1 else 'male'}"
+    meta, arrays = compute_views([{"image": rgb[test[0]], "label": truth, "file": ""}], methods)
+    fig = face_figure(meta, arrays, title="Step 2: what each method sees")
     written.append(out_dir / "2-what-each-method-sees.png")
     fig.savefig(written[-1], dpi=80)
     written.append(comparison_figure(results, out_dir))

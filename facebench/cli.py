@@ -22,7 +22,14 @@ DEMO_N = 2000
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _console_logging(verbose=getattr(args, "verbose", False))
+    handler = _console_logging(verbose=getattr(args, "verbose", False))
+    try:
+        return _dispatch(args)
+    finally:
+        logging.getLogger("facebench").removeHandler(handler)
+
+
+def _dispatch(args) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -188,7 +195,10 @@ def _cmd_run(args) -> int:
     try:
         run_dir = run(config, force=args.force, quiet=args.quiet, command=_command_line())
     except UnitsFailed as exc:
-        write_report(exc.run_dir)  # the finished units still make a report
+        try:
+            write_report(exc.run_dir)  # the finished units still make a report
+        except UserError:
+            pass  # no unit finished: nothing to report, the failure line says why
         raise
     print(f"report: {write_report(run_dir)}")
     return 0
@@ -255,7 +265,7 @@ class _OneLine(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
-def _console_logging(verbose: bool) -> None:
+def _console_logging(verbose: bool) -> logging.Handler:
     """Warnings (or, with -v, progress notes) on stderr, one line each; the run log keeps everything."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
@@ -263,6 +273,7 @@ def _console_logging(verbose: bool) -> None:
     logger = logging.getLogger("facebench")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    return handler
 
 
 def _check_writable_dir(path: Path, flag: str) -> None:

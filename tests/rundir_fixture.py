@@ -1,32 +1,34 @@
-"""Build a small run directory that follows docs/run-directory.md, for the report tests.
+"""Build a small run directory of format 2 (docs/run-directory.md), for the report's edge cases.
 
 Predictions are seeded random noise around the true labels (each model with its own
 skill, worse on smaller training fractions); every metric, interval and paired test is
 then computed from those predictions by ``facebench.compare.metrics``, the code real
-runs use, so no number in the run directory is typed by hand.
+runs use, so no number in the run directory is typed by hand. ``run.json`` and
+``models.csv`` are written through the run-directory package's own writers and names
+(``facebench.rundir``); a real run's directory is checked by the runner's round-trip test.
 
 Three test faces carry hostile or unicode names and are given the largest errors, so
 they reach the report's gallery of worst errors; the audit lists hostile names too.
+``cnn_history`` picks how the CNN's training ended: ``"converged"`` (lowest validation
+loss mid-way, full epoch budget), ``"still_falling"`` (lowest at the last epoch) or
+``"cut_short"`` (fewer epochs than the budget, not by early stopping).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import json
-import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import tomli_w
 from PIL import Image
 
+from facebench import __version__
 from facebench.compare.metrics import paired_tests, unit_metrics
-from facebench.compare.rundir import unit_id
+from facebench.io import write_json
+from facebench.rundir import layout
+from facebench.rundir.saved import write_models_table
 
 HOSTILE_MISSING = "<script>alert(1)</script>.jpg"  # cannot be a file name (it has a '/')
 HOSTILE_FILE = '"><img src=x onerror=alert(1)>.jpg'
@@ -41,15 +43,23 @@ MODELS = {
     "lbp+svm": (("gender",), None, 1.0),
     "cnn-default": (("age", "gender"), 6.0, 2.6),
 }
+# the models table's description of each (as the runner's models_table writes it)
+TABLE = {
+    "dummy": {"kind": "classical", "family": "trivial", "features": "none", "estimator": "dummy"},
+    "hog+ridge": {"kind": "classical", "family": "hand-crafted", "features": "hog", "estimator": "ridge"},
+    "hog+svm": {"kind": "classical", "family": "hand-crafted", "features": "hog", "estimator": "svm"},
+    "lbp+svm": {"kind": "classical", "family": "hand-crafted", "features": "lbp", "estimator": "svm"},
+    "cnn-default": {"kind": "cnn", "family": "learned", "features": "learned", "estimator": "default"},
+}
 N_BOOT = 100
-
-
-@contextlib.contextmanager
-def without_explain_hook():
-    """Hide the optional "what each method sees" hook, so reports have the 11 core sections."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sys.modules, "facebench.reports.explain", types.ModuleType("facebench.reports.explain"))
-        yield
+EPOCHS = 8  # the CNN's configured epoch budget
+PATIENCE = 3
+ENVIRONMENT = {
+    "python": "3.11.9",
+    "platform": "Linux-6.1-x86_64-with-glibc2.36",
+    "machine": {"cpu": "Test CPU 3000", "cores": 16, "usable_cores": 2, "memory_gb": 62.8},
+    "versions": {"facebench": __version__, "numpy": np.__version__, "pandas": pd.__version__},
+}
 
 
 # ---- images ------------------------------------------------------------------------
@@ -66,7 +76,7 @@ def _face_image(rng: np.random.Generator, age: int, gender: int) -> Image.Image:
 
 
 def _make_pool(root: Path, rng: np.random.Generator, n: int, images: bool) -> pd.DataFrame:
-    faces = root / "faces"
+    faces = root
     faces.mkdir(parents=True, exist_ok=True)
     young = rng.integers(0, 6, n)
     adult = np.clip(rng.normal(30, 14, n), 0, 95).astype(int)
@@ -123,7 +133,9 @@ def _predict(model: str, test: pd.DataFrame, fraction: float, train_mean_age: fl
     return out
 
 
-def _history(rng, epochs: int = 8) -> pd.DataFrame:
+def _history(rng, how: str = "converged") -> pd.DataFrame:
+    """Per-epoch curves; ``val_loss`` has its lowest value where ``how`` says (see the module)."""
+    epochs = 5 if how == "cut_short" else EPOCHS
     e = np.arange(epochs)
     decay = np.exp(-e / 3)
     h = {"epoch": e}
@@ -136,7 +148,8 @@ def _history(rng, epochs: int = 8) -> pd.DataFrame:
     h["gender_loss"] = 0.2 + 0.5 * decay
     h["val_gender_loss"] = 0.3 + 0.45 * decay + 0.01 * e
     h["loss"] = h["age_loss"] / 100 + h["gender_loss"]
-    h["val_loss"] = h["val_age_loss"] / 100 + h["val_gender_loss"]
+    best = {"converged": 4, "still_falling": epochs - 1, "cut_short": epochs - 2}[how]
+    h["val_loss"] = 1.0 + 0.05 * np.abs(e - best) + 0.01 * (e > best)
     return pd.DataFrame(h)
 
 
@@ -151,19 +164,22 @@ def build_run_dir(
     seed: int = 0,
     synthetic: bool = True,
     images: bool = True,
+    preset: str = "standard",
+    cnn_history: str = "converged",
+    root_name: str = "faces",
 ) -> Path:
-    """Write a contract-valid run directory at ``run_dir`` and return it.
+    """Write a run directory of format 2 at ``run_dir`` and return it.
 
-    ``models`` picks from :data:`MODELS`. Faces are written to ``run_dir/faces``
+    ``models`` picks from :data:`MODELS`. Faces are written to ``run_dir/<root_name>``
     (``images=False`` leaves every image file missing, as after a dataset moved).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    pool = _make_pool(run_dir, rng, n_test + n_train, images)
+    pool = _make_pool(run_dir / root_name, rng, n_test + n_train, images)
     hostile = pool["image_id"].isin(HOSTILE_NAMES)
     split_rows, pred_frames, metric_rows, paired_rows, timing_rows = [], [], [], [], []
-    (run_dir / "histories").mkdir(exist_ok=True)
+    layout.histories_dir(run_dir).mkdir(exist_ok=True)
     for trial in range(n_trials):
         order = rng.permutation(np.flatnonzero(~hostile))
         test = pd.concat([pool[hostile], pool.iloc[order[: n_test - int(hostile.sum())]]])
@@ -183,7 +199,7 @@ def build_run_dir(
                 key = {"trial": trial, "fraction": float(fraction), "model": model}
                 metric_rows += [{**key, **row} for row in unit_metrics(p, n_boot=N_BOOT, seed=int(rng.integers(1 << 31)))]
                 tasks = MODELS[model][0]
-                is_cnn = model.startswith("cnn")
+                is_cnn = TABLE[model]["kind"] == "cnn"
                 fit = (30.0 if is_cnn else 2.0) * fraction * (1 + 0.1 * rng.random())
                 timing_rows.append({**key, "task": tasks[0] if len(tasks) == 1 else "both",
                                     "n_train": len(sub), "n_test": len(test),
@@ -194,30 +210,55 @@ def build_run_dir(
                                     "peak_memory_mb": 300 + 500 * is_cnn + 50 * rng.random(),
                                     "model_bytes": int(2e6 if is_cnn else 4e4 + 1e3 * rng.random())})
                 if is_cnn:
-                    _history(rng).to_csv(run_dir / "histories" / f"{unit_id(trial, float(fraction), model)}.csv", index=False)
+                    uid = layout.unit_id(trial, float(fraction), model)
+                    _history(rng, cnn_history).to_csv(layout.histories_dir(run_dir) / f"{uid}.csv", index=False)
             paired_rows += [{"trial": trial, "fraction": float(fraction), **row}
                             for row in paired_tests(pd.concat(preds.values()), n_boot=N_BOOT, seed=trial)]
 
     predictions = pd.concat(pred_frames, ignore_index=True)
-    cols = ["trial", "fraction", "model", "image_id", "path", "age", "gender", "race", "age_pred", "p_female", "gender_pred"]
-    with gzip.open(run_dir / "predictions.csv.gz", "wt", encoding="utf-8", newline="") as fh:
+    cols = layout.PRED_COLUMNS
+    with gzip.open(run_dir / layout.PREDICTIONS_FILE, "wt", encoding="utf-8", newline="") as fh:
         predictions[cols].to_csv(fh, index=False)
-    pd.DataFrame(metric_rows).to_csv(run_dir / "metrics.csv", index=False)
-    pd.DataFrame(paired_rows).to_csv(run_dir / "paired.csv", index=False)
-    pd.DataFrame(timing_rows).to_csv(run_dir / "timings.csv", index=False)
-    pd.DataFrame(split_rows)[["trial", "image_id", "path", "part", "age", "gender", "race"]].to_csv(
-        run_dir / "split.csv", index=False)
-    if not any(m.startswith("cnn") for m in models):
-        (run_dir / "histories").rmdir()
+    pd.DataFrame(metric_rows)[layout.METRIC_COLUMNS].to_csv(run_dir / layout.METRICS_FILE, index=False)
+    pd.DataFrame(paired_rows, columns=layout.PAIRED_COLUMNS).to_csv(run_dir / layout.PAIRED_FILE, index=False)
+    pd.DataFrame(timing_rows)[layout.TIMING_COLUMNS].to_csv(run_dir / layout.TIMINGS_FILE, index=False)
+    pd.DataFrame(split_rows)[layout.SPLIT_COLUMNS].to_csv(run_dir / layout.SPLIT_FILE, index=False)
+    if not any(TABLE[m]["kind"] == "cnn" for m in models):
+        layout.histories_dir(run_dir).rmdir()
 
+    faces = run_dir / root_name
+    cnns = [m.removeprefix("cnn-") for m in models if TABLE[m]["kind"] == "cnn"]
     config = {
-        "preset": "quick",
-        "data": {"path": str(run_dir / "faces"), "image_size": 48, "color": "gray"},
-        "run": {"trials": n_trials, "fractions": [float(f) for f in fractions], "seed": seed},
-        "models": {"names": list(models)},
+        "preset": preset,
+        "description": "report test fixture",
+        "trials": n_trials,
+        "seed": seed,
+        "fractions": [float(f) for f in fractions],
+        "test_size": 0.2,
+        "bootstrap": N_BOOT,
+        "n_jobs": 1,
+        "dask": "",
+        "out": str(run_dir),
+        "data": {"path": str(faces), "max_images": 0},
+        "features": {"image_size": 48, "color": "gray"},
+        "models": {
+            "gender": [m for m in models if "gender" in MODELS[m][0] and TABLE[m]["kind"] == "classical"],
+            "age": [m for m in models if "age" in MODELS[m][0] and TABLE[m]["kind"] == "classical"],
+            "cnn": cnns,
+        },
+        "cnn": {name: {"epochs": EPOCHS} for name in cnns},
     }
-    (run_dir / "config.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+    (run_dir / layout.CONFIG_FILE).write_text(tomli_w.dumps(config), encoding="utf-8")
+    rows = []
+    for m in models:
+        cnn = TABLE[m]["kind"] == "cnn"
+        params = {"epochs": EPOCHS, "patience": PATIENCE, "image_size": 48, "color": "gray"} if cnn else {}
+        rows.append({"name": m, **TABLE[m], "tasks": MODELS[m][0], "image_size": 48, "color": "gray", "params": params,
+                     "summary": f"{m} (fixture)"})
+    write_models_table(run_dir, rows)
     audit = {
+        "source": "folder",
+        "root": str(faces),
         "found": len(pool) + 4,
         "used": len(pool),
         "skipped": [
@@ -228,19 +269,25 @@ def build_run_dir(
         ],
         "duplicates": [{"files": [HOSTILE_FILE, "25_0_0_dup.jpg"], "action": "kept first"}],
         "not_used": ["extra/"],
-        "source": "folder",
-        "root": str(run_dir / "faces"),
         "synthetic": synthetic,
-        "labels": {"age": {"min": int(pool["age"].min()), "max": int(pool["age"].max())},
-                   "gender": {"male": int((pool["gender"] == 0).sum()), "female": int((pool["gender"] == 1).sum())}},
-        "run": {
-            "command": ["facebench", "run", "--data", str(run_dir / "faces"), "--preset", "quick"],
-            "started": "2025-01-01T10:00:00+00:00",
-            "finished": "2025-01-01T10:03:00+00:00",
-            "versions": {"python": "3.11.9", "facebench": "0.1.0", "numpy": np.__version__, "pandas": pd.__version__},
-            "machine": {"cpu": "test CPU", "cores": 2, "memory_gb": 8.0, "platform": "Linux"},
+        "labels": {
+            "age_min": int(pool["age"].min()),
+            "age_max": int(pool["age"].max()),
+            "age_median": float(pool["age"].median()),
+            "gender_counts": {str(k): int(v) for k, v in pool["gender"].value_counts().sort_index().items()},
+            "race_counts": {str(k): int(v) for k, v in pool["race"].astype("object").fillna("missing").value_counts().items()},
         },
     }
-    (run_dir / "audit.json").write_text(json.dumps(audit, indent=1, ensure_ascii=False), encoding="utf-8")
-    (run_dir / "run.log").write_text("fixture run\n", encoding="utf-8")
+    write_json(run_dir / layout.AUDIT_FILE, audit)
+    info = {
+        "format": layout.FORMAT,
+        "facebench": __version__,
+        "command": f"facebench run --data {faces} --preset {preset}",
+        "started": "2025-01-01T10:00:00+00:00",
+        "finished": "2025-01-01T10:03:00+00:00",
+        "failed_units": [],
+        **ENVIRONMENT,
+    }
+    write_json(run_dir / layout.RUN_FILE, info)
+    (run_dir / layout.LOG_FILE).write_text("fixture run\n", encoding="utf-8")
     return run_dir

@@ -6,11 +6,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.svm import SVC
 
 from facebench.baselines import (
-    input_color,
     MODEL_TASKS,
     HFlipAugmented,
     TunedEstimator,
+    describe,
+    expected_fit_cost,
+    feature_step,
+    input_color,
+    list_all,
     list_models,
+    make_head,
     make_model,
     predict_outputs,
     uses_flip,
@@ -75,8 +80,8 @@ def test_features_once_gives_the_same_predictions(data, task, name):
     images, gender, age = data
     y = gender if task == "gender" else age
     full = make_model(name, task, random_state=3).fit(images[:28], y[:28])
-    features = full.named_steps["features"]
-    tail = make_model(name, task, random_state=3)[1:].fit(features.transform(images[:28]), y[:28])
+    features = feature_step(name, task)
+    tail = make_head(name, task, random_state=3).fit(features.transform(images[:28]), y[:28])
     a = predict_outputs(full, images[28:], task)
     b = predict_outputs(tail, features.transform(images[28:]), task)
     # and the fitted full model's own tail on the features
@@ -279,7 +284,7 @@ def test_the_svr_averages_over_the_mirror_image_and_the_svm_does_not():
 
 
 def test_svm_kernel_cache_follows_memory_and_the_environment(monkeypatch):
-    from facebench.baselines.models import svm_cache_mb
+    from facebench.baselines.registry import svm_cache_mb
     from facebench.errors import UserError
 
     monkeypatch.delenv("FACEBENCH_SVM_CACHE_MB", raising=False)
@@ -290,3 +295,153 @@ def test_svm_kernel_cache_follows_memory_and_the_environment(monkeypatch):
     monkeypatch.setenv("FACEBENCH_SVM_CACHE_MB", "lots")
     with pytest.raises(UserError, match="FACEBENCH_SVM_CACHE_MB .* got 'lots'"):
         make_model("hog+svm", "gender")
+
+
+@pytest.mark.parametrize("name", list_all())
+def test_feature_step_and_head_make_up_the_model(name):
+    from sklearn.pipeline import Pipeline
+
+    for task in MODEL_TASKS[name]:
+        model = make_model(name, task, random_state=5, n_jobs=1)
+        parts = Pipeline([("features", feature_step(name, task)), *make_head(name, task, random_state=5, n_jobs=1).steps])
+        assert repr(parts.get_params(deep=True)) == repr(model.get_params(deep=True))
+        assert [type(step).__name__ for _, step in parts.steps] == [type(step).__name__ for _, step in model.steps]
+
+
+def test_describe_says_what_each_model_is():
+    for name in list_all():
+        d = describe(name)
+        assert set(d) == {"name", "kind", "tasks", "family", "features", "estimator", "color", "summary"}
+        assert d["name"] == name and d["kind"] == "classical" and d["tasks"] == MODEL_TASKS[name]
+        assert d["family"] == ("trivial" if name == "dummy" else "hand-crafted")
+        assert d["color"] == input_color(name) and d["summary"] and "\n" not in d["summary"]
+    d = describe("hog+lbp+color+svm")
+    assert (d["features"], d["estimator"], d["color"]) == ("hog+lbp+color", "svm", "rgb")
+    assert describe("hog+lbp+svm")["summary"] == "HOG + LBP -> scaler -> PCA 256 -> RBF SVC, flip-augmented"
+    assert describe("hog+ridge")["estimator"] == "ridge" and describe("dummy")["estimator"] == "dummy"
+    with pytest.raises(ValueError, match="unknown model name='nope'"):
+        describe("nope")
+
+
+def test_expected_fit_cost_is_quadratic_for_kernel_heads_and_linear_otherwise():
+    assert expected_fit_cost("hog+lbp+svm", 1000) == pytest.approx(3.3e-7 * 1000**2)
+    assert expected_fit_cost("hog6+lbp+svr", 2000) == pytest.approx(4 * expected_fit_cost("hog6+lbp+svr", 1000))
+    assert expected_fit_cost("hog+ridge", 1000) == pytest.approx(3.5)
+    assert expected_fit_cost("hog+linsvm", 2000) == pytest.approx(2 * expected_fit_cost("hog+linsvm", 1000))
+
+
+@pytest.mark.parametrize("name", list_all())
+def test_saved_models_hold_only_trusted_types_and_load_back_identical(name):
+    """Every registry model, fitted, round-trips through skops with TRUSTED_TYPES alone."""
+    import skops.io as sio
+
+    from facebench.baselines import TRUSTED_TYPES
+
+    rng = np.random.default_rng(1)
+    shape = (40, 32, 32, 3) if input_color(name) == "rgb" else (40, 32, 32)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    targets = {"gender": np.arange(40) % 2, "age": rng.integers(1, 90, 40)}
+    fitted = {task: make_model(name, task, random_state=0, n_jobs=1).fit(images[:32], targets[task][:32])
+              for task in MODEL_TASKS[name]}
+    data = sio.dumps({"meta": {"model": name, "features": {"image_size": 32, "color": "gray"}}, "estimators": fitted})
+    untrusted = set(sio.get_untrusted_types(data=data))
+    assert untrusted <= set(TRUSTED_TYPES), sorted(untrusted - set(TRUSTED_TYPES))
+    loaded = sio.loads(data, trusted=list(TRUSTED_TYPES))["estimators"]
+    for task, model in fitted.items():
+        a, b = predict_outputs(model, images[32:], task), predict_outputs(loaded[task], images[32:], task)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+# --------------------------------------------------------------------------- models of the user's own
+
+
+@pytest.fixture
+def registry_snapshot():
+    """Undo every register_model call of a test."""
+    from facebench.baselines import registry
+
+    saved = dict(registry.MODELS), dict(registry.MODEL_TASKS), dict(registry._REGISTERED)
+    yield
+    for table, before in zip((registry.MODELS, registry.MODEL_TASKS, registry._REGISTERED), saved):
+        table.clear()
+        table.update(before)
+
+
+def test_register_a_combination_of_registered_parts(data, registry_snapshot):
+    from facebench.baselines import register_model
+
+    register_model("lbp+linsvm", ("lbp",), "linsvm", tasks=("gender",))
+    assert "lbp+linsvm" in list_models("gender") and "lbp+linsvm" not in list_models("age")
+    d = describe("lbp+linsvm")
+    assert (d["features"], d["estimator"], d["family"], d["tasks"]) == ("lbp", "linsvm", "hand-crafted", ("gender",))
+    assert d["summary"] == "LBP -> scaler -> LinearSVC"
+    images, gender, _ = data
+    out = predict_outputs(make_model("lbp+linsvm", "gender", random_state=0).fit(images[:28], gender[:28]),
+                          images[28:], "gender")
+    assert out["gender"].shape == (8,)
+    register_model("color+ridge", "color", "ridge", tasks="age", summary="colour alone")
+    assert input_color("color+ridge") == "rgb" and describe("color+ridge")["summary"] == "colour alone"
+
+
+def test_register_a_factory_model(data, registry_snapshot):
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+
+    from facebench.baselines import HOGFeatures, register_model
+
+    def factory(task, random_state, n_jobs):
+        head = LogisticRegression(max_iter=500) if task == "gender" else Ridge()
+        return Pipeline([("features", HOGFeatures()), ("model", head)])
+
+    register_model("hog+logreg", "hog", tasks=("gender", "age"), factory=factory, summary="HOG -> logistic / ridge")
+    d = describe("hog+logreg")
+    assert (d["estimator"], d["features"], d["tasks"]) == ("custom", "hog", ("gender", "age"))
+    assert isinstance(feature_step("hog+logreg", "age"), HOGFeatures)
+    images, gender, age = data
+    model = make_model("hog+logreg", "gender").fit(images[:28], gender[:28])
+    head = make_head("hog+logreg", "gender").fit(feature_step("hog+logreg").transform(images[:28]), gender[:28])
+    np.testing.assert_array_equal(model.predict(images[28:]), head.predict(feature_step("hog+logreg").transform(images[28:])))
+    assert make_model("hog+logreg", "age").fit(images, age).predict(images).shape == (36,)
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    (("hog+svm", ("hog",), "svm"), {"tasks": ("gender",)}, "exists already"),
+    (("hog lbp", ("hog",), "svm"), {"tasks": ("gender",)}, "'hog lbp' and 'hog-lbp'"),
+    (("cnn-default", ("hog",), "svm"), {"tasks": ("gender",)}, "CNNs' file names"),
+    (("", ("hog",), "svm"), {"tasks": ("gender",)}, "non-empty string"),
+    (("x", ("hog", "sift"), "svm"), {"tasks": ("gender",)}, "unknown feature"),
+    (("x", ("hog",), "knn"), {"tasks": ("gender",)}, "head='knn'"),
+    (("x", ("hog",), "svm"), {"tasks": ("age",)}, "does tasks"),
+    (("x", ("hog",), "svm"), {"tasks": ("height",)}, "subset"),
+    (("x", ("hog",), "svm"), {"tasks": ("gender",), "color": "rgb"}, "color='rgb'"),
+    (("x", "hog", "svm"), {"tasks": ("gender",), "factory": lambda *a: None}, "not both"),
+    (("x", "hog"), {"tasks": ("gender",), "factory": lambda *a: SVC()}, "Pipeline"),
+])
+def test_register_model_refuses_with_one_line(args, kwargs, match, registry_snapshot):
+    from facebench.baselines import register_model
+
+    register_model("hog-lbp", ("hog", "lbp"), "svm", tasks=("gender",))
+    with pytest.raises(ValueError, match=match) as excinfo:
+        register_model(*args, **kwargs)
+    assert "\n" not in str(excinfo.value)
+    assert "x" not in MODEL_TASKS
+
+
+def test_user_models_travel_to_a_fresh_process(registry_snapshot):
+    import pickle
+    import subprocess
+    import sys
+
+    from facebench.baselines import register_model, user_models
+
+    register_model("lbp+linsvm", ("lbp",), "linsvm", tasks=("gender",), summary="LBP, linear")
+    code = ("import pickle, sys; from facebench.baselines import add_user_models, describe, make_model; "
+            "add_user_models(pickle.load(sys.stdin.buffer)); make_model('lbp+linsvm', 'gender'); "
+            "print(describe('lbp+linsvm')['summary'])")
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(user_models()), capture_output=True, check=True)
+    assert out.stdout.decode().strip() == "LBP, linear"
+    from facebench.baselines import add_user_models
+
+    with pytest.raises(ValueError, match="'hog[+]svm' is a built-in model"):
+        add_user_models({"hog+svm": user_models()["lbp+linsvm"]})

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from facebench.reports import write_report
-from rundir_fixture import build_run_dir, without_explain_hook
+from rundir_fixture import build_run_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -46,8 +46,7 @@ def _playwright():
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     run_dir = build_run_dir(tmp_path_factory.mktemp("browser") / "run", n_test=80, n_train=160)
-    with without_explain_hook():
-        return write_report(run_dir)
+    return write_report(run_dir)
 
 
 def test_report_in_headless_chromium(report, tmp_path):

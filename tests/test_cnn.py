@@ -121,6 +121,40 @@ def test_bad_names_and_params_raise_valueerror_naming_the_value(call, bad):
     assert bad in str(excinfo.value)
 
 
+def test_resolve_params_is_the_one_checker_and_says_key_value_and_what_is_allowed():
+    with pytest.raises(cnn.ParamError) as excinfo:
+        cnn.resolve_params("default", {"epoch": 3})
+    err = excinfo.value
+    assert (err.key, err.unknown, err.suggestion) == ("epoch", True, "epochs") and "epochs" in err.allowed
+    assert "did you mean 'epochs'?" in str(err)
+    # builder values are checked here too, before any model is built
+    for params, key, expected in [
+        ({"dropout": 1.5}, "dropout", "a number in [0, 1)"),
+        ({"filters": [8, 0]}, "filters", "a non-empty sequence of positive integers"),
+        ({"epochs": "x"}, "epochs", "a positive integer"),
+        ({"augment": {"shift": 2}}, "augment.shift", "a number >= 0 (< 1 but for rotation)"),
+    ]:
+        with pytest.raises(cnn.ParamError) as excinfo:
+            cnn.resolve_params("default", params)
+        assert (excinfo.value.key, excinfo.value.expected, excinfo.value.unknown) == (key, expected, False)
+    with pytest.raises(cnn.ParamError) as excinfo:
+        cnn.resolve_params("seed", {"image_size": 32})  # four 'valid' conv blocks need 46 pixels
+    assert excinfo.value.key == "image_size" and excinfo.value.value == 32
+    assert cnn.resolve_params("seed", {"filters": [4, 8, 8, 8], "image_size": 48})["filters"] == (4, 8, 8, 8)
+
+
+def test_describe_says_what_each_cnn_is():
+    for name in cnn.MODEL_NAMES:
+        d = cnn.describe(name)
+        assert (d["name"], d["kind"], d["family"], d["tasks"], d["estimator"]) == (
+            name, "cnn", "learned", ("age", "gender"), "keras")
+        p = cnn.default_params(name)
+        assert (d["image_size"], d["color"]) == (p["image_size"], p["color"])
+        assert d["summary"] and "\n" not in d["summary"]
+    with pytest.raises(ValueError, match="resnet"):
+        cnn.describe("resnet")
+
+
 def test_import_does_not_import_tensorflow():
     code = "import sys, facebench.cnn; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,7 @@ from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from facebench.baselines import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
-from facebench.baselines.models import CappedPCA, TunedEstimator
+from facebench.baselines.estimators import CappedPCA, TunedEstimator
 
 _TABLE = "feeds a 2-D (n_samples, n_features) table; image transformers take (n_images, height, width) stacks"
 _STACK_CHECKS = [

@@ -12,8 +12,6 @@ import io
 import json
 import re
 import shutil
-import sys
-import types
 from html.parser import HTMLParser
 
 import numpy as np
@@ -23,7 +21,7 @@ from PIL import Image
 
 from facebench.errors import UserError
 from facebench.reports import plot_history, write_explore, write_report
-from facebench.reports.report import SECTIONS
+from facebench.reports.sections import SECTIONS
 from facebench.reports.tables import MISSING, format_metric
 from rundir_fixture import (
     HOSTILE_FILE,
@@ -31,7 +29,6 @@ from rundir_fixture import (
     HOSTILE_NAMES,
     UNICODE_FILE,
     build_run_dir,
-    without_explain_hook,
 )
 
 # ---- a tiny DOM ----------------------------------------------------------------------
@@ -119,8 +116,7 @@ def clean(text: str) -> str:
 def full_run(tmp_path_factory):
     """5 models with a CNN, 2 trials, 2 fractions, hostile names; the report written once."""
     run_dir = build_run_dir(tmp_path_factory.mktemp("full") / "run")
-    with without_explain_hook():
-        report = write_report(run_dir)
+    report = write_report(run_dir)
     html = report.read_text(encoding="utf-8")
     return {"dir": run_dir, "report": report, "html": html, "dom": parse(html)}
 
@@ -136,8 +132,7 @@ def small_run(tmp_path_factory):
         synthetic=False,
         seed=3,
     )
-    with without_explain_hook():
-        html = write_report(run_dir).read_text(encoding="utf-8")
+    html = write_report(run_dir).read_text(encoding="utf-8")
     return {"dir": run_dir, "html": html, "dom": parse(html)}
 
 
@@ -321,8 +316,7 @@ def test_report_survives_missing_pieces(tmp_path):
     for name in ("predictions.csv.gz", "paired.csv", "timings.csv", "audit.json", "config.toml"):
         (run_dir / name).unlink()
     shutil.rmtree(run_dir / "histories")
-    with without_explain_hook():
-        dom = parse(write_report(run_dir).read_text(encoding="utf-8"))
+    dom = parse(write_report(run_dir).read_text(encoding="utf-8"))
     text = {s.attrs["id"]: clean(s.text()) for s in dom.find_all("section")}
     assert "predictions.csv.gz is missing" in text["gender"]
     assert "paired.csv is missing" in text["paired"]
@@ -335,30 +329,38 @@ def test_report_survives_missing_pieces(tmp_path):
 
 def test_missing_images_only_cost_the_thumbnails(tmp_path):
     run_dir = build_run_dir(tmp_path / "run", models=("dummy", "hog+ridge"), n_trials=1, n_test=30, n_train=60, images=False)
-    with without_explain_hook():
-        dom = parse(write_report(run_dir).read_text(encoding="utf-8"))
+    dom = parse(write_report(run_dir).read_text(encoding="utf-8"))
     worst = dom.find("section", id="worst")
     assert len(worst.find_all("div", cls="nothumb")) == len(worst.find_all("div", cls="face")) > 0
 
 
 def test_not_a_run_directory_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="metrics.csv"):
+    with pytest.raises(UserError, match="not a run directory"):
         write_report(tmp_path)
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="no such folder"):
         write_report(tmp_path / "nope")
 
 
-def test_explain_hook_adds_its_section_escaped(tmp_path, monkeypatch):
+def test_a_run_of_an_older_facebench_is_refused_with_the_rebuild_command(tmp_path):
+    run_dir = build_run_dir(tmp_path / "run", models=("dummy", "hog+svm"), n_trials=1, fractions=(1.0,), n_test=30, n_train=60)
+    (run_dir / "run.json").unlink()
+    with pytest.raises(UserError, match=r"facebench 0\.1.*facebench run --config"):
+        write_report(run_dir)
+    assert not (run_dir / "report.html").exists()
+
+
+def test_views_section_adds_its_section_escaped(tmp_path, monkeypatch):
     run_dir = build_run_dir(tmp_path / "run", models=("dummy", "hog+svm"), n_trials=1, fractions=(1.0,), n_test=30, n_train=60)
     png = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(png, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
-    module = types.ModuleType("facebench.reports.explain")
-    module.explain_section = lambda run_dir, run: {
-        "intro": "HOG <b>sees</b> edges",
-        "figures": [{"title": "face 1", "image": uri, "caption": HOSTILE_FILE}, {"title": "bad", "image": "http://x/y.png"}],
-    }
-    monkeypatch.setitem(sys.modules, "facebench.reports.explain", module)
+    monkeypatch.setattr(
+        "facebench.reports.sections.seen.views_section",
+        lambda run: {
+            "intro": "HOG <b>sees</b> edges",
+            "figures": [{"title": "face 1", "image": uri, "caption": HOSTILE_FILE}, {"title": "bad", "image": "http://x/y.png"}],
+        },
+    )
     html = write_report(run_dir).read_text(encoding="utf-8")
     dom = parse(html)
     ids = [s.attrs["id"] for s in dom.find_all("section")]
@@ -411,7 +413,6 @@ def test_explore_page(full_run, tmp_path):
     table = pd.concat([table[table["image_id"].isin(HOSTILE_NAMES)], table]).drop_duplicates("image_id").head(40)
     table["race"] = table["race"].astype("Int64")
     audit = json.loads((run_dir / "audit.json").read_text(encoding="utf-8"))
-    audit.pop("run")
     out = write_explore(StandInDataset(table, audit), tmp_path / "explore")
     assert out == tmp_path / "explore" / "explore.html"
     assert json.loads((tmp_path / "explore" / "audit.json").read_text(encoding="utf-8")) == audit
@@ -457,8 +458,8 @@ def test_report_of_a_real_run(tmp_path):
         out=tmp_path / "run",
         overrides=["models.cnn=[]", "bootstrap=200"],
     )
-    run_dir = compare.run(config, quiet=True, report=False)
-    html = write_report(run_dir).read_text(encoding="utf-8")  # with the explain hook
+    run_dir = compare.run(config, quiet=True)
+    html = write_report(run_dir).read_text(encoding="utf-8")
     dom = parse(html)
     ids = [s.attrs["id"] for s in dom.find_all("section")]
     assert [i for i in ids if i != "seen"] == [sid for sid, _ in SECTIONS if sid != "seen"]
@@ -481,8 +482,7 @@ def test_paired_significance_is_judged_on_holm_adjusted_p_values(tmp_path):
     pair = (paired["task"] == "gender") & (paired["model_a"] == "hog+svm") & (paired["model_b"] == "lbp+svm")
     paired.loc[pair, ["p_value", "p_holm", "effect"]] = [0.01, 0.2, 0.05]  # raw p small, adjusted p not
     paired.to_csv(run_dir / "paired.csv", index=False)
-    with without_explain_hook():
-        dom = parse(write_report(run_dir).read_text(encoding="utf-8"))
+    dom = parse(write_report(run_dir).read_text(encoding="utf-8"))
     section = dom.find("section", id="paired")
     (table,) = section.find_all("table")  # gender only: the three models have no age head
     row = next(r for r in table.find_all("tr") if clean(r.text()).startswith("hog+svm"))

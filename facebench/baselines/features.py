@@ -12,7 +12,7 @@ so that one RGB stack can feed a union of HOG, LBP and colour features.
 
 :class:`HFlipPairs` turns any of them into a transformer whose rows hold the
 features of each image *and* of its mirror image, which is what the
-flip-augmented models of :mod:`facebench.baselines.models` train on.
+flip-augmented models of :mod:`facebench.baselines.registry` train on.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from facebench.baselines.lbp import lbp_histograms
+from facebench.machine import resolve_n_jobs
 
 __all__ = [
     "HOG_BACKENDS",
@@ -537,7 +538,7 @@ class HFlipPairs(_ImageTransformer):
 
     The output row of image ``x`` is ``[f(x), f(x[:, ::-1])]``: twice as many
     columns as ``features`` gives. Flip-augmented models
-    (:class:`facebench.baselines.models.HFlipAugmented`) train on both halves
+    (:class:`facebench.baselines.estimators.HFlipAugmented`) train on both halves
     as separate rows and predict from the first half (or, for regressors that
     ask, from the mean over both), while the features of a stack are still
     computed once, by this stateless step.
@@ -578,7 +579,7 @@ def transform_in_threads(transformer, X, n_jobs=None, chunk_size=512):
     transformer : stateless image transformer
     X : ndarray of shape (n_images, height, width[, 3])
     n_jobs : int, optional
-        Threads; ``None`` or 1 runs in the calling thread, -1 uses every core.
+        Threads; ``None`` or 1 runs in the calling thread, -1 every usable core (negatives as joblib).
     chunk_size : int, default=512
         Images per task.
 
@@ -586,10 +587,9 @@ def transform_in_threads(transformer, X, n_jobs=None, chunk_size=512):
     -------
     features : ndarray of shape (n_images, n_features)
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
-    n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else (n_jobs or 1)
+    n_jobs = resolve_n_jobs(n_jobs)
     if n_jobs <= 1 or len(X) <= chunk_size:
         return transformer.transform(X)
     starts = range(0, len(X), chunk_size)

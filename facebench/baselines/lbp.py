@@ -68,10 +68,11 @@ from __future__ import annotations
 
 import functools
 import numbers
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from facebench.machine import usable_cores
 
 __all__ = ["LBP_METHODS", "lbp_codes", "lbp_histograms", "lbp_n_bins"]
 
@@ -551,7 +552,7 @@ def _resolve_jobs(n_jobs):
         return 1
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs must be a positive int, -1 (every core) or None; got n_jobs={n_jobs!r}")
-    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+    return usable_cores() if n_jobs == -1 else int(n_jobs)
 
 
 def _in_blocks(n, n_jobs, work):

@@ -1,5 +1,6 @@
 """The CNNs: Keras builders (``seed``, the study's model; ``default``, a fast CPU
-design), ``tf.data`` training with early stopping, prediction, saving and loading.
+design), their parameters and the one checker of them (:func:`resolve_params`,
+:func:`describe`), ``tf.data`` training with early stopping, prediction, saving and loading.
 
 TensorFlow is imported on first use, not by ``import facebench.cnn``.
 
@@ -8,17 +9,22 @@ TensorFlow is imported on first use, not by ``import facebench.cnn``.
 >>> fitted.predict(test_images)["age"]                                          # doctest: +SKIP
 """
 
-from facebench.cnn.models import MODEL_NAMES, build_default, build_model, build_seed, default_params
-from facebench.cnn.train import FittedCNN, augment_batch, fit, load, make_dataset, resolve_params, split_validation
+from facebench.cnn.inputs import augment_batch, make_dataset, split_validation
+from facebench.cnn.models import build_default, build_model, build_seed
+from facebench.cnn.params import MODEL_NAMES, ParamError, builder_keys, default_params, describe, resolve_params
+from facebench.cnn.train import FittedCNN, fit, load
 
 __all__ = [
     "MODEL_NAMES",
     "FittedCNN",
+    "ParamError",
     "augment_batch",
     "build_default",
     "build_model",
     "build_seed",
+    "builder_keys",
     "default_params",
+    "describe",
     "fit",
     "load",
     "make_dataset",

@@ -14,136 +14,19 @@ outputs are a dict with the keys ``"age"`` (years) and ``"gender"`` (P(female)):
 Both take raw uint8-range images, ``(H, W, 1)`` or ``(H, W, 3)``, and scale them
 to [0, 1] inside the model, so callers pass the decoded uint8 stacks as they are.
 
-:func:`default_params` returns everything needed to train a preset (the builder
-parameters above plus the training recipe that :func:`facebench.cnn.fit` reads).
+:func:`facebench.cnn.default_params` returns everything needed to train a preset (the
+builder parameters above plus the training recipe that :func:`facebench.cnn.fit` reads);
+:mod:`facebench.cnn.params` checks them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import Sequence
 
-MODEL_NAMES = ("seed", "default")
-
-# Builder parameters per preset. Every key here is a keyword of the builder.
-_BUILDER_DEFAULTS: dict[str, dict] = {
-    "seed": {
-        "filters": (32, 64, 128, 256),
-        "kernel_size": 3,
-        "pool_size": 2,
-        "strides": 1,
-        "padding": "valid",
-        "dense_units": 256,
-        "dropout": 0.3,
-        "age_activation": "relu",
-    },
-    "default": {
-        "stem_filters": 24,
-        "stem_kernel_size": 3,
-        "stem_strides": 2,
-        "filters": (24, 48, 96, 192),
-        "convs_per_block": 2,
-        "kernel_size": 3,
-        "pool_size": 2,
-        "separable": False,
-        "batch_norm": True,
-        "bn_momentum": 0.9,
-        "dense_units": 128,
-        "dropout": 0.3,
-        "age_mean": 33.0,
-        "age_std": 20.0,
-    },
-}
-
-# Training recipe per preset (read by facebench.cnn.fit, ignored by the builders).
-_TRAINING_DEFAULTS: dict[str, dict] = {
-    "seed": {
-        "image_size": 128,
-        "color": "gray",
-        "epochs": 30,
-        "batch_size": 32,
-        "optimizer": "adam",
-        "learning_rate": 1e-3,
-        "weight_decay": 0.0,
-        "lr_schedule": None,
-        "validation_split": 0.2,
-        "patience": None,
-        "monitor": "val_loss",
-        "augment": None,
-        "age_loss": "mae",
-        "huber_delta": 1.0,
-        "loss_weights": {"age": 1.0, "gender": 1.0},
-        "standardize_age": False,
-        "deterministic": False,
-        "jit_compile": "auto",
-        "test_time_flip": False,
-    },
-    "default": {
-        "image_size": 64,
-        "color": "gray",
-        "epochs": 30,
-        "batch_size": 64,
-        "optimizer": "adam",
-        "learning_rate": 2e-3,
-        "weight_decay": 0.0,
-        "lr_schedule": "cosine",
-        "validation_split": 0.1,
-        "patience": 6,
-        "monitor": "val_loss",
-        "augment": {
-            "flip": True,
-            "shift": 0.06,
-            "rotation": 10.0,
-            "zoom": 0.06,
-            "contrast": 0.2,
-            "brightness": 0.1,
-        },
-        "age_loss": "mae",
-        "huber_delta": 1.0,
-        "loss_weights": {"age": 1.0, "gender": 1.0},
-        "standardize_age": True,
-        "deterministic": False,
-        "jit_compile": "auto",
-        # Predict each face and its mirror image and average the two (age and P(female)).
-        # Measured on the 5k subset, 8 trained models: MAE lower in 8 of 8 (0.01-0.31 years),
-        # accuracy higher in 7 of 8 (up to +1.3 points); it doubles prediction time only.
-        "test_time_flip": True,
-    },
-}
-
-
-def default_params(name: str) -> dict:
-    """Everything needed to build and train the preset ``name``.
-
-    Parameters
-    ----------
-    name : {"seed", "default"}
-
-    Returns
-    -------
-    dict
-        A fresh copy: builder parameters (``filters``, ``kernel_size``, ...) and the
-        training recipe (``image_size``, ``color``, ``epochs``, ``batch_size``,
-        ``learning_rate``, ``optimizer``, ``validation_split``, ``patience``
-        (``None``: no early stopping), ``augment``, ``loss_weights``, ...).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a known preset.
-    """
-    _check_name(name)
-    params = copy.deepcopy(_TRAINING_DEFAULTS[name])
-    params.update(copy.deepcopy(_BUILDER_DEFAULTS[name]))
-    return params
-
-
-def builder_keys(name: str) -> tuple[str, ...]:
-    """The parameter names the builder of ``name`` takes."""
-    _check_name(name)
-    return tuple(_BUILDER_DEFAULTS[name])
+from facebench.cnn.params import ParamError, builder_keys, check_builder_params, default_params
+from facebench.machine import usable_cores
 
 
 def build_model(name: str, input_shape: Sequence[int], **params):
@@ -169,15 +52,11 @@ def build_model(name: str, input_shape: Sequence[int], **params):
         For an unknown name, an unknown parameter, or a bad value (the message
         names it).
     """
-    _check_name(name)
-    unknown = sorted(set(params) - set(_BUILDER_DEFAULTS[name]) - set(_TRAINING_DEFAULTS[name]))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) for CNN {name!r}: {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(set(_BUILDER_DEFAULTS[name]) | set(_TRAINING_DEFAULTS[name])))}"
-        )
-    kwargs = copy.deepcopy(_BUILDER_DEFAULTS[name])
-    kwargs.update({k: v for k, v in params.items() if k in _BUILDER_DEFAULTS[name]})
+    defaults = default_params(name)
+    for key in params:
+        if key not in defaults:
+            raise ParamError(key, params[key], "", unknown=True, allowed=defaults, name=name)
+    kwargs = {key: params.get(key, defaults[key]) for key in builder_keys(name)}
     builder = build_seed if name == "seed" else build_default
     return builder(input_shape, **kwargs)
 
@@ -221,18 +100,11 @@ def build_seed(
     """
     keras = keras_module()
     layers = keras.layers
-    shape = _check_input_shape("seed", input_shape)
-    filters = _check_int_tuple("filters", filters)
-    kernel_size = _check_positive_int("kernel_size", kernel_size)
-    pool_size = _check_positive_int("pool_size", pool_size)
-    strides = _check_positive_int("strides", strides)
-    padding = _check_choice("padding", padding, ("valid", "same"))
-    dense_units = _check_positive_int("dense_units", dense_units)
-    dropout = _check_fraction("dropout", dropout)
-    age_activation = _check_choice("age_activation", age_activation, ("relu", "linear", "softplus"))
-    _check_spatial_fit(
-        "seed", shape, [(kernel_size, strides, padding), (pool_size, pool_size, "valid")] * len(filters)
-    )
+    shape, a = check_builder_params("seed", input_shape, {
+        "filters": filters, "kernel_size": kernel_size, "pool_size": pool_size, "strides": strides,
+        "padding": padding, "dense_units": dense_units, "dropout": dropout, "age_activation": age_activation})
+    filters, kernel_size, pool_size, strides = a["filters"], a["kernel_size"], a["pool_size"], a["strides"]
+    padding, dense_units, dropout, age_activation = a["padding"], a["dense_units"], a["dropout"], a["age_activation"]
 
     inputs = keras.Input(shape=shape, name="image")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
@@ -293,23 +165,15 @@ def build_default(
     """
     keras = keras_module()
     layers = keras.layers
-    shape = _check_input_shape("default", input_shape)
-    stem_filters = _check_positive_int("stem_filters", stem_filters)
-    stem_kernel_size = _check_positive_int("stem_kernel_size", stem_kernel_size)
-    stem_strides = _check_positive_int("stem_strides", stem_strides)
-    filters = _check_int_tuple("filters", filters)
-    convs_per_block = _check_positive_int("convs_per_block", convs_per_block)
-    kernel_size = _check_positive_int("kernel_size", kernel_size)
-    pool_size = _check_positive_int("pool_size", pool_size)
-    separable = _check_bool("separable", separable)
-    batch_norm = _check_bool("batch_norm", batch_norm)
-    bn_momentum = _check_fraction("bn_momentum", bn_momentum)
-    dense_units = _check_nonnegative_int("dense_units", dense_units)
-    dropout = _check_fraction("dropout", dropout)
-    age_mean = _check_float("age_mean", age_mean)
-    age_std = _check_float("age_std", age_std, positive=True)
-    steps = [(stem_kernel_size, stem_strides, "same")] + [(pool_size, pool_size, "valid")] * (len(filters) - 1)
-    _check_spatial_fit("default", shape, steps)
+    shape, a = check_builder_params("default", input_shape, {
+        "stem_filters": stem_filters, "stem_kernel_size": stem_kernel_size, "stem_strides": stem_strides,
+        "filters": filters, "convs_per_block": convs_per_block, "kernel_size": kernel_size, "pool_size": pool_size,
+        "separable": separable, "batch_norm": batch_norm, "bn_momentum": bn_momentum, "dense_units": dense_units,
+        "dropout": dropout, "age_mean": age_mean, "age_std": age_std})
+    stem_filters, stem_kernel_size, stem_strides = a["stem_filters"], a["stem_kernel_size"], a["stem_strides"]
+    filters, convs_per_block, kernel_size, pool_size = a["filters"], a["convs_per_block"], a["kernel_size"], a["pool_size"]
+    separable, batch_norm, bn_momentum = a["separable"], a["batch_norm"], a["bn_momentum"]
+    dense_units, dropout, age_mean, age_std = a["dense_units"], a["dropout"], a["age_mean"], a["age_std"]
 
     inputs = keras.Input(shape=shape, name="image")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
@@ -370,7 +234,7 @@ def tf_module():
         import tensorflow as tf
     if quiet:  # Python-side chatter too, e.g. retracing warnings for a short last batch
         tf.get_logger().setLevel("ERROR")
-    threads = int(os.environ.get("FACEBENCH_THREADS", 0)) or _usable_cores()
+    threads = int(os.environ.get("FACEBENCH_THREADS", 0)) or usable_cores()
     with contextlib.suppress(RuntimeError):  # the runtime was already started by someone else
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(max(2, threads))
@@ -384,13 +248,6 @@ def keras_module():
     import keras
 
     return keras
-
-
-def _usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
@@ -411,80 +268,3 @@ def _stderr_silenced(active):
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-# --- argument checks ---------------------------------------------------------------
-
-
-def _check_name(name):
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown CNN name {name!r}; allowed: {', '.join(MODEL_NAMES)}")
-
-
-def _check_input_shape(name, input_shape):
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"input_shape={input_shape!r}: expected (H, W) or (H, W, C)") from None
-    if len(shape) == 2:
-        shape = shape + (1,)
-    if len(shape) != 3 or shape[2] not in (1, 3) or min(shape[:2]) < 1:
-        raise ValueError(f"input_shape={input_shape!r}: expected (H, W) or (H, W, C) with C 1 or 3")
-    return shape
-
-
-def _check_spatial_fit(name, shape, steps):
-    """Raise if the spatial size shrinks below 1 along the (kernel, stride, padding) steps."""
-    size = min(shape[:2])
-    for kernel, stride, padding in steps:
-        size = (size - kernel) // stride + 1 if padding == "valid" else -(-size // stride)
-        if size < 1:
-            raise ValueError(
-                f"input_shape={tuple(shape)} is too small for CNN {name!r} with these parameters "
-                "(the feature map shrinks to nothing); use larger images or fewer blocks"
-            )
-
-
-def _check_positive_int(key, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key}={value!r}: expected a positive integer")
-    return value
-
-
-def _check_nonnegative_int(key, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{key}={value!r}: expected an integer >= 0")
-    return value
-
-
-def _check_int_tuple(key, value):
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"{key}={value!r}: expected a non-empty sequence of positive integers")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{key}={value!r}: expected a non-empty sequence of positive integers")
-    return tuple(value)
-
-
-def _check_fraction(key, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{key}={value!r}: expected a number in [0, 1)")
-    return float(value)
-
-
-def _check_float(key, value, positive=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and value <= 0):
-        raise ValueError(f"{key}={value!r}: expected a {'positive ' if positive else ''}number")
-    return float(value)
-
-
-def _check_bool(key, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{key}={value!r}: expected true or false")
-    return value
-
-
-def _check_choice(key, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r}: allowed: {', '.join(map(str, allowed))}")
-    return value

@@ -2,16 +2,14 @@
 
 :func:`fit` takes the decoded uint8 training images and their labels, carves a
 validation slice out of *those* rows only, streams both through ``tf.data``
-(gather from the in-memory array, augmentation, prefetch: no re-decoding and no
-Python loop per batch), trains the preset and returns a :class:`FittedCNN` with
-the model, the resolved parameters, the per-epoch history and the timings.
+(:mod:`facebench.cnn.inputs`), trains the preset and returns a :class:`FittedCNN`
+with the model, the resolved parameters, the per-epoch history and the timings.
 :meth:`FittedCNN.save` / :func:`load` round-trip all of it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
@@ -21,21 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.cnn.models import (
-    _BUILDER_DEFAULTS,
-    _TRAINING_DEFAULTS,
-    build_model,
-    default_params,
-    keras_module,
-    tf_module,
-)
-from facebench.data.cache import atomic_write_text
+from facebench.cnn.inputs import _add_channel, make_dataset, split_validation
+from facebench.cnn.models import build_model, keras_module, tf_module
+from facebench.cnn.params import builder_keys, resolve_params
+from facebench.io import atomic_write_text
 
 AGE_MAX = 116.0
-_AUGMENT_KEYS = ("flip", "shift", "rotation", "zoom", "contrast", "brightness")
-_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-_LR_SCHEDULES = (None, "cosine", "plateau")
-_AGE_LOSSES = ("mae", "huber", "mse")
 
 
 class FittedCNN:
@@ -169,36 +158,6 @@ def load(path):
     )
 
 
-def resolve_params(name, params=None):
-    """``default_params(name)`` updated with ``params``, checked.
-
-    Raises
-    ------
-    ValueError
-        For an unknown key or a bad value; the message names it.
-    """
-    resolved = default_params(name)
-    params = dict(params or {})
-    allowed = set(resolved)
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) for CNN {name!r}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
-    if "augment" in params and params["augment"] is True:
-        params["augment"] = copy.deepcopy(_TRAINING_DEFAULTS["default"]["augment"])
-    if isinstance(params.get("loss_weights"), dict):
-        params["loss_weights"] = {**resolved["loss_weights"], **params["loss_weights"]}
-    for key in ("patience", "lr_schedule"):  # TOML has no null: accept "none"
-        if isinstance(params.get(key), str) and params[key].lower() == "none":
-            params[key] = None
-    if isinstance(params.get("filters"), list):  # from JSON / TOML
-        params["filters"] = tuple(params["filters"])
-    resolved.update(params)
-    _check_training_params(resolved)
-    return resolved
-
-
 def fit(name, images, age, gender, *, params=None, seed=0, verbose=0, callbacks=None):
     """Train the preset ``name`` on decoded training images.
 
@@ -236,8 +195,6 @@ def fit(name, images, age, gender, *, params=None, seed=0, verbose=0, callbacks=
     gender = _check_labels("gender", gender, len(x), low=0.0, high=1.0)
     if not np.all((gender == 0) | (gender == 1)):
         raise ValueError("gender: expected 0 (male) or 1 (female) for every image")
-    if p["standardize_age"] and "age_std" not in _BUILDER_DEFAULTS[name]:
-        raise ValueError(f"standardize_age=True: CNN {name!r} has no de-standardising age head")
     seed = int(seed)
 
     keras.utils.set_random_seed(seed)
@@ -260,7 +217,7 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
     )
     steps_per_epoch = math.ceil(len(train_idx) / p["batch_size"])
 
-    model = build_model(name, x.shape[1:], **{k: p[k] for k in _BUILDER_DEFAULTS[name]})
+    model = build_model(name, x.shape[1:], **{k: p[k] for k in builder_keys(name)})
     model.compile(
         optimizer=_make_optimizer(p, steps_per_epoch),
         loss={"age": _age_loss(p), "gender": "binary_crossentropy"},
@@ -308,117 +265,6 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
         "n_validation": int(len(val_idx)),
     }
     return FittedCNN(model, name, p, history=history, timings=timings, validation_index=val_idx)
-
-
-def split_validation(n, fraction, seed):
-    """Split ``range(n)`` into (train, validation) rows, seeded, both sorted.
-
-    ``floor(n * fraction)`` rows (at least one when ``fraction > 0``) go to
-    validation, chosen at random: unlike Keras' ``validation_split``, which takes
-    the *last* rows and so a biased slice when the rows are sorted (UTKFace
-    names sort by age).
-    """
-    n_val = int(n * fraction)
-    if fraction > 0:
-        n_val = max(n_val, 1)
-    if fraction > 0 and n - n_val < 1:
-        raise ValueError(
-            f"validation_split={fraction} leaves no training image out of {n}; pass more images"
-        )
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def make_dataset(images, age, gender, params, *, seed=0, training=True):
-    """A ``tf.data.Dataset`` of ``(float32 images, {"age", "gender"})`` batches.
-
-    Only the rows passed in are captured. ``training=True``: reshuffled every
-    epoch, augmented (``params["augment"]``) and repeated forever (``fit``
-    passes ``steps_per_epoch``); otherwise in order, once, unaugmented. Batches
-    are gathered from the in-memory uint8 array and prefetched.
-    """
-    tf = tf_module()
-    x = _add_channel(np.asarray(images))
-    n = len(x)
-    xt = tf.constant(x)
-    yt_age = tf.constant(np.asarray(age, dtype=np.float32))
-    yt_gender = tf.constant(np.asarray(gender, dtype=np.float32))
-    augment = params.get("augment") if training else None
-    batch_size = int(params["batch_size"])
-
-    ds = tf.data.Dataset.range(n)
-    if training:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if training:
-        ds = ds.repeat()
-        # one stateless seed pair per batch: repeatable, different every batch and epoch
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds))
-    else:
-        ds = ds.map(lambda i: (i, tf.zeros([2], tf.int64)))
-
-    def gather(idx, batch_seed):
-        xb = tf.cast(tf.gather(xt, idx), tf.float32)
-        if augment:
-            xb = augment_batch(xb, batch_seed, augment)
-        return xb, {"age": tf.gather(yt_age, idx), "gender": tf.gather(yt_gender, idx)}
-
-    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def augment_batch(images, seed, augment):
-    """Light, label-preserving augmentation of a float32 batch (0-255 range).
-
-    One affine warp per image (horizontal flip, shift up to ``shift`` of the
-    size, rotation up to ``rotation`` degrees, zoom up to ``zoom``, reflected
-    borders), then contrast (factor in 1 +- ``contrast`` around the image mean)
-    and brightness (+- ``brightness`` x 255). Stateless: the same ``seed`` gives
-    the same result.
-    """
-    tf = tf_module()
-    seed = tf.cast(seed, tf.int64)
-    n = tf.shape(images)[0]
-    h = tf.cast(tf.shape(images)[1], tf.float32)
-    w = tf.cast(tf.shape(images)[2], tf.float32)
-
-    def uniform(k, lo, hi):
-        return tf.random.stateless_uniform([n], seed=seed + k, minval=lo, maxval=hi)
-
-    flip, shift = augment.get("flip", False), float(augment.get("shift", 0.0))
-    rotation, zoom = float(augment.get("rotation", 0.0)), float(augment.get("zoom", 0.0))
-    if flip or shift or rotation or zoom:
-        f = tf.where(uniform(1, 0.0, 1.0) < 0.5, -1.0, 1.0) if flip else tf.ones([n])
-        theta = uniform(2, -rotation, rotation) * (math.pi / 180.0)
-        s = uniform(3, 1.0 - zoom, 1.0 + zoom)
-        tx, ty = uniform(4, -shift, shift) * w, uniform(5, -shift, shift) * h
-        cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
-        # output pixel p -> input pixel M (p - c - t) + c, with M = R(theta) diag(f, 1) / s
-        cos, sin = tf.cos(theta) / s, tf.sin(theta) / s
-        m00, m01, m10, m11 = cos * f, -sin, sin * f, cos
-        a2 = cx - m00 * (cx + tx) - m01 * (cy + ty)
-        b2 = cy - m10 * (cx + tx) - m11 * (cy + ty)
-        zeros = tf.zeros([n])
-        transforms = tf.stack([m00, m01, a2, m10, m11, b2, zeros, zeros], axis=1)
-        images = tf.raw_ops.ImageProjectiveTransformV3(
-            images=images,
-            transforms=transforms,
-            output_shape=tf.shape(images)[1:3],
-            fill_value=0.0,
-            interpolation="BILINEAR",
-            fill_mode="REFLECT",
-        )
-    contrast, brightness = float(augment.get("contrast", 0.0)), float(augment.get("brightness", 0.0))
-    if contrast:
-        c = tf.reshape(uniform(6, 1.0 - contrast, 1.0 + contrast), [-1, 1, 1, 1])
-        mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-        images = (images - mean) * c + mean
-    if brightness:
-        images = images + tf.reshape(uniform(7, -brightness, brightness), [-1, 1, 1, 1]) * 255.0
-    if contrast or brightness:
-        images = tf.clip_by_value(images, 0.0, 255.0)
-    return images
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -499,69 +345,6 @@ def _effective_loss_weights(p):
     return {"age": w_age, "gender": w_gender}
 
 
-def _check_training_params(p):
-    def bad(key, allowed):
-        raise ValueError(f"{key}={p[key]!r}: expected {allowed}")
-
-    if not isinstance(p["image_size"], int) or isinstance(p["image_size"], bool) or p["image_size"] < 8:
-        bad("image_size", "an integer >= 8")
-    if p["color"] not in ("gray", "rgb"):
-        bad("color", "'gray' or 'rgb'")
-    for key in ("epochs", "batch_size"):
-        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
-            bad(key, "a positive integer")
-    if not isinstance(p["learning_rate"], (int, float)) or not 0 < p["learning_rate"] < 10:
-        bad("learning_rate", "a number in (0, 10)")
-    if not isinstance(p["weight_decay"], (int, float)) or p["weight_decay"] < 0:
-        bad("weight_decay", "a number >= 0")
-    if p["optimizer"] not in _OPTIMIZERS:
-        bad("optimizer", f"one of {', '.join(_OPTIMIZERS)}")
-    if p["lr_schedule"] not in _LR_SCHEDULES:
-        bad("lr_schedule", "None, 'cosine' or 'plateau'")
-    vs = p["validation_split"]
-    if isinstance(vs, bool) or not isinstance(vs, (int, float)) or not 0 <= vs < 1:
-        bad("validation_split", "a number in [0, 1)")
-    pat = p["patience"]
-    if pat is not None and (isinstance(pat, bool) or not isinstance(pat, int) or pat < 0):
-        bad("patience", "None (no early stopping) or an integer >= 0")
-    if not isinstance(p["monitor"], str):
-        bad("monitor", "a history key such as 'val_loss'")
-    if (pat is not None or p["lr_schedule"] == "plateau") and vs == 0 and p["monitor"].startswith("val_"):
-        raise ValueError(
-            f"patience={pat!r} / lr_schedule={p['lr_schedule']!r} monitor {p['monitor']!r}, "
-            "which needs validation_split > 0"
-        )
-    aug = p["augment"]
-    if aug not in (None, False):
-        if not isinstance(aug, dict):
-            bad("augment", "None, False, True or a dict with keys " + ", ".join(_AUGMENT_KEYS))
-        unknown = sorted(set(aug) - set(_AUGMENT_KEYS))
-        if unknown:
-            raise ValueError(f"augment: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_AUGMENT_KEYS)}")
-        for key, value in aug.items():
-            if key == "flip":
-                if not isinstance(value, bool):
-                    raise ValueError(f"augment.flip={value!r}: expected true or false")
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                key != "rotation" and value >= 1
-            ):
-                raise ValueError(f"augment.{key}={value!r}: expected a number >= 0 (< 1 but for rotation)")
-    if p["age_loss"] not in _AGE_LOSSES:
-        bad("age_loss", f"one of {', '.join(_AGE_LOSSES)}")
-    if not isinstance(p["huber_delta"], (int, float)) or p["huber_delta"] <= 0:
-        bad("huber_delta", "a positive number")
-    lw = p["loss_weights"]
-    if not isinstance(lw, dict) or set(lw) != {"age", "gender"} or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in lw.values()
-    ):
-        bad("loss_weights", "a dict {'age': w, 'gender': w} of numbers >= 0")
-    for key in ("standardize_age", "deterministic", "test_time_flip"):
-        if not isinstance(p[key], bool):
-            bad(key, "true or false")
-    if p["jit_compile"] not in ("auto", True, False):
-        bad("jit_compile", "'auto', true or false")
-
-
 def _check_images(images, p):
     x = np.asarray(images)
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
@@ -589,10 +372,6 @@ def _check_labels(key, values, n, low, high):
     if not np.all(np.isfinite(y)) or y.min() < low or y.max() > high:
         raise ValueError(f"{key}: expected finite values in [{low:g}, {high:g}]")
     return y
-
-
-def _add_channel(x):
-    return x[..., np.newaxis] if x.ndim == 3 else x
 
 
 def _as_model_input(images, input_shape):

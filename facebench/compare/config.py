@@ -3,9 +3,11 @@
 Everything a user can vary lives here. Resolution order: built-in defaults <
 preset (``presets/<name>.toml``) < the user's TOML file (which may name a
 ``preset`` to start from) < ``--set key=value`` overrides < command-line flags
-(``--data``, ``--out``, ``--dask``). The result is validated once; any bad key or
-value raises :class:`~facebench.errors.UserError` naming the key, the value and
-what is allowed.
+(``--data``, ``--out``, ``--dask``). :func:`load_config` applies the file, the
+overrides and the flags to a partial config; :func:`resolve` completes any partial
+config from the defaults and its preset and validates it, once. Any bad key or value
+raises :class:`~facebench.errors.UserError` naming the key, the value and what is
+allowed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import tomli_w
 
 from ..errors import UserError
+from ..machine import usable_cores
 
 PRESETS = ("quick", "standard", "seed", "full")
 DEFAULT_PRESET = "standard"
@@ -48,27 +51,41 @@ EXECUTION_KEYS = ("n_jobs", "dask", "out", "description", "preset")
 
 
 def load_config(preset=None, path=None, overrides=(), data=None, out=None, dask=None) -> dict:
-    """Resolve and validate a configuration; see the module docstring for the order."""
-    user = {}
-    if path is not None:
-        user = _read_toml(Path(path))
-        if preset is None:
-            preset = user.get("preset") or None
-    name = preset or DEFAULT_PRESET
-    config = merge(DEFAULTS, preset_config(name))
-    config["preset"] = name
-    config = merge(config, user)
-    config["preset"] = name
+    """Resolve and validate a configuration; see the module docstring for the order.
+
+    ``preset`` (the ``--preset`` flag) wins over a ``preset`` named in the file;
+    ``data`` / ``out`` / ``dask`` (the flags), when given, over the file's values.
+    """
+    config = _read_toml(Path(path)) if path is not None else {}
+    if preset is not None:
+        config["preset"] = preset
     for item in overrides or ():
         key, value = parse_override(item)
         set_key(config, key, value)
+    for key, flag in (("out", out), ("dask", dask)):
+        if flag is not None:
+            config[key] = str(flag)
     if data is not None:
+        if not isinstance(config.get("data"), dict):
+            config["data"] = {}
         config["data"]["path"] = str(data)
-    if out is not None:
-        config["out"] = str(out)
-    if dask is not None:
-        config["dask"] = str(dask)
-    return validate(config)
+    return resolve(config)
+
+
+def resolve(config: dict) -> dict:
+    """Complete a (possibly partial) config from ``DEFAULTS`` and its preset; validate it once.
+
+    ``{"preset": "quick", "data": {"path": "faces/"}}`` gives the whole ``quick``
+    configuration on ``faces/``; a resolved config resolves to itself.
+    """
+    if not isinstance(config, dict):
+        raise UserError(f"config = {config!r} is invalid: expected a table of keys")
+    name = config.get("preset") or DEFAULT_PRESET
+    if not isinstance(name, str):
+        raise UserError(f"config key 'preset' = {name!r} is invalid: expected one of {', '.join(PRESETS)}")
+    full = merge(merge(DEFAULTS, preset_config(name)), config)
+    full["preset"] = name
+    return validate(full)
 
 
 def preset_config(name: str) -> dict:
@@ -105,14 +122,23 @@ def parse_override(item: str):
 
 
 def set_key(config: dict, dotted: str, value) -> None:
+    """Set ``a.b.c = value`` in a (possibly partial) config, creating tables on the way.
+
+    Every part must be a key of ``DEFAULTS`` (any name below ``cnn.``, checked later).
+    """
     parts = dotted.split(".")
-    node = config
-    for i, part in enumerate(parts[:-1]):
-        if part not in node or not isinstance(node[part], dict):
-            if ".".join(parts[: i + 1]).startswith("cnn."):
-                node = node.setdefault(part, {})
-                continue
-            raise UserError(f"--set {dotted}: unknown config key {'.'.join(parts[: i + 1])!r}{_suggest(part, node)}")
+    node, schema = config, DEFAULTS
+    for i, part in enumerate(parts):
+        where = ".".join(parts[: i + 1])
+        if schema is not None and part not in schema:
+            raise UserError(f"--set {dotted}: config key {where!r} is unknown{_suggest(part, schema)}")
+        if i == len(parts) - 1:
+            break
+        if schema is not None and not isinstance(schema[part], dict):
+            raise UserError(f"--set {dotted}: config key {where!r} is a value, not a table")
+        schema = None if schema is None or where == "cnn" else schema[part]
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
         node = node[part]
     node[parts[-1]] = value
 
@@ -131,7 +157,9 @@ def validate(config: dict) -> dict:
     need(1 <= c["trials"] <= 100, "trials", c["trials"], "1-100")
     need(c["bootstrap"] == 0 or 100 <= c["bootstrap"] <= 100_000, "bootstrap", c["bootstrap"],
          "0 (no intervals) or 100-100000 resamples")
-    need(c["n_jobs"] != 0, "n_jobs", c["n_jobs"], "a positive count of processes or -1 for all cores")
+    most = usable_cores() * 4
+    need(c["n_jobs"] == -1 or 1 <= c["n_jobs"] <= most, "n_jobs", c["n_jobs"],
+         f"-1 (every core) or a count of processes from 1 to {most}")
     need(isinstance(c["test_size"], float) and 0.05 <= c["test_size"] <= 0.5, "test_size", c["test_size"],
          "a fraction between 0.05 and 0.5")
     fr = c["fractions"]
@@ -141,21 +169,23 @@ def validate(config: dict) -> dict:
         need(ok, "fractions", f, "fractions in (0, 1.0] or whole image counts >= 1 (e.g. 5000)")
     c["fractions"] = sorted({float(f) if isinstance(f, float) else int(f) for f in fr}, key=float)
     need(isinstance(c["data"]["path"], str), "data.path", c["data"]["path"], "a path")
+    if c["data"]["path"].strip():  # one spelling per folder: absolute, no trailing slash
+        c["data"]["path"] = str(Path(c["data"]["path"].strip()).expanduser().resolve())
     mi = c["data"]["max_images"]
     need(isinstance(mi, int) and mi >= 0, "data.max_images", mi, "0 (all) or a positive count")
     size = c["features"]["image_size"]
     need(isinstance(size, int) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
     need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")
 
-    from ..baselines import MODEL_TASKS
+    from ..baselines import list_models
     from ..cnn import MODEL_NAMES as CNN_NAMES
 
     for task in ("gender", "age"):
         models = c["models"][task]
         need(isinstance(models, list), f"models.{task}", models, "a list of model names")
-        allowed = sorted(n for n, tasks in MODEL_TASKS.items() if task in tasks)
+        allowed = list_models(task)
         for m in models:
-            need(m in allowed, f"models.{task}", m, "one of " + ", ".join(allowed))
+            need(isinstance(m, str) and m in allowed, f"models.{task}", m, "one of " + ", ".join(allowed))
     cnns = c["models"]["cnn"]
     need(isinstance(cnns, list), "models.cnn", cnns, "a list of CNN names")
     for m in cnns:
@@ -168,24 +198,18 @@ def validate(config: dict) -> dict:
     return c
 
 
-def _check_cnn_params(name, params):
-    """Unknown keys and plainly wrong types here (with a suggestion); the rest by the CNN module."""
-    from ..cnn import default_params, resolve_params
+def _check_cnn_params(name: str, params: dict) -> None:
+    """The CNN module checks; this only says it as a config key."""
+    from ..cnn import ParamError, resolve_params
 
-    known = default_params(name)
-    for key, value in params.items():
-        if key not in known:
-            raise UserError(f"config key 'cnn.{name}.{key}' is unknown{_suggest(key, known)}; "
-                            f"allowed: {', '.join(sorted(known))}")
-        default = known[key]
-        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if numeric and not is_number and str(value).lower() != "none":
-            raise UserError(f"config key 'cnn.{name}.{key}' = {value!r} is invalid: expected a number like {default!r}")
     try:
         resolve_params(name, params)
-    except ValueError as exc:
-        raise UserError(f"config table [cnn.{name}]: {exc}") from None
+    except ParamError as exc:
+        key = f"cnn.{name}.{exc.key}"
+        if exc.unknown:
+            hint = f" (did you mean {exc.suggestion!r}?)" if exc.suggestion else ""
+            raise UserError(f"config key {key!r} is unknown{hint}; allowed: {', '.join(sorted(exc.allowed))}") from None
+        raise UserError(f"config key {key!r} = {exc.value!r} is invalid: expected {exc.expected}") from None
 
 
 def _check_keys(node: dict, schema: dict, prefix: str) -> None:
@@ -206,13 +230,19 @@ def _suggest(key, options) -> str:
 
 def _read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"--config {path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"--config {path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--config {path}: not a text TOML file") from None
     except OSError as exc:
         raise UserError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
+    if "\x00" in text:
+        raise UserError(f"--config {path}: not a text TOML file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"--config {path}: not valid TOML ({exc})") from None
 
 
 def dumps(config: dict) -> str:
@@ -221,5 +251,36 @@ def dumps(config: dict) -> str:
 
 def science_digest(config: dict) -> str:
     """Digest of everything that changes results (not execution settings)."""
-    science = {k: v for k, v in config.items() if k not in EXECUTION_KEYS}
-    return hashlib.sha256(json.dumps(science, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(_science(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """The science keys whose values differ, one ``"key: old -> new"`` line each (dotted keys, sorted)."""
+    flat_old, flat_new = _flatten(_science(old)), _flatten(_science(new))
+    lines = []
+    for key in sorted(set(flat_old) | set(flat_new)):
+        a, b = flat_old.get(key, _UNSET), flat_new.get(key, _UNSET)
+        if _show(a) != _show(b):
+            lines.append(f"{key}: {_show(a)} -> {_show(b)}")
+    return lines
+
+
+_UNSET = object()
+
+
+def _science(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in EXECUTION_KEYS}
+
+
+def _flatten(node: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _show(value) -> str:
+    return "(unset)" if value is _UNSET else json.dumps(value, sort_keys=True, default=str)

@@ -227,12 +227,12 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
         return failures
     from tqdm.auto import tqdm
 
-    from ..baselines import expected_fit_cost
+    from ..baselines import expected_fit_cost, user_models
 
     bar = tqdm(total=len(todo), desc="units", unit="unit", disable=quiet, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
     labels = table[["image_id", "path", "age", "gender", "race"]].reset_index(drop=True)
-    main_pid = os.getpid()
+    main_pid, registered = os.getpid(), user_models()
     try:
         classical = [u for u in todo if u["kind"] == "classical"]
         if classical:
@@ -240,7 +240,7 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
             inputs = prepare_features(table, config, classical)
             # longest first, so that two workers do not end with one long fit running alone
             classical.sort(key=lambda u: expected_fit_cost(u["model"], len(u["train"])), reverse=True)
-            jobs = [joblib.delayed(guarded)("classical", u, main_pid, inputs[u["model"]], labels, config,
+            jobs = [joblib.delayed(guarded)("classical", u, main_pid, registered, inputs[u["model"]], labels, config,
                                             str(run_dir)) for u in classical]
             for result in _parallel(jobs, config):
                 _tick(bar, result, failures)
@@ -249,7 +249,7 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
             if unit["cnn"] not in stacks:
                 stack, decode_s = decoded_for_cnn(table, config, unit["cnn"])
                 stacks[unit["cnn"]] = (shareable(stack), decode_s)
-            cnn_jobs.append(joblib.delayed(guarded)("cnn", unit, main_pid, *stacks[unit["cnn"]], labels, config,
+            cnn_jobs.append(joblib.delayed(guarded)("cnn", unit, main_pid, {}, *stacks[unit["cnn"]], labels, config,
                                                     str(run_dir)))
         if cnn_jobs:
             # TensorFlow already uses every core: locally CNN units run one at a time;
@@ -339,6 +339,10 @@ def _check_resumable(run_dir: Path, config: dict, force: bool) -> None:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{previous}: unreadable ({type(exc).__name__}); use --force to recompute the run or "
                         "--out for a new run directory") from None
+    try:
+        old = resolve(old)  # an older spelling of the same configuration (e.g. a relative data path)
+    except UserError:
+        pass
     if science_digest(old) != science_digest(config):
         diff = config_diff(old, config)
         shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")

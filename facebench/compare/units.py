@@ -33,20 +33,26 @@ log = logging.getLogger("facebench.run")
 EPOCH_LISTENERS: list = []
 
 
-def guarded(kind: str, unit: dict, main_pid: int, *args) -> str | dict:
+def guarded(kind: str, unit: dict, main_pid: int, user_models: dict, *args) -> str | dict:
     """Run one unit; an exception costs that unit only, reported as ``{"unit", "error"}``.
 
     Interruptions (Ctrl-C, a killed worker) are not caught: what finished is kept on
     disk and a rerun resumes. In a worker process, a watchdog ends the worker when the
-    main process is gone, so a killed run leaves no worker behind.
+    main process is gone, so a killed run leaves no worker behind, and the models the
+    user registered in the main process (``user_models``) are registered first.
     """
     if os.getpid() != main_pid:
         _exit_with_parent()
+        if user_models:  # models registered from Python in the main process
+            from ..baselines import add_user_models
+
+            add_user_models(user_models)
     fn = run_classical_unit if kind == "classical" else run_cnn_unit
     try:
         return fn(unit, *args)
     except Exception as exc:
-        logging.getLogger("facebench.run").error("unit %s failed", unit["id"], exc_info=True)
+        # the traceback for run.log; the console gets the runner's one line
+        logging.getLogger("facebench.run").info("unit %s failed", unit["id"], exc_info=True)
         return {"unit": unit["id"], "error": f"{type(exc).__name__}: {exc}"}
 
 

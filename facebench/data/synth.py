@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
 import pathlib
 from dataclasses import dataclass
 
@@ -59,6 +58,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from ..machine import resolve_n_jobs, usable_cores
 from .cache import atomic_write_bytes
 
 # Relative UTKFace-like frequency at these ages (linear in between).
@@ -670,10 +670,8 @@ def _write_chunk(rows, out_dir: pathlib.Path, size: int) -> list[pathlib.Path]:
 
 def _resolve_jobs(n: int, n_jobs: int | None) -> int:
     if n_jobs is None:
-        return 1 if n < 1000 else min(os.cpu_count() or 1, 8)
-    if n_jobs < 0:
-        return max((os.cpu_count() or 1) + 1 + n_jobs, 1)
-    return max(n_jobs, 1)
+        return 1 if n < 1000 else min(usable_cores(), 8)
+    return resolve_n_jobs(n_jobs) if n_jobs else 1
 
 
 def write_synthetic(out_dir, n: int = 2000, seed: int = 0, size: int = 128,

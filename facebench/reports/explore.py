@@ -8,7 +8,6 @@ faces with their labels) and ``audit.json``, with the same look as the report.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from pathlib import Path
@@ -19,8 +18,11 @@ import pandas as pd
 
 from facebench.data.labels import AGE_BANDS, GENDERS, RACES, age_band, race_name
 from facebench.reports import plots
-from facebench.reports.report import MAX_AUDIT_ROWS, audit_section, render, thumbnail_uri
-from facebench.reports.tables import Cell, Column, Table, atomic_write_text, text_cell
+from facebench.io import atomic_write_text
+from facebench.reports.render import dataset_name, render, timestamp
+from facebench.reports.sections.audit import MAX_AUDIT_ROWS, audit_section
+from facebench.reports.tables import Cell, Column, Table, text_cell
+from facebench.reports.thumbnails import thumbnail_uri
 
 N_SAMPLES = 48
 
@@ -75,8 +77,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
 
     n = len(table)
     ctx: dict[str, Any] = {"n": n, "synthetic": bool(audit.get("synthetic")), "audit": audit_section(audit)}
-    root = audit.get("root")
-    ctx["dataset"] = Path(str(root)).name if root else "dataset"
+    ctx["dataset"] = dataset_name(audit, {})
     if n:
         ages = table["age"].to_numpy(dtype=float)
         by_gender = {GENDERS[g]: table.loc[table["gender"] == g, "age"].to_numpy(dtype=float) for g in (0, 1) if (table["gender"] == g).any()}
@@ -103,7 +104,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
             for r in sample_faces(table).itertuples()
         ]
     ctx["max_rows"] = MAX_AUDIT_ROWS
-    ctx["generated"] = _dt.datetime.now(_dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    ctx["generated"] = timestamp()
     from facebench import __version__
 
     ctx["version"] = __version__

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compare.metrics import GENDER_METRICS
-from ..data.cache import atomic_write_text
+from facebench.io import atomic_write_text
+from facebench.rundir.layout import GENDER_METRICS
 
 # Decimals shown for each metric; anything not listed gets 3.
 _DECIMALS = {"mae": 2, "rmse": 2, "mse": 1, "r2": 3}

@@ -1,0 +1,492 @@
+"""The classical models: a registry of feature + estimator pipelines per task.
+
+Every model is a scikit-learn :class:`~sklearn.pipeline.Pipeline` on an image
+stack ``(n_images, height, width)`` uint8 (64x64 grayscale by default) whose
+first step, ``"features"``, is a stateless feature transformer. So a caller can
+compute ``F = feature_step(name).transform(X)`` once per image set and fit or
+predict ``make_head(name, task)`` on ``F``: the result is the same as
+``make_model(name, task)`` on ``X``.
+
+Hyperparameters are chosen inside ``fit`` by cross-validation on the training
+rows only (:class:`~facebench.baselines.estimators.TunedEstimator`: grid search
+on at most 3,000 training rows, then a refit of the best setting on all of them),
+so fitting a model on the training part of a split is all a caller does.
+
+Models (``MODELS``; a new combination is one line there, or one call of
+:func:`register_model` from outside)::
+
+    name              task    features (64x64 gray)       estimator after the features
+    dummy             both    pixels 4x4 (ignored)        majority class (prior) / median age
+    hog+svm           gender  HOG 1764                    scaler -> PCA 256 -> SVC rbf    [flip]
+    lbp+svm           gender  LBP 640                     same                            [flip]
+    hog+lbp+svm       gender  HOG + LBP 2404              same                            [flip]
+    pixels+pca+svm    gender  pixels 32x32 1024           same ("eigenfaces")             [flip]
+    hog+linsvm        gender  HOG                         scaler -> LinearSVC
+    hog+lbp+linsvm    gender  HOG + LBP                   scaler -> LinearSVC
+    hog+ridge         age     HOG                         scaler -> RidgeCV
+    lbp+ridge         age     LBP                         scaler -> RidgeCV
+    hog+lbp+ridge     age     HOG + LBP                   scaler -> RidgeCV
+    hog+lbp+svr       age     HOG + LBP                   scaler -> PCA 256 -> SVR rbf    [flip, <= 30k rows]
+    hog6+lbp+svr      age     HOG 6x6 cells 2916 + LBP    same                            [flip, <= 30k rows]
+    hog+lbp+color+svm gender  HOG + LBP + colour 384      scaler -> PCA 256 -> SVC rbf    [flip, RGB input]
+    hog6+lbp+color+svr age    HOG 6x6 + LBP + colour      scaler -> PCA 256 -> SVR rbf    [flip, RGB input]
+
+HOG: 9 orientations, 8x8-pixel cells (``hog6``: 6x6, finer; best for age on the 5k
+subset), 2x2-cell blocks, L2-Hys, OpenCV backend.
+LBP: P=8, R=1, uniform, 8x8 grid of cells. Colour: CIELAB mean and standard
+deviation per cell of an 8x8 grid; models with it take RGB stacks (``input_color``)
+and compute HOG and LBP on their gray conversion. Combinations are a ``FeatureUnion``.
+
+Tuning grids (``GRIDS``; 3-fold CV, shuffled and seeded, stratified for gender,
+on at most 3,000 training images, then a refit on all of them; accuracy for
+gender, MAE for age):
+
+* SVC: ``C`` in {1, 3, 10}, ``gamma="scale"`` (1 / (n_components * variance)).
+* LinearSVC: ``C`` in {1e-5, 1e-4, 1e-3, 1e-2} (primal, squared hinge; standardised features).
+* SVR: ``C`` in {10, 30, 100}, ``epsilon=1`` year, ``gamma="scale"``.
+* Ridge: ``alpha`` in 11 values from 1 to 1e5 (log-spaced), by RidgeCV's
+  efficient leave-one-out on all training images.
+
+The RBF models are trained with horizontal-flip augmentation (``FLIP_HEADS``):
+their ``"features"`` step is :class:`~facebench.baselines.features.HFlipPairs`
+(features of each image and of its mirror image side by side), and
+:class:`~facebench.baselines.estimators.HFlipAugmented` fits on both halves as
+separate rows. The SVM predicts from the first half only; the SVR averages its
+predictions for the face and its mirror image (``MIRROR_AVERAGE_HEADS``: test-time
+flip, measured to help SVR and not SVC). The features-once contract above still
+holds. ``uses_flip(model)`` tells whether a model is one of them. SVR fits on at
+most 30,000 rows (``FLIP_MAX_ROWS``): past 15,000 training images only a seeded
+subset brings its mirror copy.
+
+Fitted models are saved with ``skops.io``; ``TRUSTED_TYPES`` lists every type
+their files may hold, so loading one never runs code from it. Models of the user's
+own: :func:`facebench.baselines.register_model`.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+
+import numpy as np
+from scipy.special import expit
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR, LinearSVC
+
+from facebench.baselines.estimators import CappedPCA, HFlipAugmented, PairedTransform, TunedEstimator
+from facebench.baselines.features import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
+from facebench.machine import memory_bytes
+
+__all__ = [
+    "AGE_RANGE",
+    "FEATURES",
+    "FLIP_HEADS",
+    "GRIDS",
+    "HEADS",
+    "MODELS",
+    "MODEL_TASKS",
+    "TASKS",
+    "TRUSTED_TYPES",
+    "describe",
+    "expected_fit_cost",
+    "feature_step",
+    "input_color",
+    "list_all",
+    "list_models",
+    "make_head",
+    "make_model",
+    "predict_outputs",
+    "svm_cache_mb",
+    "uses_flip",
+]
+
+TASKS = ("age", "gender")
+#: Valid ages (years); age predictions are clipped to it.
+AGE_RANGE = (0.0, 116.0)
+
+#: Feature extractors by name (64x64 grayscale in mind).
+FEATURES = {
+    "hog": lambda: HOGFeatures(),
+    "hog6": lambda: HOGFeatures(pixels_per_cell=(6, 6)),
+    "lbp": lambda: LBPFeatures(),
+    "pixels": lambda: PixelFeatures(size=32),
+    "tiny": lambda: PixelFeatures(size=4),
+    "color": lambda: ColorFeatures(),
+}
+#: Features that need RGB input; a model using one takes RGB stacks (its other
+#: features then see them through OnGray).
+COLOR_FEATURES = frozenset({"color"})
+_FEATURE_LABELS = {"hog": "HOG", "hog6": "HOG 6x6", "lbp": "LBP", "pixels": "pixels 32x32",
+                   "tiny": "pixels 4x4", "color": "colour"}
+
+#: Tuning grids (documented, small); keys are the final estimator's parameters.
+GRIDS = {
+    "svm": {"C": [1.0, 3.0, 10.0]},
+    "linsvm": {"C": [1e-5, 1e-4, 1e-3, 1e-2]},
+    "svr": {"C": [10.0, 30.0, 100.0]},
+}
+#: Alphas RidgeCV chooses from (efficient leave-one-out CV on the training rows).
+RIDGE_ALPHAS = tuple(np.logspace(0, 5, 11))
+#: Components kept by the PCA step of the RBF models.
+PCA_COMPONENTS = 256
+#: Heads trained with horizontal-flip augmentation.
+FLIP_HEADS = frozenset({"svm", "svr"})
+#: Flip heads whose prediction is the mean over the face and its mirror image. On the 5k
+#: subset (3 splits) this lowered SVR's MAE on every split (-0.04 to -0.08 years) but
+#: lowered SVC's accuracy on average (-0.27 points), so only SVR does it.
+MIRROR_AVERAGE_HEADS = frozenset({"svr"})
+#: Rows (images + mirror copies) an RBF head is fitted on at most; None: no cap. Kernel SVR
+#: fits grow about quadratically with rows and nearly every row is a support vector, so
+#: its cap keeps the full UTKFace fit within minutes (19k images + 11k mirrors).
+FLIP_MAX_ROWS = {"svm": None, "svr": 30_000}
+#: Heads with a kernel: fit time grows about quadratically with the training rows.
+KERNEL_HEADS = frozenset({"svm", "svr"})
+
+#: The estimators after the features: head -> (tasks, one-line description).
+HEADS = {
+    "svm": (("gender",), f"scaler -> PCA {PCA_COMPONENTS} -> RBF SVC, flip-augmented"),
+    "linsvm": (("gender",), "scaler -> LinearSVC"),
+    "ridge": (("age",), "scaler -> RidgeCV"),
+    "svr": (("age",), f"scaler -> PCA {PCA_COMPONENTS} -> RBF SVR, flip-augmented, mirror-averaged"),
+    "dummy": (("age", "gender"), "majority class / median age, ignoring the image (the floor to beat)"),
+}
+
+#: name -> (feature names, head). A new combination is one line here.
+MODELS = {
+    "dummy": (("tiny",), "dummy"),
+    "hog+svm": (("hog",), "svm"),
+    "lbp+svm": (("lbp",), "svm"),
+    "hog+lbp+svm": (("hog", "lbp"), "svm"),
+    "hog+lbp+color+svm": (("hog", "lbp", "color"), "svm"),
+    "pixels+pca+svm": (("pixels",), "svm"),
+    "hog+linsvm": (("hog",), "linsvm"),
+    "hog+lbp+linsvm": (("hog", "lbp"), "linsvm"),
+    "hog+ridge": (("hog",), "ridge"),
+    "lbp+ridge": (("lbp",), "ridge"),
+    "hog+lbp+ridge": (("hog", "lbp"), "ridge"),
+    "hog+lbp+svr": (("hog", "lbp"), "svr"),
+    "hog6+lbp+svr": (("hog6", "lbp"), "svr"),
+    "hog6+lbp+color+svr": (("hog6", "lbp", "color"), "svr"),
+}
+
+#: name -> the tasks the model supports (built-in and registered models).
+MODEL_TASKS = {name: HEADS[head][0] for name, (_, head) in MODELS.items()}
+
+# Models added by facebench.baselines.custom.register_model:
+# name -> {"features", "head", "factory", "color", "summary"}.
+_REGISTERED: dict[str, dict] = {}
+
+#: Every type a facebench classical model file may hold, as ``skops.io`` names them:
+#: facebench's transformers and meta-estimators and the scikit-learn and NumPy
+#: types they are made of. Loading a file that holds any other type is refused.
+TRUSTED_TYPES = tuple(f"{module}.{name}" for module, names in (
+    ("builtins", ("dict", "list", "str", "tuple")),
+    ("facebench.baselines.estimators", ("CappedPCA", "HFlipAugmented", "PairedTransform", "TunedEstimator")),
+    ("facebench.baselines.features",
+     ("ColorFeatures", "HFlipPairs", "HOGFeatures", "LBPFeatures", "OnGray", "PixelFeatures")),
+    ("numpy", ("bool_", "float32", "float64", "int64", "ndarray")),
+    ("numpy.ma", ("MaskedArray",)),  # GridSearchCV's cv_results_
+    ("sklearn.decomposition._pca", ("PCA",)),
+    ("sklearn.dummy", ("DummyClassifier", "DummyRegressor")),
+    ("sklearn.linear_model._ridge", ("RidgeCV",)),
+    ("sklearn.pipeline", ("FeatureUnion", "Pipeline")),
+    ("sklearn.preprocessing._data", ("StandardScaler",)),
+    ("sklearn.svm._classes", ("LinearSVC", "SVC", "SVR")),
+) for name in names)
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def list_models(task):
+    """Registry names valid for a task (built-in, then registered, in order).
+
+    Parameters
+    ----------
+    task : {"age", "gender"}
+
+    Returns
+    -------
+    names : list of str
+    """
+    _check_task(task)
+    return [name for name, tasks in MODEL_TASKS.items() if task in tasks]
+
+
+def list_all():
+    """Every registry name, built-in first, then those added by :func:`register_model`."""
+    return list(MODEL_TASKS)
+
+
+def input_color(name):
+    """The image stack a registry model takes: ``"rgb"``, or ``None`` for the run's choice.
+
+    Models with colour features (``COLOR_FEATURES``) need RGB stacks; every other
+    model works on whatever the run decodes (64x64 grayscale by default).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    _check_name(name)
+    if _is_factory(name):
+        return _REGISTERED[name]["color"]
+    return "rgb" if COLOR_FEATURES & set(MODELS[name][0]) else None
+
+
+def describe(name):
+    """What a registry model is, as the models table and ``facebench models`` show it.
+
+    Returns
+    -------
+    info : dict
+        ``name``, ``kind`` ("classical"), ``tasks`` (tuple), ``family`` ("trivial"
+        for ``dummy``, else "hand-crafted"), ``features`` (e.g. "hog+lbp+color"),
+        ``estimator`` (the head, e.g. "svm", "ridge"; "custom" for a factory
+        model), ``color`` ("rgb" or None) and ``summary`` (one short sentence).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    _check_name(name)
+    entry = _REGISTERED.get(name)
+    if entry is not None and entry["factory"] is not None:
+        features, head, summary = entry["features"], "custom", entry["summary"]
+    else:
+        names, head = MODELS[name]
+        features = "+".join(names)
+        summary = (entry or {}).get("summary") or (
+            HEADS[head][1] if head == "dummy" else " + ".join(_FEATURE_LABELS.get(f, f) for f in names) + " -> " + HEADS[head][1])
+    return {"name": name, "kind": "classical", "tasks": tuple(MODEL_TASKS[name]),
+            "family": "trivial" if head == "dummy" else "hand-crafted", "features": features,
+            "estimator": head, "color": input_color(name), "summary": summary}
+
+
+def expected_fit_cost(name, n_train):
+    """Rough fit seconds of a model on ``n_train`` images (2-core machine), for scheduling only.
+
+    Kernel heads grow about quadratically with the training rows (~120 s at 19k faces
+    with flip augmentation), ridge and the linear SVM about linearly (<= ~70 s there):
+    benchmarks/RESULTS.md, ``standard`` at full size.
+    """
+    _check_name(name)
+    n = float(n_train)
+    head = MODELS[name][1] if name in MODELS else None
+    return 3.3e-7 * n * n if head in KERNEL_HEADS else 3.5e-3 * n
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def feature_step(name, task=None):
+    """A fresh, stateless ``"features"`` step of a model: images in, feature rows out.
+
+    Parameters
+    ----------
+    name : str
+    task : {"age", "gender"}, optional
+        Only a model added with a ``factory`` may build different features per
+        task; by default its first task.
+    """
+    _check_name(name)
+    if task is not None:
+        _check_model_task(name, task)
+    if _is_factory(name):
+        return _from_factory(name, task or MODEL_TASKS[name][0], None, None).steps[0][1]
+    feature_names, head = MODELS[name]
+    features = _features(feature_names)
+    return HFlipPairs(features) if head in FLIP_HEADS else features
+
+
+def make_head(name, task, random_state=None, n_jobs=None):
+    """The unfitted part of a model after its features: a Pipeline on :func:`feature_step`'s output.
+
+    ``Pipeline([("features", feature_step(name, task)), *make_head(name, task).steps])``
+    is :func:`make_model`'s pipeline; parameters as there.
+    """
+    _check_build(name, task, random_state)
+    if _is_factory(name):
+        return _from_factory(name, task, random_state, n_jobs)[1:]
+    return Pipeline(_head(MODELS[name][1], task, random_state, n_jobs))
+
+
+def make_model(name, task, random_state=None, n_jobs=None):
+    """A fresh, unfitted model from the registry.
+
+    Parameters
+    ----------
+    name : str
+        A registry name (``list_models(task)`` gives the valid ones).
+    task : {"age", "gender"}
+        ``"gender"`` gives a classifier (0 male, 1 female), ``"age"`` a regressor.
+    random_state : int, optional
+        Seeds every random step (tuning sample and folds, randomized PCA,
+        LinearSVC); the same seed and data give the same predictions.
+    n_jobs : int, optional
+        Parallel fits in the hyperparameter search.
+
+    Returns
+    -------
+    model : sklearn.pipeline.Pipeline
+        Input: an image stack ``(n_images, height, width)`` uint8. The first step,
+        ``"features"``, is stateless; ``model[1:]`` works on its output.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or task, or a model that does not do the task.
+    """
+    _check_build(name, task, random_state)
+    if _is_factory(name):
+        return _from_factory(name, task, random_state, n_jobs)
+    return Pipeline([("features", feature_step(name)), *make_head(name, task, random_state, n_jobs).steps])
+
+
+def _features(names):
+    if len(names) == 1:
+        return FEATURES[names[0]]()
+    if COLOR_FEATURES & set(names):  # one RGB stack in: the grayscale features see it in gray
+        return FeatureUnion([(name, FEATURES[name]() if name in COLOR_FEATURES else OnGray(FEATURES[name]())) for name in names])
+    return FeatureUnion([(name, FEATURES[name]()) for name in names])
+
+
+def _head(head, task, random_state, n_jobs):
+    """Steps after the features, as (name, estimator) pairs."""
+    if head == "dummy":
+        return [("model", DummyClassifier(strategy="prior") if task == "gender" else DummyRegressor(strategy="median"))]
+    if head == "ridge":
+        return [("scale", StandardScaler()), ("model", RidgeCV(alphas=RIDGE_ALPHAS))]
+    if head == "linsvm":
+        estimator = LinearSVC(dual=False, max_iter=5000, random_state=random_state)
+        return [("scale", StandardScaler()), ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
+    cache = svm_cache_mb()
+    estimator = SVC(kernel="rbf", gamma="scale", cache_size=cache) if head == "svm" else SVR(kernel="rbf", gamma="scale", epsilon=1.0, cache_size=cache)
+    reduce = Pipeline([("scale", StandardScaler()), ("pca", CappedPCA(PCA_COMPONENTS, random_state=random_state))])
+    if head in FLIP_HEADS:
+        augmented = HFlipAugmented(estimator, max_rows=FLIP_MAX_ROWS[head], random_state=random_state,
+                                   average_mirror=head in MIRROR_AVERAGE_HEADS)
+        return [("reduce", PairedTransform(reduce)), ("model", _tuned(augmented, GRIDS[head], random_state, n_jobs, "estimator__"))]
+    return [*reduce.steps, ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
+
+
+def _tuned(estimator, grid, random_state, n_jobs, prefix=""):
+    grid = {prefix + key: values for key, values in grid.items()}
+    return TunedEstimator(estimator, grid, cv=3, max_tune_samples=3000, random_state=random_state, n_jobs=n_jobs)
+
+
+def svm_cache_mb():
+    """Kernel cache (MB) of the RBF SVC / SVR fits: a sixth of the machine's memory, at most 4,096.
+
+    libsvm recomputes every kernel row that does not fit in its cache, and on the
+    full UTKFace that dominates the fit: on 30,000 rows (faces + mirror images) an
+    SVR took 465 s with scikit-learn's default-sized 1,000 MB cache and 81 s with
+    4,000 MB; an SVC on 37,888 rows 358 s and 97 s (benchmarks/RESULTS.md). The
+    cache is allocated as it fills, so small fits use little; two fits run at once,
+    hence a sixth of the memory. ``FACEBENCH_SVM_CACHE_MB`` overrides it.
+    """
+    override = os.environ.get("FACEBENCH_SVM_CACHE_MB", "").strip()
+    if override:
+        try:
+            value = int(override)
+        except ValueError:
+            value = 0
+        if value < 1:
+            from facebench.errors import UserError
+
+            raise UserError(f"FACEBENCH_SVM_CACHE_MB must be a positive number of megabytes; got {override!r}")
+        return value
+    memory = memory_bytes()
+    total_mb = memory // 2**20 if memory else 8192
+    return int(max(200, min(4096, total_mb // 6)))
+
+
+def _is_factory(name):
+    return _REGISTERED.get(name, {}).get("factory") is not None
+
+
+def _from_factory(name, task, random_state, n_jobs):
+    model = _REGISTERED[name]["factory"](task, random_state, n_jobs)
+    if not isinstance(model, Pipeline) or len(model.steps) < 2 or model.steps[0][0] != "features":
+        raise ValueError(f"model {name!r}: its factory must return a Pipeline of 2+ steps whose first is "
+                         f"named 'features'; got {type(model).__name__}")
+    return model
+
+
+# ---------------------------------------------------------------------------- checks and outputs
+
+
+def _check_task(task):
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}; got task={task!r}")
+
+
+def _check_name(name):
+    if name not in MODEL_TASKS:
+        raise ValueError(f"unknown model name={name!r}; known models: {', '.join(MODEL_TASKS)}")
+
+
+def _check_model_task(name, task):
+    _check_task(task)
+    if task not in MODEL_TASKS[name]:
+        raise ValueError(f"model {name!r} does not do task={task!r}; models for {task!r}: {', '.join(list_models(task))}")
+
+
+def _check_build(name, task, random_state):
+    _check_name(name)
+    _check_model_task(name, task)
+    if random_state is not None and not isinstance(random_state, (numbers.Integral, np.random.RandomState)):
+        raise ValueError(f"random_state must be an int, a RandomState or None; got random_state={random_state!r}")
+
+
+def uses_flip(model):
+    """Whether a model (from :func:`make_model`) trains with mirror images.
+
+    Such a model's ``"features"`` step outputs ``[f(x), f(mirror x)]``; the
+    mirror half is used in fit only.
+    """
+    return isinstance(model.steps[0][1], HFlipPairs)
+
+
+def predict_outputs(model, X, task):
+    """Per-image predictions of a fitted model, as the compare module stores them.
+
+    Parameters
+    ----------
+    model : fitted estimator
+        A model from :func:`make_model` (on images) or its head (:func:`make_head`,
+        on the features step's output).
+    X : ndarray
+        What ``model`` takes: images ``(n_images, height, width)`` or features.
+    task : {"age", "gender"}
+
+    Returns
+    -------
+    outputs : dict of str to ndarray of shape (n_images,)
+        ``"age"``: float64 years, clipped to [0, 116]. ``"gender"``: ``"p_female"``,
+        a float64 score in [0, 1], and ``"gender"``, int64 0 (male) / 1 (female).
+        ``p_female`` is the class probability where the model has one (``dummy``:
+        the training prior), otherwise the logistic of the decision function,
+        ``1 / (1 + exp(-d))``: a monotone score, 0.5 on the decision boundary,
+        right for ROC-AUC but not a calibrated probability. ``gender`` is
+        always ``p_female > 0.5`` decided the model's way (``d > 0``).
+    """
+    _check_task(task)
+    if task == "age":
+        return {"age": np.clip(np.asarray(model.predict(X), dtype=np.float64), *AGE_RANGE)}
+    classes = np.asarray(model.classes_)
+    if hasattr(model, "decision_function") and len(classes) == 2:
+        decision = np.asarray(model.decision_function(X), dtype=np.float64).reshape(-1)
+        p_class1 = expit(decision)
+        predicted = np.where(decision > 0, classes[1], classes[0])
+    else:
+        proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+        p_class1 = proba[:, -1] if len(classes) == 2 else np.full(len(proba), float(classes[0] == 1))
+        predicted = classes[np.argmax(proba, axis=1)]
+    p_female = p_class1 if len(classes) != 2 or classes[1] == 1 else 1.0 - p_class1
+    return {"p_female": p_female, "gender": predicted.astype(np.int64)}

@@ -1,0 +1,110 @@
+"""The data audit (shared by the report and the explore page): found, used, skipped and why.
+
+The audit's label summary (``labels`` of ``audit.json``: age range, and counts per
+gender and ethnicity code) is shown as a table with the names of the codes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from facebench.data.labels import GENDERS, RACES
+from facebench.reports.tables import MISSING, Cell, Column, Table, text_cell
+
+MAX_AUDIT_ROWS = 200
+_KNOWN = {"found", "used", "skipped", "duplicates", "not_used", "source", "root", "synthetic", "labels"}
+
+
+def _code_name(names: dict[int, str], code: Any) -> str:
+    try:
+        return names[int(code)]
+    except (KeyError, TypeError, ValueError):
+        return "unknown" if str(code) in ("missing", "", "None", "nan") else str(code)
+
+
+def labels_table(summary: Any) -> Table | None:
+    """The label summary as rows ``(label, value, faces, share)``; None without one."""
+    if not isinstance(summary, dict) or not summary:
+        return None
+    rows = []
+    ages = [(k, summary.get(f"age_{k}")) for k in ("min", "median", "max")]
+    if any(v is not None for _, v in ages):
+        text = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {MISSING}" for k, v in ages)
+        rows.append([text_cell("age"), text_cell(text), Cell(), Cell()])
+    for name, key, names in (("gender", "gender_counts", GENDERS), ("ethnicity", "race_counts", RACES)):
+        counts = summary.get(key)
+        if not isinstance(counts, dict) or not counts:
+            continue
+        total = sum(int(v) for v in counts.values()) or 1
+        order = sorted(counts, key=lambda c: (not str(c).isdigit(), int(c) if str(c).isdigit() else 0, str(c)))
+        for code in order:
+            n = int(counts[code])
+            rows.append(
+                [text_cell(name), text_cell(_code_name(names, code)), Cell(value=n, text=f"{n:,}"), Cell(value=n / total, text=f"{n / total:.1%}")]
+            )
+    if not rows:
+        return None
+    cols = [Column("label", "Label"), Column("value", "Value"), Column("faces", "Faces", True), Column("share", "Share", True)]
+    return Table("audit_labels", "Labels of the faces used", cols, rows, wrap=True)
+
+
+def audit_section(a: dict[str, Any]) -> dict[str, Any]:
+    """The data-audit section from an audit dict (as ``audit.json``)."""
+    if not a:
+        return {"message": "audit.json is missing: this run directory does not say what was found and skipped."}
+    skipped = list(a.get("skipped") or [])
+    reasons = pd.Series([str(s.get("reason", "")) for s in skipped], dtype=object).value_counts()
+    out: dict[str, Any] = {
+        "counts": [
+            ("found", a.get("found", MISSING)),
+            ("used", a.get("used", MISSING)),
+            ("skipped", len(skipped)),
+            ("duplicate groups", len(a.get("duplicates") or [])),
+        ],
+        "source": a.get("source"),
+        "root": a.get("root"),
+        "synthetic": bool(a.get("synthetic")),
+        "labels": labels_table(a.get("labels")),
+    }
+    not_used = []
+    for entry in a.get("not_used") or []:
+        if isinstance(entry, dict):
+            not_used.append([text_cell(str(entry.get("file", entry.get("path", "")))), text_cell(str(entry.get("reason", "")))])
+        else:
+            not_used.append([text_cell(str(entry)), text_cell("")])
+    out["not_used"] = Table("audit_not_used", "Not scanned", [Column("file", "Entry"), Column("reason", "Why")], not_used, wrap=True)
+    out["reasons"] = Table(
+        "audit_reasons",
+        "Why files were skipped",
+        [Column("reason", "Reason"), Column("files", "Files", True)],
+        [[text_cell(r), Cell(value=int(n), text=f"{int(n):,}")] for r, n in reasons.items()],
+        wrap=True,
+    )
+    out["skipped"] = Table(
+        "audit_skipped",
+        "Skipped files",
+        [Column("file", "File"), Column("reason", "Reason")],
+        [[text_cell(str(s.get("file", ""))), text_cell(str(s.get("reason", "")))] for s in skipped],
+    )
+    out["skipped_shown"] = MAX_AUDIT_ROWS
+    dups = list(a.get("duplicates") or [])
+    out["duplicates"] = Table(
+        "audit_duplicates",
+        "Exact duplicates (same pixels under different names)",
+        [Column("files", "Files"), Column("action", "Action")],
+        [[text_cell(" = ".join(str(x) for x in d.get("files", []))), text_cell(str(d.get("action", "")))] for d in dups],
+        wrap=True,
+    )
+    extra = {k: v for k, v in a.items() if k not in _KNOWN}
+    if out["labels"] is None and a.get("labels"):
+        extra["labels"] = a["labels"]
+    out["extra"] = json.dumps(extra, indent=1, ensure_ascii=False, default=str) if extra else ""
+    return out
+
+
+def audit_tables(section: dict[str, Any]) -> list[Table]:
+    """The exportable tables of an audit section."""
+    return [section[k] for k in ("labels", "reasons", "skipped", "duplicates", "not_used") if section.get(k) is not None]

@@ -190,8 +190,11 @@ def _cmd_run(args) -> int:
     from .compare.runner import UnitsFailed
     from .reports import write_report
 
+    out = args.out
+    if out is None and args.config is not None and (args.config.parent / "run.json").is_file():
+        out = args.config.parent  # a run's own config.toml repeats that run where it now lies
     config = load_config(preset=args.preset, path=args.config, overrides=args.overrides,
-                         data=args.data, out=args.out, dask=args.dask)
+                         data=args.data, out=out, dask=args.dask)
     try:
         run_dir = run(config, force=args.force, quiet=args.quiet, command=_command_line())
     except UnitsFailed as exc:

@@ -31,3 +31,36 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "facebench-cache"
     monkeypatch.setenv("FACEBENCH_CACHE", str(cache))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+#: The shared real run: every kind of model the readers handle, a one-epoch CNN at 32 px.
+TINY_RUN_OVERRIDES = [
+    "models.gender=['dummy','hog+linsvm']",
+    "models.age=['dummy','hog+ridge','lbp+ridge']",
+    "models.cnn=['default']",
+    "cnn.default.epochs=1",
+    "cnn.default.image_size=32",
+    "fractions=[1.0]",
+    "bootstrap=100",
+    "n_jobs=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A real run directory written by the runner on 160 synthetic faces (built once per session).
+
+    Tests that change it work on a copy.
+    """
+    pytest.importorskip("tensorflow")
+    from facebench.cli import main
+    from facebench.data import synthesize
+
+    faces = tmp_path_factory.mktemp("tiny-faces")
+    synthesize(faces, n=160, seed=1, size=64)
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    argv = ["run", "--data", str(faces), "--preset", "quick", "--out", str(out), "-q"]
+    for item in TINY_RUN_OVERRIDES:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    return out

@@ -9,6 +9,8 @@ data (parameters, cloning, ``__init__`` storing only its arguments, tags, ...)
 run and must pass.
 """
 
+import pytest
+from sklearn.exceptions import FitFailedWarning
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -94,4 +96,10 @@ def _expected_failures(estimator):
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
+    if isinstance(estimator, TunedEstimator) and getattr(check, "func", check).__name__ == "check_dtype_object":
+        # on object data every tuning fit fails (scikit-learn warns) before the refit raises
+        # the error the check expects: the warning is part of the expected behaviour
+        with pytest.warns(FitFailedWarning):
+            check(estimator)
+        return
     check(estimator)

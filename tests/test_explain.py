@@ -16,31 +16,6 @@ import pytest
 
 from facebench.errors import UserError
 
-TINY_RUN_OVERRIDES = [
-    "models.gender=['dummy','hog+linsvm']",
-    "models.age=['dummy','hog+ridge','lbp+ridge']",
-    "models.cnn=['default']",
-    "cnn.default.epochs=1",
-    "cnn.default.image_size=32",
-    "fractions=[1.0]",
-    "bootstrap=0",
-    "n_jobs=1",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A real run directory on 160 synthetic faces (its views computed by the runner)."""
-    pytest.importorskip("tensorflow")
-    from facebench.compare import load_config, run
-    from facebench.data import synthesize
-
-    faces = tmp_path_factory.mktemp("explain-faces")
-    synthesize(faces, n=160, seed=1, size=64)
-    out = tmp_path_factory.mktemp("explain-run")
-    return run(load_config(preset="quick", data=faces, out=out, overrides=TINY_RUN_OVERRIDES), quiet=True)
-
-
 @pytest.fixture(scope="module")
 def test_faces(tiny_run):
     split = pd.read_csv(tiny_run / "split.csv")

@@ -14,21 +14,6 @@ from facebench.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    pytest.importorskip("tensorflow")
-    from facebench.compare import load_config, run
-    from facebench.data import synthesize
-
-    faces = tmp_path_factory.mktemp("predict-faces")
-    synthesize(faces, n=120, seed=2, size=64)
-    out = tmp_path_factory.mktemp("predict-run")
-    config = load_config(preset="quick", data=faces, out=out, overrides=[
-        "models.gender=['dummy', 'hog+linsvm']", "models.age=['hog+ridge']", "models.cnn=['default']",
-        "fractions=[1.0]", "bootstrap=0", "n_jobs=1", "cnn.default.epochs=1", "cnn.default.image_size=32"])
-    return run(config, quiet=True)
-
-
-@pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
     cv2.imwrite(str(folder / "astronaut.jpg"), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))

@@ -18,24 +18,16 @@ import pandas as pd
 import pytest
 
 from facebench.cli import main
-from facebench.data import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ["models.gender=['dummy', 'hog+linsvm']", "models.age=['hog+ridge']", "models.cnn=['default']",
-            "fractions=[1.0]", "bootstrap=100", "n_jobs=1", "features.image_size=32",
-            "cnn.default.epochs=1", "cnn.default.image_size=32"]
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    faces = tmp_path_factory.mktemp("faces")
-    synthesize(faces, n=200, seed=11, size=48)
-    out = tmp_path_factory.mktemp("runs") / "run"
-    argv = ["run", "--data", str(faces), "--preset", "quick", "--out", str(out), "-q"]
-    for item in SETTINGS:
-        argv += ["--set", item]
-    assert main(argv) == 0
-    return out
+@pytest.fixture()
+def real_run(tiny_run, tmp_path):
+    """A copy of the session's real run, moved elsewhere as a shared run directory would be."""
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    return copy
 
 
 def _text(html: str) -> str:
@@ -90,8 +82,7 @@ def test_the_reports_commands_work_as_printed(real_run, capsys):
 
 
 def test_the_report_builds_where_tensorflow_cannot_be_imported(real_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(real_run, copy)
+    copy = real_run
     (copy / "report.html").unlink()
     script = ("import sys\nsys.modules['tensorflow'] = None\nsys.modules['keras'] = None\n"
               "from facebench.cli import main\nraise SystemExit(main(['report', sys.argv[1]]))\n")

@@ -11,18 +11,8 @@ is), and :func:`predict_outputs` turns a fitted one into per-image age or P(fema
 gender predictions. :func:`register_model` adds a model of the user's own.
 """
 
-from facebench.baselines.features import (
-    ColorFeatures,
-    HFlipPairs,
-    HOGFeatures,
-    LBPFeatures,
-    OnGray,
-    PixelFeatures,
-    color_features,
-    hog_features,
-    pixel_features,
-    transform_in_threads,
-)
+from facebench.baselines.features import color_features, hog_features, pixel_features, transform_in_threads
+from facebench.baselines.transformers import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
 from facebench.baselines.custom import add_user_models, register_model, user_models
 from facebench.baselines.estimators import CappedPCA, HFlipAugmented, PairedTransform, TunedEstimator
 from facebench.baselines.lbp import lbp_codes, lbp_histograms

@@ -2,7 +2,7 @@
 
 :class:`CappedPCA` keeps at most ``n_components`` (fewer on a tiny stack);
 :class:`PairedTransform` and :class:`HFlipAugmented` handle the paired features
-``[f(x), f(mirror x)]`` of :class:`~facebench.baselines.features.HFlipPairs`
+``[f(x), f(mirror x)]`` of :class:`~facebench.baselines.transformers.HFlipPairs`
 (fit on both halves, predict from the first); :class:`TunedEstimator` chooses
 hyperparameters by cross-validation on the training rows only, then refits on all.
 Each follows scikit-learn's estimator conventions, holds only plain attributes and
@@ -107,7 +107,7 @@ def _delegates(name):
 class HFlipAugmented(MetaEstimatorMixin, BaseEstimator):
     """Train on images and their mirror images; predict from the images alone.
 
-    Takes the output of :class:`~facebench.baselines.features.HFlipPairs`
+    Takes the output of :class:`~facebench.baselines.transformers.HFlipPairs`
     (``[f(x), f(mirror x)]`` per row). ``fit`` stacks both halves as separate
     rows (each label twice); ``predict`` and friends use the first half only.
     Placed inside the cross-validation, folds split images, never a face from its

@@ -48,7 +48,7 @@ gender, MAE for age):
   efficient leave-one-out on all training images.
 
 The RBF models are trained with horizontal-flip augmentation (``FLIP_HEADS``):
-their ``"features"`` step is :class:`~facebench.baselines.features.HFlipPairs`
+their ``"features"`` step is :class:`~facebench.baselines.transformers.HFlipPairs`
 (features of each image and of its mirror image side by side), and
 :class:`~facebench.baselines.estimators.HFlipAugmented` fits on both halves as
 separate rows. The SVM predicts from the first half only; the SVR averages its
@@ -77,7 +77,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
 
 from facebench.baselines.estimators import CappedPCA, HFlipAugmented, PairedTransform, TunedEstimator
-from facebench.baselines.features import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
+from facebench.baselines.transformers import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
 from facebench.machine import memory_bytes
 
 __all__ = [
@@ -185,7 +185,7 @@ _REGISTERED: dict[str, dict] = {}
 TRUSTED_TYPES = tuple(f"{module}.{name}" for module, names in (
     ("builtins", ("dict", "list", "str", "tuple")),
     ("facebench.baselines.estimators", ("CappedPCA", "HFlipAugmented", "PairedTransform", "TunedEstimator")),
-    ("facebench.baselines.features",
+    ("facebench.baselines.transformers",
      ("ColorFeatures", "HFlipPairs", "HOGFeatures", "LBPFeatures", "OnGray", "PixelFeatures")),
     ("numpy", ("bool_", "float32", "float64", "int64", "ndarray")),
     ("numpy.ma", ("MaskedArray",)),  # GridSearchCV's cv_results_

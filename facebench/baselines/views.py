@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facebench.baselines.features import HOGFeatures, LBPFeatures, _pair
+from facebench.baselines.features import _pair
+from facebench.baselines.transformers import HOGFeatures, LBPFeatures
 from facebench.baselines.lbp import lbp_codes, lbp_histograms
 
 __all__ = ["LBP_CELLS", "find_steps", "hog_params", "hog_picture", "lbp_cells", "lbp_picture", "lbp_settings"]

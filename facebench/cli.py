@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import UserError
+from .io import writable_dir
 
 DEMO_N = 2000
 
@@ -155,7 +156,7 @@ def _cmd_synth(args) -> int:
         raise UserError(f"--n {args.n}: expected a positive number of faces")
     if not 16 <= args.size <= 1024:
         raise UserError(f"--size {args.size}: expected 16-1024 pixels")
-    _check_writable_dir(args.out, "--out")
+    writable_dir(args.out, "--out")
     paths = synthesize(args.out, n=args.n, seed=args.seed, size=args.size)
     print(f"wrote {len(paths)} synthetic faces to {args.out} (cartoons, not photographs of people)")
     return 0
@@ -165,7 +166,7 @@ def _cmd_explore(args) -> int:
     from .data import load_dataset
     from .reports import write_explore
 
-    _check_writable_dir(args.out, "--out")
+    writable_dir(args.out, "--out")
     dataset = load_dataset(args.data)
     html = write_explore(dataset, args.out)
     a = dataset.audit
@@ -179,7 +180,7 @@ def _cmd_demo(args) -> int:
     from .compare import demo
     from .reports import write_report
 
-    _check_writable_dir(args.out, "--out")
+    writable_dir(args.out, "--out")
     run_dir = demo(args.out, n=args.n, force=args.force, quiet=args.quiet)
     print(f"report: {write_report(run_dir)}")
     return 0
@@ -249,11 +250,11 @@ def _cmd_models(args) -> int:
 
     rows = [describe(name) for name in MODEL_TASKS] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in MODEL_NAMES]
     width = max(len(r["name"]) for r in rows)
-    print(f"{'name':<{width}}  {'tasks':<10}  {'input':<9}  what it is")
+    print(f"{'name':<{width}}  {'tasks':<10}  {'input':<10}  what it is")
     for r in rows:
         tasks = "+".join(r["tasks"]) if len(r["tasks"]) < 2 else "both"
         size = f"{r['image_size']}px " if r.get("image_size") else ""
-        print(f"{r['name']:<{width}}  {tasks:<10}  {size + (r.get('color') or 'gray'):<9}  {r['summary']}")
+        print(f"{r['name']:<{width}}  {tasks:<10}  {size + (r.get('color') or 'gray'):<10}  {r['summary']}")
     print("CNNs go in models.cnn without the 'cnn:' prefix; classical models in models.gender / models.age.")
     return 0
 
@@ -277,17 +278,6 @@ def _console_logging(verbose: bool) -> logging.Handler:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     return handler
-
-
-def _check_writable_dir(path: Path, flag: str) -> None:
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{flag} {path}: cannot create folder ({exc.strerror or exc})") from None
-    if not os.access(path, os.W_OK):
-        raise UserError(f"{flag} {path}: folder is not writable")
 
 
 def _command_line() -> str:

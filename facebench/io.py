@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facebench.errors import UserError
+
 _UMASK_LOCK = threading.Lock()
 
 
@@ -110,3 +112,17 @@ def json_default(obj):
     if obj is None or repr(obj) == "<NA>":
         return None
     return str(obj)
+
+
+def writable_dir(path, flag: str = "--out") -> Path:
+    """Create ``path`` if needed and check that it is a writable folder; one-line UserError if not."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: the folder is not writable")
+    return path

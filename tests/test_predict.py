@@ -27,7 +27,8 @@ def _lines(text):
 
 
 def test_one_real_face(tiny_run, photos, capsys):
-    from facebench.compare.predict import default_models, predict_cli
+    from facebench.compare.loading import default_models
+    from facebench.compare.predict import predict_cli
 
     assert predict_cli(tiny_run, [photos / "astronaut.jpg"]) == 0
     rows = _lines(capsys.readouterr().out)

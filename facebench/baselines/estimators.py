@@ -307,17 +307,8 @@ class TunedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y):
-        """Tune and fit.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-
-        Returns
-        -------
-        self : object
-        """
+        """Tune on at most ``max_tune_samples`` rows of ``X`` ``(n_samples, n_features)`` and ``y``
+        ``(n_samples,)``, then refit the best setting on all of them; returns ``self``."""
         if isinstance(self.cv, bool) or not isinstance(self.cv, numbers.Integral) or self.cv < 2:
             raise ValueError(f"cv must be an int >= 2; got cv={self.cv!r}")
         if isinstance(self.max_tune_samples, bool) or not isinstance(self.max_tune_samples, numbers.Integral) or self.max_tune_samples < 2:

@@ -83,17 +83,8 @@ class HOGFeatures(_ImageTransformer):
         self.backend = backend
 
     def transform(self, X):
-        """HOG features of each image.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, height, width) or (n_images, height, width, 3)
-            uint8 images.
-
-        Returns
-        -------
-        features : ndarray of shape (n_images, n_features), float32
-        """
+        """HOG features of each image of ``X`` (uint8, ``(n_images, height, width[, 3])``):
+        float32 ``(n_images, n_features)``."""
         return hog_features(X, self.orientations, self.pixels_per_cell, self.cells_per_block, self.block_norm, self.backend)
 
 
@@ -155,16 +146,8 @@ class PixelFeatures(_ImageTransformer):
         self.size = size
 
     def transform(self, X):
-        """Flattened pixels of each image.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, height, width) or (n_images, height, width, 3)
-
-        Returns
-        -------
-        features : ndarray of shape (n_images, n_pixels), float32
-        """
+        """Flattened pixels of each image of ``X`` (``(n_images, height, width[, 3])``): float32
+        ``(n_images, n_pixels)``."""
         return pixel_features(X, self.size)
 
 
@@ -206,7 +189,14 @@ class ColorFeatures(_ImageTransformer):
         return tags
 
 
-class OnGray(_ImageTransformer):
+class _Wrapper(_ImageTransformer):
+    """Base of the transformers that wrap another one (``features``)."""
+
+    def __init__(self, features):
+        self.features = features
+
+
+class OnGray(_Wrapper):
     """Run a grayscale feature transformer on RGB images, converted to gray first.
 
     The conversion is OpenCV's ``COLOR_RGB2GRAY`` (ITU-R BT.601 luma, as JPEG
@@ -219,9 +209,6 @@ class OnGray(_ImageTransformer):
     features : transformer
         A stateless image-stack transformer.
     """
-
-    def __init__(self, features):
-        self.features = features
 
     def transform(self, X):
         """The features of the grayscale images.
@@ -241,7 +228,7 @@ class OnGray(_ImageTransformer):
         return clone(self.features).fit_transform(X)
 
 
-class HFlipPairs(_ImageTransformer):
+class HFlipPairs(_Wrapper):
     """Features of each image next to those of its horizontal mirror image.
 
     The output row of image ``x`` is ``[f(x), f(x[:, ::-1])]``: twice as many
@@ -257,20 +244,9 @@ class HFlipPairs(_ImageTransformer):
         A stateless image-stack transformer (HOG, LBP, pixels or a union of them).
     """
 
-    def __init__(self, features):
-        self.features = features
-
     def transform(self, X):
-        """Features of the images and of their mirror images, side by side.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, height, width) or (n_images, height, width, 3)
-
-        Returns
-        -------
-        features : ndarray of shape (n_images, 2 * n_features)
-        """
+        """Features of the images (``X``: a gray or RGB stack) and of their mirror images,
+        side by side: ``(n_images, 2 * n_features)``."""
         X = _check_stack(X, "X")
         features = clone(self.features)
         return np.hstack([features.fit_transform(X), features.fit_transform(np.ascontiguousarray(X[:, :, ::-1]))])

@@ -141,26 +141,36 @@ def default_models(run_dir, available: dict | None = None) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+def choose_models(run_dir, names=None) -> tuple[dict, list[str]]:
+    """``(available_models(run_dir), the names to load)``: ``names``, or :func:`default_models`.
+
+    Raises
+    ------
+    UserError
+        A run directory without whole models, or an unknown model name (the message
+        lists the available ones).
+    """
+    run_dir = layout.check_run_dir(run_dir)
+    available = available_models(run_dir)
+    if not available:
+        raise UserError(f"{run_dir}: the run has no whole saved models (units/*/model.*)")
+    if not names:
+        return available, default_models(run_dir, available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise UserError(f"unknown model {', '.join(map(repr, unknown))}; this run has: {', '.join(available)}")
+    return available, list(dict.fromkeys(names))
+
+
 def load_models(run_dir, names=None) -> list[LoadedModel]:
     """Load the named models of a run (default: :func:`default_models`).
 
     Raises
     ------
     UserError
-        A run directory without whole models, an unknown model name (the message lists
-        the available ones), or a model file that is refused or damaged.
+        As :func:`choose_models`, or for a model file that is refused or damaged.
     """
-    run_dir = layout.check_run_dir(run_dir)
-    available = available_models(run_dir)
-    if not available:
-        raise UserError(f"{run_dir}: the run has no whole saved models (units/*/model.*)")
-    if names:
-        unknown = [n for n in names if n not in available]
-        if unknown:
-            raise UserError(f"unknown model {', '.join(map(repr, unknown))}; this run has: {', '.join(available)}")
-        names = list(dict.fromkeys(names))
-    else:
-        names = default_models(run_dir, available)
+    available, names = choose_models(run_dir, names)
     return [load_model(name, available[name]) for name in names]
 
 

@@ -37,7 +37,7 @@ import pandas as pd
 from ..data.faces import face_crops, looks_like_chip, read_image
 from ..errors import UserError
 from ..rundir import layout
-from .loading import available_models, default_models, load_model
+from .loading import choose_models, load_model
 
 __all__ = ["predict_cli", "predict_image", "training_names"]
 
@@ -80,14 +80,7 @@ def predict_cli(run_dir, images, models=None, detect: bool | None = None, stdout
     if not images:
         raise UserError("no images given")
     run_dir = layout.check_run_dir(run_dir)
-    available = available_models(run_dir)
-    if not available:
-        raise UserError(f"{run_dir}: the run has no whole saved models (units/*/model.*)")
-    if models:
-        unknown = [n for n in models if n not in available]
-        if unknown:
-            raise UserError(f"unknown model {', '.join(map(repr, unknown))}; this run has: {', '.join(available)}")
-    names = list(dict.fromkeys(models)) if models else default_models(run_dir, available)
+    available, names = choose_models(run_dir, models)
     loaded = []
     for name in names:
         model = load_model(name, available[name])

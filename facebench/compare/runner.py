@@ -27,7 +27,7 @@ import pandas as pd
 from .. import __version__
 from ..data import load_dataset, make_split, subsample, write_split
 from ..errors import UserError
-from ..io import atomic_write_text, write_json
+from ..io import atomic_write_text, writable_dir, write_json
 from ..rundir import layout, lock, saved, units
 from ..rundir.environment import environment
 from .aggregate import aggregate, summary_table
@@ -63,7 +63,7 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
     if not config["data"]["path"]:
         raise UserError("no dataset: give --data PATH (a folder of UTKFace-named images or a CSV manifest)")
     run_dir = run_dir_for(config)
-    _make_dir(run_dir)
+    writable_dir(run_dir, "--out")
     with lock.hold(run_dir, command or ""):
         return _run_locked(config, run_dir, force=force, quiet=quiet, command=command)
 
@@ -309,17 +309,6 @@ def run_dir_for(config) -> Path:
         return Path(config["out"]).expanduser()
     name = Path(config["data"]["path"].rstrip("/")).stem or "data"
     return Path("runs") / f"{config['preset']}-{name}"
-
-
-def _make_dir(run_dir: Path) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir}: exists and is not a folder")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {run_dir}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(run_dir, os.W_OK | os.X_OK):
-        raise UserError(f"--out {run_dir}: the folder is not writable")
 
 
 def _check_resumable(run_dir: Path, config: dict, force: bool) -> None:

@@ -291,26 +291,26 @@ def _poly(img, xy, color, size, thickness=-1, closed=False):
         cv2.polylines(img, pts, closed, color, thickness, cv2.LINE_AA, _SHIFT)
 
 
-def _blend(img, mask, color, alpha=1.0):
-    """Paint ``color`` over ``img`` in place where ``mask`` (uint8) is set."""
+def _masked_update(img, mask, alpha, update):
+    """Replace ``img`` in place by ``update(region, weight)`` where ``mask`` (uint8) is set."""
     x, y, w, h = cv2.boundingRect(mask)
     if w == 0 or h == 0:
         return
     roi = img[y:y + h, x:x + w].astype(np.float32)
     weight = mask[y:y + h, x:x + w, None].astype(np.float32) * (alpha / 255.0)
-    roi += (np.asarray(color, np.float32) - roi) * weight
-    img[y:y + h, x:x + w] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+    img[y:y + h, x:x + w] = np.clip(update(roi, weight) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _blend(img, mask, color, alpha=1.0):
+    """Paint ``color`` over ``img`` in place where ``mask`` (uint8) is set."""
+    color = np.asarray(color, np.float32)
+    _masked_update(img, mask, alpha, lambda roi, weight: roi + (color - roi) * weight)
 
 
 def _shade(img, mask, factor, alpha=1.0):
     """Multiply ``img`` by ``factor`` in place where ``mask`` is set."""
-    x, y, w, h = cv2.boundingRect(mask)
-    if w == 0 or h == 0:
-        return
-    roi = img[y:y + h, x:x + w].astype(np.float32)
-    weight = mask[y:y + h, x:x + w, None].astype(np.float32) * (alpha / 255.0)
-    roi *= 1.0 - weight * (1.0 - np.asarray(factor, np.float32))
-    img[y:y + h, x:x + w] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+    factor = np.asarray(factor, np.float32)
+    _masked_update(img, mask, alpha, lambda roi, weight: roi * (1.0 - weight * (1.0 - factor)))
 
 
 def _scaled(color, factor):

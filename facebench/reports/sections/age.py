@@ -17,8 +17,7 @@ def age_section(run, S: Summary, colors: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = task_start(run, "age")
     if "message" in out:
         return out
-    models = out["models"]
-    f = run.main_fraction
+    models, f = out["models"], run.main_fraction
     cols = [Column(m, label(m), numeric=True) for m in AGE_METRICS] + [Column("n", "Test faces", numeric=True)]
     out["table"] = task_table(run, S, "age", cols, f"Age: error of every model (training fraction {frac(f)})")
 

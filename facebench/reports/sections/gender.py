@@ -60,8 +60,7 @@ def gender_section(run, S: Summary, colors: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = task_start(run, "gender")
     if "message" in out:
         return out
-    models = out["models"]
-    f = run.main_fraction
+    models, f = out["models"], run.main_fraction
     cols = []
     for metric in GENDER_METRICS:
         kind, _, cls = metric.partition("_")

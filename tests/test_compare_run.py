@@ -305,3 +305,38 @@ def test_classical_units_are_scheduled_longest_first():
     order = [m for m, _ in sorted(units, key=lambda u: expected_fit_cost(*u), reverse=True)]
     assert order == ["hog6+lbp+svr", "hog+ridge", "dummy", "hog+lbp+svm"]  # a 19k kernel fit first
     assert expected_fit_cost("hog+lbp+svm", 19000) > 4 * expected_fit_cost("hog+lbp+svm", 9500) * 0.99
+
+
+def test_a_model_registered_from_python_runs_like_a_built_in(faces, tmp_path):
+    from facebench.baselines import register_model, registry
+
+    register_model("lbp+linsvm", features=("lbp",), head="linsvm", tasks=("gender",), summary="LBP -> linear SVM")
+    try:
+        config = _config(faces, tmp_path, ["trials=1", "models.gender=['dummy', 'lbp+linsvm']",
+                                           "models.age=[]", "n_jobs=2"])  # the fits run in worker processes
+        run(config, quiet=True)
+        metrics = pd.read_csv(tmp_path / "metrics.csv")
+        acc = metrics.query("group == 'all' and metric == 'accuracy' and fraction == 1.0").set_index("model")
+        assert acc.loc["lbp+linsvm", "value"] > acc.loc["dummy", "value"]
+        table = pd.read_csv(tmp_path / "models.csv").set_index("name")
+        assert table.loc["lbp+linsvm", "summary"] == "LBP -> linear SVM"
+    finally:
+        for table in (registry._REGISTERED, registry.MODELS, registry.MODEL_TASKS):
+            table.pop("lbp+linsvm", None)
+
+
+def test_cnn_training_reports_every_epoch(faces, tmp_path):
+    pytest.importorskip("tensorflow")
+    seen = []
+    runner.EPOCH_LISTENERS.append(seen.append)
+    try:
+        config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=[]", "models.age=[]",
+                                           "models.cnn=['default']", "cnn.default.epochs=2",
+                                           "cnn.default.image_size=32", "cnn.default.patience=100"])
+        run(config, quiet=True)
+    finally:
+        runner.EPOCH_LISTENERS.remove(seen.append)
+    assert [line.split(": ", 1)[1].split(",")[0] for line in seen] == ["epoch 1/2", "epoch 2/2"]
+    assert "val age MAE" in seen[0] and "s/epoch" in seen[0] and "left" in seen[0]
+    log = (tmp_path / "run.log").read_text()
+    assert "cnn-default trial 0 fraction 1: epoch 2/2" in log

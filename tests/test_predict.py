@@ -128,3 +128,25 @@ def test_chip_geometry():
     inner = crop_chip(image, (20, 20, 40, 40))
     x0, y0, side = chip_box((20, 20, 40, 40))
     np.testing.assert_array_equal(inner, image[y0 : y0 + side, x0 : x0 + side])
+
+
+@pytest.mark.parametrize("photo", ["astronaut.jpg", "chip"])
+def test_predict_and_explain_give_the_same_numbers(tiny_run, photos, capsys, photo):
+    from facebench.compare.predict import predict_cli
+    from facebench.compare.views import explain_image
+    from facebench.data.faces import read_image
+
+    if photo == "chip":
+        split = pd.read_csv(tiny_run / "split.csv")
+        path = split[split["part"] == "test"]["path"].iloc[0]
+    else:
+        path = photos / photo
+    assert predict_cli(tiny_run, [path]) == 0
+    predicted = _lines(capsys.readouterr().out)[0]["models"]
+    meta, _ = explain_image(tiny_run, read_image(path), name=str(path))
+    explained = {p["model"]: p for p in meta["faces"][0]["predictions"]}
+    assert set(predicted) <= set(explained)
+    for name, out in predicted.items():
+        for key in ("age", "p_female", "gender"):
+            if key in out:
+                assert explained[name][key] == out[key], (name, key)

@@ -255,3 +255,14 @@ def test_comparison_pairs_runs_on_the_same_faces_only(tmp_path):
     assert "http://" not in page and "https://" not in page
     with pytest.raises(UserError, match="at least two"):
         write_comparison([a], tmp_path / "one.html")
+
+
+def test_skip_reasons_are_counted_by_kind_not_by_file():
+    from facebench.reports.sections.audit import audit_section
+
+    skipped = [{"file": f"b{i}.jpg", "reason": f"exact duplicate of a{i}.jpg"} for i in range(5)]
+    skipped += [{"file": "m.csv line 3", "reason": "listed again: the same file as line 2"},
+                {"file": "e.jpg", "reason": "empty file (0 bytes)"}]
+    rows = audit_section({"found": 12, "used": 5, "skipped": skipped})["reasons"].to_csv().splitlines()[1:]
+    assert rows == ['"exact duplicate of a kept file (same pixels, same labels)",5',
+                    "listed again in the manifest,1", "empty file (0 bytes),1"]

@@ -7,6 +7,7 @@ gender and ethnicity code) is shown as a table with the names of the codes.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -51,12 +52,25 @@ def labels_table(summary: Any) -> Table | None:
     return Table("audit_labels", "Labels of the faces used", cols, rows, wrap=True)
 
 
+#: Reasons that name another file or line, counted as one kind each.
+_REASON_KINDS = ((re.compile(r"^exact duplicate of .+"), "exact duplicate of a kept file (same pixels, same labels)"),
+                 (re.compile(r"^listed again: the same file as line \d+$"), "listed again in the manifest"))
+
+
+def reason_kind(reason: str) -> str:
+    """A skip reason without the file or line it names, so that the reasons table counts kinds."""
+    for pattern, kind in _REASON_KINDS:
+        if pattern.match(reason):
+            return kind
+    return reason
+
+
 def audit_section(a: dict[str, Any]) -> dict[str, Any]:
     """The data-audit section from an audit dict (as ``audit.json``)."""
     if not a:
         return {"message": "audit.json is missing: this run directory does not say what was found and skipped."}
     skipped = list(a.get("skipped") or [])
-    reasons = pd.Series([str(s.get("reason", "")) for s in skipped], dtype=object).value_counts()
+    reasons = pd.Series([reason_kind(str(s.get("reason", ""))) for s in skipped], dtype=object).value_counts()
     out: dict[str, Any] = {
         "counts": [
             ("found", a.get("found", MISSING)),

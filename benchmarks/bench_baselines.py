@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from facebench.baselines import input_color, list_models, make_model, predict_outputs
+from facebench.baselines import feature_step, input_color, list_models, make_head, predict_outputs
 
 
 def main(argv=None):
@@ -55,10 +55,9 @@ def main(argv=None):
     features_cache = {}
     print(f"{'model':18s} {'task':6s} {'score':>22s} {'features s':>10s} {'fit s':>7s} {'predict s':>9s}  chosen")
     for name, task in units:
-        model = make_model(name, task, random_state=args.seed, n_jobs=args.n_jobs)
-        for key in [k for k in model.get_params() if k.endswith("backend")]:
-            model.set_params(**{key: args.hog_backend})
-        features = model.named_steps["features"]
+        features = feature_step(name, task)
+        for key in [k for k in features.get_params() if k.endswith("backend")]:
+            features.set_params(**{key: args.hog_backend})
         color = input_color(name) or "gray"  # colour models take RGB stacks
         if color not in images:
             images[color] = np.ascontiguousarray(decode(dataset, size=64, color=color))
@@ -69,7 +68,7 @@ def main(argv=None):
         F, features_s = features_cache[key]
         y = labels[task]
         start = time.perf_counter()
-        tail = model[1:].fit(F[train], y[train])
+        tail = make_head(name, task, random_state=args.seed, n_jobs=args.n_jobs).fit(F[train], y[train])
         fit_s = time.perf_counter() - start
         start = time.perf_counter()
         out = predict_outputs(tail, F[test], task)

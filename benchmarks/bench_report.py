@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_report.py RUN_DIR
 
-Targets (issue #4): a `standard` report under 10 MB, built in under 30 s.
+Targets: a `standard` report under 10 MB, built in under 30 s.
 """
 
 from __future__ import annotations

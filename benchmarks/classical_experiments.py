@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.baselines import ColorFeatures, make_model
+from facebench.baselines import ColorFeatures, make_head
 from facebench.baselines.registry import FEATURES as REGISTRY_FEATURES
 from facebench.data import decode, load_dataset, make_split
 
@@ -67,7 +67,7 @@ def score(variant, feats, labels, train, test, seed):
     faces = np.hstack([f for f, _ in parts])
     mirrors = np.hstack([m for _, m in parts])
     paired, swapped = np.hstack([faces, mirrors]), np.hstack([mirrors, faces])
-    tail = make_model("hog+lbp+svm" if task == "gender" else "hog6+lbp+svr", task, random_state=seed)[1:]
+    tail = make_head("hog+lbp+svm" if task == "gender" else "hog6+lbp+svr", task, random_state=seed)
     tuned = tail.named_steps["model"]
     tuned.estimator.set_params(average_mirror=False)  # test-time flip is scored separately below
     y = labels[task]

@@ -88,3 +88,28 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert img.height > 3000, "the screenshot is too short for a full report"
     assert pixels.std() > 20, "the screenshot is blank"
     (tmp_path / "report.png").write_bytes(shot)  # kept in pytest's tmp dir for a human to look at
+
+
+def test_two_runs_side_by_side_in_headless_chromium(report, tmp_path):
+    from facebench.reports import write_comparison
+
+    sync_playwright = _playwright()
+    other = build_run_dir(tmp_path / "other", n_test=80, n_train=160)
+    page_file = write_comparison([report.parent, other], tmp_path / "cmp.html")
+    requests, problems = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(page_file.as_uri(), wait_until="load")
+            text = page.inner_text("body")
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    assert not [u for u in requests if not u.startswith(("file:", "data:"))]
+    assert not problems, problems
+    assert str(report.parent.name) in text and "other" in text
+    assert np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float).std() > 10

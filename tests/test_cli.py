@@ -90,3 +90,16 @@ def test_descriptions_in_help(capsys):
             main([command, "--help"])
         out = capsys.readouterr().out
         assert len(out.split("\n\n")[1].strip()) > 20, command  # a description under the usage line
+
+
+def test_report_puts_several_runs_side_by_side(tmp_path, capsys):
+    from rundir_fixture import build_run_dir
+
+    a = build_run_dir(tmp_path / "a", n_test=40, n_train=80)
+    b = build_run_dir(tmp_path / "b", n_test=40, n_train=80)
+    assert main(["report", str(a), str(b)]) == 2
+    assert "need --out" in capsys.readouterr().err
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "cmp.html")]) == 0
+    assert "comparison:" in capsys.readouterr().out
+    html = (tmp_path / "cmp.html").read_text(encoding="utf-8")
+    assert str(a.name) in html and str(b.name) in html

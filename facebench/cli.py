@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import sys
 from pathlib import Path
@@ -36,6 +37,9 @@ def _dispatch(args) -> int:
     except UserError as exc:
         print(f"facebench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the interpreter's final flush is quiet
+        return 0
     except OSError as exc:  # full disk, unwritable folder, ...: the environment's fault, not a bug
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"facebench {args.command}: error: {where}{exc.strerror or exc}; finished work is kept, "
@@ -245,17 +249,23 @@ def _cmd_explain(args) -> int:
 
 def _cmd_models(args) -> int:
     from .baselines import MODEL_TASKS, describe
+    from .baselines.registry import TYPICAL_FIT_S_5K
     from .cnn import MODEL_NAMES
     from .cnn import describe as describe_cnn
 
     rows = [describe(name) for name in MODEL_TASKS] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in MODEL_NAMES]
+    # measured on the 5k subset (benchmarks/RESULTS.md); the default CNN per epoch, from a quick run
+    fits = {name: f"{s:.0f} s" for name, s in TYPICAL_FIT_S_5K.items()} | {"cnn:default": "8 s/epoch"}
     width = max(len(r["name"]) for r in rows)
-    print(f"{'name':<{width}}  {'tasks':<10}  {'input':<10}  what it is")
+    print(f"{'name':<{width}}  {'tasks':<7}  {'input':<10}  {'fit (5k)':>9}  what it is")
     for r in rows:
         tasks = "+".join(r["tasks"]) if len(r["tasks"]) < 2 else "both"
         size = f"{r['image_size']}px " if r.get("image_size") else ""
-        print(f"{r['name']:<{width}}  {tasks:<10}  {size + (r.get('color') or 'gray'):<10}  {r['summary']}")
-    print("CNNs go in models.cnn without the 'cnn:' prefix; classical models in models.gender / models.age.")
+        print(f"{r['name']:<{width}}  {tasks:<7}  {size + (r.get('color') or 'gray'):<10}  "
+              f"{fits.get(r['name'], '-'):>9}  {r['summary']}")
+    print("fit (5k): seconds to fit on the 3,977 training faces of the 5k UTKFace subset, 2 cores "
+          "(benchmarks/RESULTS.md).\nCNNs go in models.cnn without the 'cnn:' prefix; classical models in "
+          "models.gender / models.age.")
     return 0
 
 

@@ -8,6 +8,7 @@ browser downloads are never used.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
@@ -43,13 +44,9 @@ def _playwright():
     return sync_playwright
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    run_dir = build_run_dir(tmp_path_factory.mktemp("browser") / "run", n_test=80, n_train=160)
-    return write_report(run_dir)
-
-
-def test_report_in_headless_chromium(report, tmp_path):
+@contextlib.contextmanager
+def _watched_page():
+    """A Chromium page that records every request and every console or page problem."""
     sync_playwright = _playwright()
     requests, problems = [], []
     with sync_playwright() as pw:
@@ -60,18 +57,29 @@ def test_report_in_headless_chromium(report, tmp_path):
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url[:100]}"))
-            page.goto(report.as_uri(), wait_until="load")
-            page.wait_for_timeout(300)
-            shot = page.screenshot(full_page=True)
-            section_count = page.locator("section").count()
-            broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
-            width = page.evaluate("document.documentElement.scrollWidth")
-
-            page.emulate_media(media="print")
-            nav_display = page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display")
-            pdf = page.pdf(format="A4", print_background=True)
+            yield page, requests, problems
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    run_dir = build_run_dir(tmp_path_factory.mktemp("browser") / "run", n_test=80, n_train=160)
+    return write_report(run_dir)
+
+
+def test_report_in_headless_chromium(report, tmp_path):
+    with _watched_page() as (page, requests, problems):
+        page.goto(report.as_uri(), wait_until="load")
+        page.wait_for_timeout(300)
+        shot = page.screenshot(full_page=True)
+        section_count = page.locator("section").count()
+        broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
+        width = page.evaluate("document.documentElement.scrollWidth")
+
+        page.emulate_media(media="print")
+        nav_display = page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display")
+        pdf = page.pdf(format="A4", print_background=True)
 
     assert requests, "the page was never requested"
     outside = [u[:100] for u in requests if not u.startswith(("file:", "data:"))]
@@ -93,22 +101,12 @@ def test_report_in_headless_chromium(report, tmp_path):
 def test_two_runs_side_by_side_in_headless_chromium(report, tmp_path):
     from facebench.reports import write_comparison
 
-    sync_playwright = _playwright()
     other = build_run_dir(tmp_path / "other", n_test=80, n_train=160)
     page_file = write_comparison([report.parent, other], tmp_path / "cmp.html")
-    requests, problems = [], []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(page_file.as_uri(), wait_until="load")
-            text = page.inner_text("body")
-            shot = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+    with _watched_page() as (page, requests, problems):
+        page.goto(page_file.as_uri(), wait_until="load")
+        text = page.inner_text("body")
+        shot = page.screenshot(full_page=True)
     assert not [u for u in requests if not u.startswith(("file:", "data:"))]
     assert not problems, problems
     assert str(report.parent.name) in text and "other" in text

@@ -13,14 +13,16 @@ from .metrics import paired_tests
 
 
 def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
-    """Gather whole units into predictions.csv.gz, metrics.csv, timings.csv, histories/, paired.csv."""
+    """Gather units into predictions.csv.gz, metrics.csv, timings.csv, histories/, paired.csv.
+
+    ``uids`` are the units known to be whole: checked against their manifests on resume,
+    or written by this run (the runner holds the lock, so nothing changed them since).
+    """
     run_dir = Path(run_dir)
     preds, mets, times = [], [], []
     hist_dir = layout.histories_dir(run_dir)
     shutil.rmtree(hist_dir, ignore_errors=True)
     for uid in uids:
-        if units.check_unit(run_dir, uid) is not None:
-            continue
         unit = units.read_unit(run_dir, uid)
         preds.append(unit["predictions"])
         mets.append(unit["metrics"])

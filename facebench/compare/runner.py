@@ -100,7 +100,9 @@ def _run_locked(config, run_dir, *, force, quiet, command):
                  len(planned), len(planned) - len(todo), len(todo))
         failures = _execute(todo, table, config, run_dir, quiet=quiet)
 
-        results = aggregate(run_dir, [u["id"] for u in planned], n_boot=config["bootstrap"], seed=config["seed"])
+        failed = {f["unit"] for f in failures}
+        whole = [u["id"] for u in planned if u["id"] not in failed]
+        results = aggregate(run_dir, whole, n_boot=config["bootstrap"], seed=config["seed"])
         _store_views(run_dir, quiet)
         info["finished"] = _now()
         info["failed_units"] = failures

@@ -35,12 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 
 from ..errors import UserError
 from ..machine import usable_cores
+from ..io import json_default
 from .cache import atomic_write_bytes, default_cache_dir
 from .labels import LabelError, parse_utkface_name, validate_labels
 
@@ -435,14 +435,5 @@ def _top_reasons(skipped) -> str:
 
 
 def audit_to_json(audit: dict) -> str:
-    return json.dumps(audit, indent=2, default=_json_default)
+    return json.dumps(audit, indent=2, default=json_default)
 
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if obj is pd.NA:
-        return None
-    return str(obj)

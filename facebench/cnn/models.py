@@ -25,7 +25,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 
-from facebench.cnn.params import ParamError, builder_keys, check_builder_params, default_params
+from facebench.cnn.params import MODEL_NAMES, ParamError, builder_keys, check_builder_params, default_params
 from facebench.machine import usable_cores
 
 
@@ -34,7 +34,8 @@ def build_model(name: str, input_shape: Sequence[int], **params):
 
     Parameters
     ----------
-    name : {"seed", "default"}
+    name : str
+        ``"seed"``, ``"default"`` or a CNN added by :func:`facebench.cnn.register_cnn`.
     input_shape : (H, W) or (H, W, C) with C in {1, 3}
     **params
         Builder parameters overriding the preset's (see :func:`default_params`).
@@ -57,6 +58,10 @@ def build_model(name: str, input_shape: Sequence[int], **params):
         if key not in defaults:
             raise ParamError(key, params[key], "", unknown=True, allowed=defaults, name=name)
     kwargs = {key: params.get(key, defaults[key]) for key in builder_keys(name)}
+    if name not in MODEL_NAMES:
+        from facebench.cnn.custom import build_registered
+
+        return build_registered(name, input_shape, kwargs)
     builder = build_seed if name == "seed" else build_default
     return builder(input_shape, **kwargs)
 

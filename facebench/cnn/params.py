@@ -15,10 +15,19 @@ import copy
 import difflib
 from collections.abc import Sequence
 
-__all__ = ["MODEL_NAMES", "ParamError", "builder_keys", "check_builder_params", "default_params", "describe",
-           "resolve_params"]
+__all__ = ["MODEL_NAMES", "ParamError", "builder_keys", "check_builder_params", "cnn_names", "default_params",
+           "describe", "resolve_params"]
 
 MODEL_NAMES = ("seed", "default")
+
+# CNNs added by facebench.cnn.custom.register_cnn: name -> {"builder", "base", "params"
+# (builder defaults), "training" (the recipe, from the base), "summary"}.
+_REGISTERED: dict[str, dict] = {}
+
+
+def cnn_names() -> tuple[str, ...]:
+    """Every CNN name: the built-in ones, then those added by :func:`facebench.cnn.register_cnn`."""
+    return MODEL_NAMES + tuple(_REGISTERED)
 
 # Builder parameters per preset. Every key here is a keyword of the builder.
 _BUILDER_DEFAULTS: dict[str, dict] = {
@@ -112,7 +121,9 @@ def default_params(name: str) -> dict:
 
     Parameters
     ----------
-    name : {"seed", "default"}
+    name : str
+        One of :func:`cnn_names`: ``"seed"``, ``"default"`` or a CNN added by
+        :func:`facebench.cnn.register_cnn` (its builder parameters, its base's recipe).
 
     Returns
     -------
@@ -128,15 +139,15 @@ def default_params(name: str) -> dict:
         If ``name`` is not a known preset.
     """
     _check_name(name)
-    params = copy.deepcopy(_TRAINING_DEFAULTS[name])
-    params.update(copy.deepcopy(_BUILDER_DEFAULTS[name]))
+    params = copy.deepcopy(_training_defaults(name))
+    params.update(copy.deepcopy(_builder_defaults(name)))
     return params
 
 
 def builder_keys(name: str) -> tuple[str, ...]:
     """The parameter names the builder of ``name`` takes."""
     _check_name(name)
-    return tuple(_BUILDER_DEFAULTS[name])
+    return tuple(_builder_defaults(name))
 
 
 _AUGMENT_KEYS = ("flip", "shift", "rotation", "zoom", "contrast", "brightness")
@@ -183,9 +194,10 @@ def describe(name: str) -> dict:
         preset's default ``image_size``, ``color`` and a one-line ``summary``.
     """
     _check_name(name)
-    p = _TRAINING_DEFAULTS[name]
+    p = _training_defaults(name)
+    summary = _REGISTERED[name]["summary"] if name in _REGISTERED else _SUMMARIES[name]
     return {"name": name, "kind": "cnn", "tasks": ("age", "gender"), "family": "learned", "features": "learned",
-            "estimator": "keras", "image_size": p["image_size"], "color": p["color"], "summary": _SUMMARIES[name]}
+            "estimator": "keras", "image_size": p["image_size"], "color": p["color"], "summary": summary}
 
 
 def resolve_params(name, params=None):
@@ -215,14 +227,15 @@ def resolve_params(name, params=None):
     for key in ("patience", "lr_schedule"):
         if isinstance(params.get(key), str) and params[key].lower() == "none":
             params[key] = None
-    if isinstance(params.get("filters"), list):  # from JSON / TOML
-        params["filters"] = tuple(params["filters"])
+    for key, default in _builder_defaults(name).items():  # lists from JSON / TOML, e.g. filters
+        if isinstance(default, tuple) and isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
     resolved.update(params)
     _check_training_params(name, resolved)
     channels = 3 if resolved["color"] == "rgb" else 1
     try:
         check_builder_params(name, (resolved["image_size"], resolved["image_size"], channels),
-                             {k: resolved[k] for k in _BUILDER_DEFAULTS[name]})
+                             {k: resolved[k] for k in _builder_defaults(name)})
     except ParamError as exc:
         if exc.key != "input_shape":
             raise
@@ -245,6 +258,9 @@ def check_builder_params(name, input_shape, params):
         shape = shape + (1,)
     if len(shape) != 3 or shape[2] not in (1, 3) or min(shape[:2]) < 1:
         raise ParamError("input_shape", input_shape, "(H, W) or (H, W, C) with C 1 or 3")
+    if name in _REGISTERED:  # a builder of the user's own: each value of its default's type
+        return shape, {key: _like_default(key, params[key], default)
+                       for key, default in _REGISTERED[name]["params"].items()}
     checked = {key: check(key, params[key]) for key, check in _BUILDER_CHECKS[name].items()}
     size = min(shape[:2])
     for kernel, stride, padding in _spatial_steps(name, checked):
@@ -264,8 +280,39 @@ def _spatial_steps(name, p):
 
 
 def _check_name(name):
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown CNN name {name!r}; allowed: {', '.join(MODEL_NAMES)}")
+    if name not in MODEL_NAMES and name not in _REGISTERED:
+        raise ValueError(f"unknown CNN name {name!r}; allowed: {', '.join(cnn_names())}")
+
+
+def _builder_defaults(name):
+    return _REGISTERED[name]["params"] if name in _REGISTERED else _BUILDER_DEFAULTS[name]
+
+
+def _training_defaults(name):
+    return _REGISTERED[name]["training"] if name in _REGISTERED else _TRAINING_DEFAULTS[name]
+
+
+def _like_default(key, value, default):
+    """A registered builder's parameter: a value of its default's type (any value for a None default)."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        return _boolean(key, value)
+    if isinstance(default, int):
+        if not _is_int(value):
+            raise ParamError(key, value, f"an integer (the default is {default!r})")
+        return value
+    if isinstance(default, float):
+        if not _is_number(value):
+            raise ParamError(key, value, f"a number (the default is {default!r})")
+        return float(value)
+    if isinstance(default, (tuple, list)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise ParamError(key, value, f"a list (the default is {list(default)!r})")
+        return tuple(value) if isinstance(default, tuple) else list(value)
+    if not isinstance(value, type(default)):
+        raise ParamError(key, value, f"a {type(default).__name__} (the default is {default!r})")
+    return value
 
 
 def _is_number(value):
@@ -383,7 +430,7 @@ def _check_training_params(name, p):
         bad("loss_weights", "a table {age = w, gender = w} of numbers >= 0")
     for key in ("standardize_age", "deterministic", "test_time_flip"):
         _boolean(key, p[key])
-    if p["standardize_age"] and "age_std" not in _BUILDER_DEFAULTS[name]:
+    if p["standardize_age"] and "age_std" not in _builder_defaults(name):
         bad("standardize_age", f"false: CNN {name!r} has no de-standardising age head")
     if p["jit_compile"] not in ("auto", True, False):
         bad("jit_compile", "'auto', true or false")

@@ -21,7 +21,7 @@ import numpy as np
 
 from facebench.cnn.inputs import _add_channel, make_dataset, split_validation
 from facebench.cnn.models import build_model, keras_module, tf_module
-from facebench.cnn.params import builder_keys, resolve_params
+from facebench.cnn.params import builder_keys, cnn_names, default_params, resolve_params
 from facebench.io import atomic_write_text
 
 AGE_MAX = 116.0
@@ -35,7 +35,7 @@ class FittedCNN:
     model : keras.Model
         Outputs ``{"age": years, "gender": P(female)}``; takes uint8-range images.
     name : str
-        The preset (``"seed"`` or ``"default"``).
+        The preset (``"seed"``, ``"default"`` or a registered CNN's name).
     params : dict
         The resolved parameters it was trained with (``default_params(name)``
         updated with the caller's, plus ``age_mean``/``age_std`` when learned).
@@ -135,8 +135,16 @@ def load(path):
     """Load a :class:`FittedCNN` written by :meth:`FittedCNN.save`.
 
     ``path`` may end in ``.keras`` or not. The model is loaded uncompiled (for
-    prediction); ``PATH.json``, when present, restores name, params, history and
-    timings.
+    prediction) in Keras' safe mode; ``PATH.json``, when present, restores name, params,
+    history and timings.
+
+    A CNN added by :func:`facebench.cnn.register_cnn` loads without its registration
+    (nor its builder) when the model holds only standard Keras layers: the file has the
+    whole model. A model with layers of the user's own loads only in a process that has
+    imported their classes, registered with ``keras.saving.register_keras_serializable``;
+    elsewhere Keras raises a ``TypeError`` naming the class it cannot locate (and safe
+    mode refuses a ``Lambda`` layer with a ``ValueError``); ``facebench predict`` and
+    ``explain`` say either in one line.
     """
     keras = keras_module()
     keras_path, json_path = _paths(path)
@@ -145,12 +153,16 @@ def load(path):
     model = keras.models.load_model(keras_path, compile=False)
     meta = json.loads(json_path.read_text()) if json_path.exists() else {}
     params = meta.get("params", {})
-    for key in ("filters",):
-        if isinstance(params.get(key), list):
-            params[key] = tuple(params[key])
+    name = meta.get("name", model.name)
+    # JSON has lists only: back to the tuples the params held (all of them when the CNN's
+    # registration is not in this process; a built-in CNN's only list is filters)
+    defaults = default_params(name) if name in cnn_names() else {}
+    for key, value in params.items():
+        if isinstance(value, list) and not isinstance(defaults.get(key), list):
+            params[key] = tuple(value)
     return FittedCNN(
         model,
-        meta.get("name", model.name),
+        name,
         params,
         history=meta.get("history", {}),
         timings=meta.get("timings", {}),
@@ -163,7 +175,8 @@ def fit(name, images, age, gender, *, params=None, seed=0, verbose=0, callbacks=
 
     Parameters
     ----------
-    name : {"seed", "default"}
+    name : str
+        ``"seed"``, ``"default"`` or a CNN added by :func:`facebench.cnn.register_cnn`.
     images : ndarray of shape (n, H, W) or (n, H, W, 3), uint8 range
         The training part only, already at ``params["image_size"]`` and
         ``params["color"]``. The validation slice (``validation_split``) is a

@@ -142,8 +142,8 @@ def test_resume_after_interruption(faces, finished, tmp_path, monkeypatch):
     assert len(calls) == 12
 
 
-def test_changed_config_in_same_directory_is_refused(faces, finished):
-    with pytest.raises(UserError, match="different configuration"):
+def test_changed_split_in_same_directory_is_refused(faces, finished):
+    with pytest.raises(UserError, match=r"other splits \(seed: 0 -> 7\); use --out"):
         run(_config(faces, finished, ["seed=7"]), quiet=True)
 
 

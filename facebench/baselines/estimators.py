@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
 from sklearn.decomposition import PCA
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, StratifiedKFold, train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -330,7 +330,10 @@ class TunedEstimator(MetaEstimatorMixin, BaseEstimator):
         grid = self.param_grid if isinstance(self.param_grid, list) else [self.param_grid]
 
         self.tune_indices_ = index
-        if n_splits >= 2 and (not classifier or len(counts) > 1):
+        if len(ParameterGrid(self.param_grid)) <= 1:  # nothing to choose (e.g. a variant fixed it)
+            self.best_params_ = dict(next(iter(ParameterGrid(self.param_grid))))
+            self.cv_results_ = None
+        elif n_splits >= 2 and (not classifier or len(counts) > 1):
             splitter = (StratifiedKFold if classifier else KFold)(n_splits, shuffle=True, random_state=fold_seed)
             scoring = self.scoring or ("accuracy" if classifier else "neg_mean_absolute_error")
             search = GridSearchCV(clone(self.estimator), self.param_grid, scoring=scoring, cv=splitter, n_jobs=self.n_jobs, refit=False)

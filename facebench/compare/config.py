@@ -42,9 +42,18 @@ DEFAULTS: dict = {
     "data": {"path": "", "max_images": 0},
     "features": {"image_size": 64, "color": "gray"},
     "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []},
-    # per-CNN overrides of facebench.cnn.default_params(name), e.g. [cnn.default] epochs = 8
+    # per-CNN overrides of facebench.cnn.default_params(name), e.g. [cnn.default] epochs = 8,
+    # and CNN variants: [cnn.wide] base = "default", filters = [32, 64, 128, 256]
     "cnn": {},
+    # classical variants: [classical.svr-c10] base = "hog6+lbp+svr", params = { C = 10.0 }
+    "classical": {},
 }
+
+#: Tables whose keys are names the user chooses (checked by validate, not against DEFAULTS).
+FREE_TABLES = ("cnn", "classical")
+
+#: Keys that decide the splits: a run directory refuses a change of any of them.
+SPLIT_KEYS = ("seed", "test_size", "data.path", "data.max_images")
 
 # Keys whose value does not change results: a resumed run may differ in them.
 EXECUTION_KEYS = ("n_jobs", "dask", "out", "description", "preset")
@@ -136,7 +145,7 @@ def set_key(config: dict, dotted: str, value) -> None:
             break
         if schema is not None and not isinstance(schema[part], dict):
             raise UserError(f"--set {dotted}: config key {where!r} is a value, not a table")
-        schema = None if schema is None or where == "cnn" else schema[part]
+        schema = None if schema is None or where in FREE_TABLES else schema[part]
         if not isinstance(node.get(part), dict):
             node[part] = {}
         node = node[part]
@@ -177,33 +186,56 @@ def validate(config: dict) -> dict:
     need(isinstance(size, int) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
     need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")
 
-    from ..baselines import list_models
-    from ..cnn import MODEL_NAMES as CNN_NAMES
+    _check_models(c, need)
+    return c
+
+
+def _check_models(c: dict, need) -> None:
+    """Model names, classical variants and CNN tables (presets' overrides and variants)."""
+    from ..baselines import list_all, list_models
+    from .variants import cnn_presets
+    from .variants import check_classical_variant
+
+    need(isinstance(c["classical"], dict), "classical", c["classical"], "a table of variants")
+    known = list_all()
+    for name in list(c["classical"]):
+        c["classical"][name] = check_classical_variant(name, c["classical"][name], known)
+    from ..baselines import MODEL_TASKS
 
     for task in ("gender", "age"):
         models = c["models"][task]
         need(isinstance(models, list), f"models.{task}", models, "a list of model names")
-        allowed = list_models(task)
+        allowed = list_models(task) + [v for v, d in c["classical"].items() if task in MODEL_TASKS[d["base"]]]
         for m in models:
-            need(isinstance(m, str) and m in allowed, f"models.{task}", m, "one of " + ", ".join(allowed))
+            need(isinstance(m, str) and m in allowed, f"models.{task}", m,
+                 "one of " + ", ".join(allowed) + " (or a variant defined in [classical.NAME])")
+    presets = cnn_presets()
+    for name, params in c["cnn"].items():
+        need(isinstance(params, dict), f"cnn.{name}", params, "a table of parameters")
+        if name in presets:
+            need("base" not in params, f"cnn.{name}.base", params.get("base"),
+                 f"no base: {name!r} is a CNN preset (name a variant otherwise)")
+        else:
+            need("base" in params, f"cnn.{name}", params,
+                 f"a table named after a CNN ({', '.join(presets)}) or a variant with base = one of them")
+            need(params["base"] in presets, f"cnn.{name}.base", params["base"], "one of " + ", ".join(presets))
+        base = params.get("base", name)
+        _check_cnn_params(name, base, {k: v for k, v in params.items() if k != "base"})
     cnns = c["models"]["cnn"]
     need(isinstance(cnns, list), "models.cnn", cnns, "a list of CNN names")
+    variants = [n for n, p in c["cnn"].items() if "base" in p]
     for m in cnns:
-        need(m in CNN_NAMES, "models.cnn", m, "one of " + ", ".join(CNN_NAMES))
+        need(m in presets or m in variants, "models.cnn", m,
+             "one of " + ", ".join(presets + variants) + " (or a variant defined in [cnn.NAME] with base)")
     need(bool(c["models"]["gender"] or c["models"]["age"] or cnns), "models", c["models"], "at least one model")
-    for name, params in c["cnn"].items():
-        need(name in CNN_NAMES, f"cnn.{name}", params, "a table named after a CNN: " + ", ".join(CNN_NAMES))
-        need(isinstance(params, dict), f"cnn.{name}", params, "a table of parameters")
-        _check_cnn_params(name, params)
-    return c
 
 
-def _check_cnn_params(name: str, params: dict) -> None:
+def _check_cnn_params(name: str, base: str, params: dict) -> None:
     """The CNN module checks; this only says it as a config key."""
     from ..cnn import ParamError, resolve_params
 
     try:
-        resolve_params(name, params)
+        resolve_params(base, params)
     except ParamError as exc:
         key = f"cnn.{name}.{exc.key}"
         if exc.unknown:
@@ -217,7 +249,7 @@ def _check_keys(node: dict, schema: dict, prefix: str) -> None:
         full = f"{prefix}{key}"
         if key not in schema:
             raise UserError(f"config key {full!r} is unknown{_suggest(key, schema)}")
-        if isinstance(schema[key], dict) and schema[key] and full != "cnn":
+        if isinstance(schema[key], dict) and schema[key] and full not in FREE_TABLES:
             if not isinstance(value, dict):
                 raise UserError(f"config key {full!r} = {value!r} is invalid: expected a table")
             _check_keys(value, schema[key], f"{full}.")

@@ -31,8 +31,10 @@ from ..io import atomic_write_text, writable_dir, write_json
 from ..rundir import layout, lock, saved, units
 from ..rundir.environment import environment
 from .aggregate import aggregate, summary_table
-from .config import config_diff, dumps, resolve, science_digest
-from .units import EPOCH_LISTENERS, decoded_for_cnn, guarded, prepare_features, shareable
+from .config import SPLIT_KEYS, config_diff, dumps, resolve
+from .units import EPOCH_LISTENERS, decoded_for_cnn, guarded, model_color, prepare_features, shareable
+from .variants import (classical_base, classical_params, cnn_base, cnn_params, definition_digest,
+                       unit_definition)
 
 log = logging.getLogger("facebench.run")
 
@@ -69,7 +71,7 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
 
 
 def _run_locked(config, run_dir, *, force, quiet, command):
-    _check_resumable(run_dir, config, force)
+    previous = _check_resumable(run_dir, config, force)
     if force:
         units.clear(run_dir)
     units.remove_leftovers(run_dir)
@@ -84,6 +86,8 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         table = _limit(dataset.table, config["data"]["max_images"], config["seed"])
         if len(table) < len(dataset.table):
             info["max_images"] = f"{len(table)} of {len(dataset.table)} used images (data.max_images)"
+        info["images"] = _images_digest(table)
+        _check_same_images(run_dir, info["images"], force)
         atomic_write_text(run_dir / layout.CONFIG_FILE, dumps(config))
         write_json(run_dir / layout.AUDIT_FILE, dataset.audit)
         write_json(run_dir / layout.RUN_FILE, info)
@@ -95,9 +99,10 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         write_split(run_dir / layout.SPLIT_FILE, table, splits)
         planned = plan_units(config, table, splits)
         saved.write_models_table(run_dir, models_table(config))
-        todo = _units_to_run(run_dir, planned, force)
-        log.info("%d unit(s) planned, %d already finished, %d to run",
-                 len(planned), len(planned) - len(todo), len(todo))
+        todo = _units_to_run(run_dir, planned, config, previous, force)
+        message = f"{len(planned)} unit(s) planned, {len(planned) - len(todo)} reused, {len(todo)} to run"
+        log.info(message)
+        _say(quiet, message)
         failures = _execute(todo, table, config, run_dir, quiet=quiet)
 
         failed = {f["unit"] for f in failures}
@@ -117,7 +122,9 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         handler.close()
 
 
-def _units_to_run(run_dir: Path, planned: list[dict], force: bool) -> list[dict]:
+def _units_to_run(run_dir: Path, planned: list[dict], config: dict, previous: dict | None,
+                  force: bool) -> list[dict]:
+    """The planned units not already finished with the same definition; damaged and changed ones are discarded."""
     if force:
         return list(planned)
     checked = units.finished_units(run_dir, [u["id"] for u in planned])
@@ -125,12 +132,30 @@ def _units_to_run(run_dir: Path, planned: list[dict], force: bool) -> list[dict]
     for unit in planned:
         reason = checked.get(unit["id"], "missing")
         if reason is None:
-            continue
-        if reason != "missing":
+            reason = _changed(run_dir, unit, config, previous)
+            if reason is None:
+                continue
+            log.info("unit %s: %s; recomputing it", unit["id"], reason)
+            units.discard_unit(run_dir, unit["id"])
+        elif reason != "missing":
             log.warning("unit %s is damaged (%s): recomputing it", unit["id"], reason)
             units.discard_unit(run_dir, unit["id"])
         todo.append(unit)
     return todo
+
+
+def _changed(run_dir: Path, unit: dict, config: dict, previous: dict | None) -> str | None:
+    """Why a whole unit may not be reused (its definition changed), or None."""
+    digest = definition_digest(unit_definition(config, unit))
+    recorded = units.unit_definition(run_dir, unit["id"])
+    if recorded is None:  # written before definitions were recorded: judge by the previous config
+        if previous is None:
+            return "no definition recorded and no previous config"
+        try:
+            recorded = definition_digest(unit_definition(previous, unit))
+        except (KeyError, ValueError, UserError):
+            return "its model is not in the previous config"
+    return None if recorded == digest else "its definition changed"
 
 
 def _store_views(run_dir: Path, quiet: bool) -> None:
@@ -153,7 +178,7 @@ def plan_units(config: dict, table: pd.DataFrame, splits: dict) -> list[dict]:
     """Every (trial, fraction, model) unit with its training and test rows."""
     models = config["models"]
     classical = list(dict.fromkeys(models["gender"] + models["age"]))
-    _check_file_names(classical + [f"cnn-{n}" for n in models["cnn"]])
+    _check_file_names(classical, [f"cnn-{n}" for n in models["cnn"]])
     planned = []
     for trial, (train, test) in splits.items():
         seed = config["seed"] + trial
@@ -182,9 +207,12 @@ def plan_units(config: dict, table: pd.DataFrame, splits: dict) -> list[dict]:
     return planned
 
 
-def _check_file_names(names: list[str]) -> None:
+def _check_file_names(classical: list[str], cnns: list[str]) -> None:
+    for name in classical:
+        if layout.safe_name(name).startswith("cnn-"):
+            raise UserError(f"model {name!r}: classical names may not start with 'cnn-' (the CNNs' file names)")
     seen = {}
-    for name in names:
+    for name in classical + cnns:
         safe = layout.safe_name(name)
         if safe in seen and seen[safe] != name:
             raise UserError(f"models {seen[safe]!r} and {name!r} would share the file name {safe!r}; rename one")
@@ -200,23 +228,31 @@ def _unit(trial, fraction, model, kind, tasks, train, test, seed, cnn=None):
 def models_table(config: dict) -> list[dict]:
     """One row per model of the run: what it is, its input and its resolved parameters."""
     from ..baselines import describe as describe_classical
-    from ..baselines import input_color
     from ..cnn import describe as describe_cnn
-    from ..cnn import resolve_params
 
     models = config["models"]
     rows = []
     for name in dict.fromkeys(models["gender"] + models["age"]):
-        d = describe_classical(name)
+        base, params = classical_base(config, name), classical_params(config, name)
+        d = describe_classical(base)
         tasks = tuple(t for t in ("gender", "age") if name in models[t])
+        if base != name:
+            d["summary"] = config["classical"][name].get("summary") or f"{base} with {_show_params(params)}"
         rows.append({**d, "name": name, "tasks": tasks, "image_size": config["features"]["image_size"],
-                     "color": input_color(name) or config["features"]["color"], "params": {}})
+                     "color": model_color(config, name), "params": params, "base": base})
     for name in models["cnn"]:
-        params = resolve_params(name, config["cnn"].get(name, {}))
-        d = describe_cnn(name)
+        base, params = cnn_base(config, name), cnn_params(config, name)
+        d = describe_cnn(base)
+        if base != name:
+            changed = {k: v for k, v in config["cnn"][name].items() if k != "base"}
+            d["summary"] = f"cnn-{base} with {_show_params(changed)}" if changed else f"the same as cnn-{base}"
         rows.append({**d, "name": f"cnn-{name}", "tasks": ("age", "gender"), "image_size": params["image_size"],
-                     "color": params["color"], "params": params})
+                     "color": params["color"], "params": params, "base": f"cnn-{base}"})
     return rows
+
+
+def _show_params(params: dict) -> str:
+    return ", ".join(f"{k.rsplit('__', 1)[-1]}={v!r}" for k, v in params.items()) or "its defaults"
 
 
 # --------------------------------------------------------------------------- execution
@@ -241,7 +277,8 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
             bar.set_postfix_str("decoding images and computing features")
             inputs = prepare_features(table, config, classical)
             # longest first, so that two workers do not end with one long fit running alone
-            classical.sort(key=lambda u: expected_fit_cost(u["model"], len(u["train"])), reverse=True)
+            classical.sort(key=lambda u: expected_fit_cost(classical_base(config, u["model"]), len(u["train"])),
+                           reverse=True)
             jobs = [joblib.delayed(guarded)("classical", u, main_pid, registered, inputs[u["model"]], labels, config,
                                             str(run_dir)) for u in classical]
             for result in _parallel(jobs, config):
@@ -313,18 +350,22 @@ def run_dir_for(config) -> Path:
     return Path("runs") / f"{config['preset']}-{name}"
 
 
-def _check_resumable(run_dir: Path, config: dict, force: bool) -> None:
-    """Resume only the same configuration; never proceed past units without their config."""
+def _check_resumable(run_dir: Path, config: dict, force: bool) -> dict | None:
+    """Refuse a config that would change the splits of the units already there; return the previous config.
+
+    Everything else may change: units whose own definition is unchanged are reused and
+    the others recomputed (:func:`_units_to_run`).
+    """
     previous = run_dir / layout.CONFIG_FILE
     has_units = layout.units_dir(run_dir).is_dir() and any(
         p for p in layout.units_dir(run_dir).iterdir() if not p.name.startswith("."))
     if force:
-        return
+        return None
     if not previous.exists():
         if has_units:
             raise UserError(f"{run_dir} holds finished units but no config.toml, so they cannot be checked against "
                             "this configuration; use --force to recompute them or --out for a new run directory")
-        return
+        return None
     try:
         old = tomllib.loads(previous.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -333,15 +374,35 @@ def _check_resumable(run_dir: Path, config: dict, force: bool) -> None:
     try:
         old = resolve(old)  # an older spelling of the same configuration (e.g. a relative data path)
     except UserError:
-        pass
-    if science_digest(old) != science_digest(config):
-        diff = config_diff(old, config)
-        shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")
-        raise UserError(f"{run_dir} holds a run with a different configuration ({shown or 'changed keys'}); "
-                        "use --force to replace it or --out for a new run directory")
+        old = None
+    if has_units and old is None:
+        raise UserError(f"{previous} no longer resolves in this facebench; use --force to recompute the run or "
+                        "--out for a new run directory")
+    if old is None:
+        return None
+    split = [line for line in config_diff(old, config) if line.split(":", 1)[0] in SPLIT_KEYS]
+    if split and has_units:
+        raise UserError(f"{run_dir} holds a run on other splits ({'; '.join(split)}); "
+                        "use --out for a new run directory (or --force to replace this one)")
     if has_units and layout.read_run_info(run_dir) is None:
         raise UserError(f"{run_dir}: written by facebench 0.1 (run-directory format 1); use --force to rebuild it "
                         "in this format or --out for a new run directory")
+    return old
+
+
+def _images_digest(table: pd.DataFrame) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(table["image_id"].astype(str)).encode()).hexdigest()[:16]
+
+
+def _check_same_images(run_dir: Path, digest: str, force: bool) -> None:
+    """The splits are drawn from the images used: a dataset that changed under a run would change them."""
+    info = layout.read_run_info(run_dir) or {}
+    before = info.get("images")
+    if not force and before and before != digest and layout.units_dir(run_dir).is_dir():
+        raise UserError(f"{run_dir} holds a run on another set of images (the data folder changed since); "
+                        "use --out for a new run directory (or --force to replace this one)")
 
 
 def _limit(table: pd.DataFrame, max_images: int, seed: int) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from ..errors import UserError
 from ..io import atomic_save_npy, atomic_write_text
 from ..rundir import layout, saved, units
 from .metrics import unit_metrics
+from .variants import build_classical, classical_base, cnn_base, cnn_overrides, cnn_params, definition_digest, unit_definition
 
 log = logging.getLogger("facebench.run")
 
@@ -86,8 +87,6 @@ def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -
     Features of a stateless extractor do not depend on the split, so one pass over
     all images serves every trial, fraction and task.
     """
-    from ..baselines import feature_step, input_color
-
     size = config["features"]["image_size"]
     stacks = {}  # colour -> (images, decode seconds per image), decoded on first use
 
@@ -103,8 +102,8 @@ def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -
     out, done = {}, {}
     for name in dict.fromkeys(u["model"] for u in unit_list):
         task = next(u["tasks"][0] for u in unit_list if u["model"] == name)
-        extractor = feature_step(name, task)
-        color = input_color(name) or config["features"]["color"]  # colour features need RGB
+        extractor = build_classical(config, name, task).steps[0][1]
+        color = model_color(config, name)  # colour features need RGB
         key_base = hashlib.sha256(paths + f"{size}{color}".encode()).hexdigest()[:16]
         spec = f"{color}|{extractor!r}"
         if spec not in done:
@@ -141,9 +140,7 @@ def _transform_chunked(extractor, images, chunk: int = 2048) -> np.ndarray:
 
 def decoded_for_cnn(table, config, cnn_name):
     """The stack a CNN trains on (its own size and colour) and the decode seconds per image."""
-    from ..cnn import resolve_params
-
-    params = resolve_params(cnn_name, config["cnn"].get(cnn_name, {}))
+    params = cnn_params(config, cnn_name)
     t = time.perf_counter()
     stack = decode(table, size=params["image_size"], color=params["color"])
     return stack, (time.perf_counter() - t) / len(table)
@@ -162,7 +159,7 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
     """Fit one classical model per task of the unit on shared features; write the unit."""
     from sklearn.pipeline import Pipeline
 
-    from ..baselines import feature_step, input_color, make_head, predict_outputs
+    from ..baselines import predict_outputs
 
     features = np.load(inputs["file"], mmap_mode="r")
     train, test = unit["train"], unit["test"]
@@ -172,7 +169,8 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
     fitted = {}
     for task in unit["tasks"]:
         target = labels[task].to_numpy()[train]
-        head = make_head(unit["model"], task, random_state=unit["seed"], n_jobs=1)
+        model = build_classical(config, unit["model"], task, random_state=unit["seed"], n_jobs=1)
+        head = model[1:]
         t = time.perf_counter()
         head.fit(x_train, target)
         fit_s += time.perf_counter() - t
@@ -180,11 +178,11 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
         out = predict_outputs(head, x_test, task)
         predict_s += time.perf_counter() - t
         _fill_predictions(pred, out)
-        fitted[task] = Pipeline([("features", feature_step(unit["model"], task)), *head.steps])
+        fitted[task] = Pipeline([model.steps[0], *head.steps])
     # the input the model was trained on, as predict must decode it (colour models take RGB)
     meta = {"model": unit["model"], "unit": unit["id"],
             "features": {**config["features"],
-                         "color": input_color(unit["model"]) or config["features"]["color"]}}
+                         "color": model_color(config, unit["model"])}}
     n = len(train) + len(test)
     timing = _timing(unit, n_train=len(train), n_test=len(test),
                      decode_s=inputs["decode_s_per_image"] * n, features_s=inputs["features_s_per_image"] * n,
@@ -204,9 +202,9 @@ def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame
 
     stack = np.load(images["file"], mmap_mode="r") if "file" in images else images["array"]
     train, test = unit["train"], unit["test"]
-    params = dict(config["cnn"].get(unit["cnn"], {}))
+    params = cnn_overrides(config, unit["cnn"])
     t = time.perf_counter()
-    fitted = fit(unit["cnn"], np.asarray(stack[train]), labels["age"].to_numpy()[train],
+    fitted = fit(cnn_base(config, unit["cnn"]), np.asarray(stack[train]), labels["age"].to_numpy()[train],
                  labels["gender"].to_numpy()[train], params=params, seed=unit["seed"],
                  callbacks=[_epoch_progress(unit, config)])
     fit_s = time.perf_counter() - t
@@ -229,13 +227,19 @@ def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame
     return unit["id"]
 
 
+def model_color(config: dict, name: str) -> str:
+    """The colour a run's classical model is decoded in: its own (colour features need RGB), else the run's."""
+    from ..baselines import input_color
+
+    return input_color(classical_base(config, name)) or config["features"]["color"]
+
+
 def _epoch_progress(unit: dict, config: dict):
     """A Keras callback that reports every epoch: losses, validation metrics, seconds, time left."""
-    from ..cnn import resolve_params
     from ..cnn.models import keras_module
 
     keras = keras_module()
-    epochs = resolve_params(unit["cnn"], config["cnn"].get(unit["cnn"], {}))["epochs"]
+    epochs = cnn_params(config, unit["cnn"])["epochs"]
 
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -297,5 +301,6 @@ def _finish_unit(unit, pred, timing, config, run_dir, history=None, write_model=
     metrics.insert(0, "model", unit["model"])
     metrics.insert(0, "fraction", unit["fraction"])
     metrics.insert(0, "trial", unit["trial"])
-    units.write_unit(Path(run_dir), unit["id"], pred, metrics, timing, history, write_model=write_model)
+    units.write_unit(Path(run_dir), unit["id"], pred, metrics, timing, history, write_model=write_model,
+                     definition=definition_digest(unit_definition(config, unit)))
     log.info("unit %s done: fit %.1f s, predict %.1f s", unit["id"], timing["fit_s"], timing["predict_s"])

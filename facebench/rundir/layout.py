@@ -51,7 +51,7 @@ TIMING_COLUMNS = ["trial", "fraction", "model", "task", "n_train", "n_test", "de
 PAIRED_COLUMNS = ["trial", "fraction", "task", "model_a", "model_b", "test", "statistic", "p_value",
                   "p_holm", "effect", "effect_name", "effect_ci_low", "effect_ci_high", "n", "better"]
 MODELS_COLUMNS = ["name", "kind", "tasks", "family", "features", "estimator", "image_size", "color",
-                  "params", "summary"]
+                  "params", "summary", "base"]
 SPLIT_COLUMNS = ["trial", "part", "image_id", "path", "age", "gender", "race"]
 
 AGE_METRICS = ["mae", "mse", "rmse", "r2"]

@@ -97,6 +97,8 @@ def read_models_table(run_dir) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=layout.MODELS_COLUMNS)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "base" not in frame:  # written before variants: every model is its own base
+        frame["base"] = frame["name"]
     frame["tasks"] = [tuple(t for t in str(v).split(";") if t) for v in frame["tasks"]]
     frame["params"] = [_params(v) for v in frame["params"]]
     frame["image_size"] = pd.to_numeric(frame["image_size"], errors="coerce").astype("Int64")

@@ -27,8 +27,12 @@ MANIFEST_VERSION = 1
 
 def write_unit(run_dir, uid: str, predictions: pd.DataFrame, metrics: pd.DataFrame, timing: dict,
                history: pd.DataFrame | None = None,
-               write_model: Callable[[Path], None] | None = None) -> Path:
-    """Write one unit atomically; ``write_model(folder)`` saves the fitted model into the unit's folder."""
+               write_model: Callable[[Path], None] | None = None, definition: str | None = None) -> Path:
+    """Write one unit atomically; ``write_model(folder)`` saves the fitted model into the unit's folder.
+
+    ``definition``: a digest of everything that decided the unit's results, kept in its
+    manifest so that a later run reuses the unit only while its definition is unchanged.
+    """
     units = layout.units_dir(run_dir)
     tmp = make_temp_dir(units, prefix=f".{uid}.")
     try:
@@ -45,7 +49,8 @@ def write_unit(run_dir, uid: str, predictions: pd.DataFrame, metrics: pd.DataFra
             if p.is_file():
                 with open(p, "rb+") as fh:
                     os.fsync(fh.fileno())
-        manifest = {"manifest": MANIFEST_VERSION, "unit": uid, "files": files}
+        manifest = {"manifest": MANIFEST_VERSION, "unit": uid, "files": files,
+                    **({"definition": definition} if definition else {})}
         (tmp / layout.UNIT_MANIFEST).write_text(json.dumps(manifest, indent=1))
         share_tree(tmp)
         final = layout.unit_dir(run_dir, uid)
@@ -92,6 +97,16 @@ def check_unit(run_dir, uid: str) -> str | None:
 def finished_units(run_dir, uids) -> dict[str, str | None]:
     """``{uid: None (whole) | reason}`` for each unit whose folder exists."""
     return {uid: check_unit(run_dir, uid) for uid in uids if layout.unit_dir(run_dir, uid).is_dir()}
+
+
+def unit_definition(run_dir, uid: str) -> str | None:
+    """The definition digest a whole unit was written with (None: none recorded, or unreadable)."""
+    try:
+        manifest = json.loads((layout.unit_dir(run_dir, uid) / layout.UNIT_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    value = manifest.get("definition") if isinstance(manifest, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def read_unit(run_dir, uid: str) -> dict:

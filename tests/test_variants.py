@@ -1,0 +1,180 @@
+"""Named variants in a run config, and run directories that grow: only new or changed units are computed."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+import facebench.compare.units as unit_bodies
+from facebench.compare import load_config, run
+from facebench.compare.config import resolve
+from facebench.compare.variants import build_classical
+from facebench.data import synthesize
+from facebench.errors import UserError
+from facebench.rundir import saved
+
+BASE = [
+    "models.gender=['hog+linsvm']",
+    "models.age=['hog+ridge', 'ridge-o6']",
+    "models.cnn=[]",
+    "fractions=[1.0]",
+    "trials=1",
+    "bootstrap=100",
+    "n_jobs=1",
+    "classical.ridge-o6.base='hog+ridge'",
+    "classical.ridge-o6.params={orientations = 6}",
+]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faces")
+    synthesize(folder, n=160, seed=2, size=64)
+    return folder
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The ids of the classical units computed, in order."""
+    calls = []
+    real = unit_bodies.run_classical_unit
+
+    def counting(unit, *args, **kw):
+        calls.append(unit["id"])
+        return real(unit, *args, **kw)
+
+    monkeypatch.setattr(unit_bodies, "run_classical_unit", counting)
+    return calls
+
+
+def _config(faces, out, extra=()):
+    return load_config(preset="quick", data=faces, out=out, overrides=[*BASE, *extra])
+
+
+# --------------------------------------------------------------------------- variants
+
+
+def test_classical_variant_sets_its_parameter_and_leaves_the_base_alone():
+    config = resolve({"preset": "quick", "models": {"age": ["hog6+lbp+svr", "svr-c10"]},
+                      "classical": {"svr-c10": {"base": "hog6+lbp+svr", "params": {"C": 10.0}}}})
+    assert config["classical"]["svr-c10"]["params"] == {"model__estimator__estimator__C": 10.0}
+    variant = build_classical(config, "svr-c10", "age")
+    tuned = variant.named_steps["model"]
+    assert tuned.estimator.estimator.C == 10.0
+    assert tuned.param_grid == {}  # the value given is used, not searched over
+    base = build_classical(config, "hog6+lbp+svr", "age").named_steps["model"]
+    assert base.param_grid == {"estimator__C": [10.0, 30.0, 100.0]}
+
+
+@pytest.mark.parametrize("classical, message", [
+    ({"v": {"base": "hog+rige"}}, r"'classical.v.base' = 'hog\+rige' is invalid \(did you mean 'hog\+ridge'\?\)"),
+    ({"v": {"base": "hog+ridge", "params": {"orientation": 6}}},
+     r"'classical.v.params.orientation' is unknown in 'hog\+ridge'; close: features__orientations"),
+    ({"v": {"base": "hog+linsvm", "params": {"C": -1.0}}}, r"invalid for 'hog\+linsvm': The 'C' parameter"),
+    ({"v": {"base": "hog+ridge", "param": {}}}, r"'classical.v.param' is unknown; allowed: base, params"),
+    ({"hog+ridge": {"base": "hog+ridge"}}, r"is a registry model already"),
+])
+def test_bad_classical_variant_is_one_line(classical, message):
+    with pytest.raises(UserError, match=message) as info:
+        resolve({"preset": "quick", "classical": classical})
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("cnn, models, message", [
+    ({"wide": {"base": "defualt"}}, ["wide"], r"'cnn.wide.base' = 'defualt' is invalid: expected one of seed, default"),
+    ({"wide": {"filters": [8, 16]}}, ["wide"], r"'cnn.wide' .* a variant with base"),
+    ({"wide": {"base": "default", "filterz": [8]}}, ["wide"], r"'cnn.wide.filterz' is unknown"),
+    ({"default": {"base": "seed"}}, ["default"], r"'cnn.default.base' .* is a CNN preset"),
+    ({}, ["wide"], r"'models.cnn' = 'wide' is invalid"),
+])
+def test_bad_cnn_variant_is_one_line(cnn, models, message):
+    with pytest.raises(UserError, match=message):
+        resolve({"preset": "quick", "cnn": cnn, "models": {"cnn": models}})
+
+
+def test_variant_is_a_model_like_any_other(faces, tmp_path):
+    run(_config(faces, tmp_path), quiet=True)
+    models = saved.read_models_table(tmp_path).set_index("name")
+    assert models.loc["ridge-o6", "base"] == "hog+ridge"
+    assert models.loc["ridge-o6", "params"] == {"features__orientations": 6}
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    mae = metrics.query("metric == 'mae' and group == 'all'").set_index("model")["value"]
+    assert set(mae.index) == {"hog+ridge", "ridge-o6"} and mae["hog+ridge"] != mae["ridge-o6"]
+    paired = pd.read_csv(tmp_path / "paired.csv")
+    assert {"hog+ridge", "ridge-o6"} <= set(paired["model_a"]) | set(paired["model_b"])
+    # the saved variant carries its own parameter
+    from facebench.baselines import TRUSTED_TYPES
+
+    _, estimators = saved.load_classical(next((tmp_path / "units").glob("*ridge-o6")) / "model.skops", TRUSTED_TYPES)
+    assert estimators["age"].named_steps["features"].orientations == 6
+
+
+# --------------------------------------------------------------------------- runs that grow
+
+
+@pytest.fixture(scope="module")
+def grown(faces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("grown")
+    run(_config(faces, out), quiet=True)
+    return out
+
+
+def _copy(src, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_adding_a_trial_computes_only_its_units(faces, grown, tmp_path, counted):
+    out = _copy(grown, tmp_path)
+    run(_config(faces, out, ["trials=2"]), quiet=True)
+    assert sorted(counted) == ["t1_f1.0_hog-linsvm", "t1_f1.0_hog-ridge", "t1_f1.0_ridge-o6"]
+    before = pd.read_csv(grown / "metrics.csv")
+    after = pd.read_csv(out / "metrics.csv")
+    pd.testing.assert_frame_equal(after[after.trial == 0].reset_index(drop=True), before)
+
+
+def test_adding_a_model_and_a_fraction_computes_only_those(faces, grown, tmp_path, counted):
+    out = _copy(grown, tmp_path)
+    run(_config(faces, out, ["models.age=['hog+ridge', 'ridge-o6', 'lbp+ridge']"]), quiet=True)
+    assert counted == ["t0_f1.0_lbp-ridge"]
+    counted.clear()
+    run(_config(faces, out, ["models.age=['hog+ridge', 'ridge-o6', 'lbp+ridge']", "fractions=[0.5, 1.0]"]),
+        quiet=True)
+    assert sorted(counted) == ["t0_f0.5_hog-linsvm", "t0_f0.5_hog-ridge", "t0_f0.5_lbp-ridge", "t0_f0.5_ridge-o6"]
+
+
+def test_changing_a_variant_recomputes_only_its_units(faces, grown, tmp_path, counted):
+    out = _copy(grown, tmp_path)
+    run(_config(faces, out, ["classical.ridge-o6.params={orientations = 12}"]), quiet=True)
+    assert counted == ["t0_f1.0_ridge-o6"]
+    counted.clear()
+    run(_config(faces, out, ["classical.ridge-o6.params={orientations = 12}"]), quiet=True)
+    assert counted == []  # the same config again: everything reused
+
+
+@pytest.mark.parametrize("change, shown", [
+    ("test_size=0.3", "test_size: 0.2 -> 0.3"),
+    ("data.max_images=100", "data.max_images: 0 -> 100"),
+])
+def test_a_change_of_splits_is_refused(faces, grown, change, shown):
+    with pytest.raises(UserError, match=rf"other splits \({shown}\); use --out for a new run directory"):
+        run(_config(faces, grown, [change]), quiet=True)
+
+
+def test_changed_images_under_a_run_are_refused(faces, grown, tmp_path):
+    data = tmp_path / "faces"
+    shutil.copytree(faces, data)
+    out = _copy(grown, tmp_path)
+    config = _config(data, out)
+    config["data"]["path"] = str(faces)  # same path spelling as the finished run, other images behind it
+    victim = sorted(faces.glob("*.jpg"))[0]
+    moved = tmp_path / victim.name
+    shutil.move(victim, moved)
+    try:
+        with pytest.raises(UserError, match="another set of images"):
+            run(config, quiet=True)
+    finally:
+        shutil.move(moved, victim)

@@ -1,0 +1,729 @@
+"""The sweep page: a sweep directory in (docs/sweep-directory.md), one self-contained HTML page out.
+
+:func:`read_sweep` reads ``sweep.json``, ``sweep.toml``, ``points.csv``, ``curves.csv``,
+``importances.json`` and ``best.toml`` (never ``study.db``, never any code) into a
+:class:`Sweep`; :func:`write_sweep_report` draws the page from it with
+``templates/sweep.html``. Every number on the page is a validation figure from the
+training part; the page says so and gives the command that measures the winner on the
+test part. A sweep with no complete point, only failed points, no curves (a classical
+model) or still running gives a page that says what is missing.
+
+The objective against each parameter is a marginal view: the complete points grouped
+by the parameter's value (choices) or in a few bins (numeric ranges), each group's
+mean with a 95% t interval, every point a dot. In a ``one-at-a-time`` sweep each panel
+holds only the base and the points that changed that one parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from facebench.errors import UserError
+from facebench.io import atomic_write_text
+from facebench.reports.plots import _grid, _styled, _styled_axes, new_figure, to_data_uri
+from facebench.reports.render import render, timestamp
+from facebench.reports.tables import Cell, Column, Table, format_metric, format_plain, format_seconds, is_missing, metric_cell, text_cell
+
+FORMAT = 1
+SECTIONS = [
+    ("headline", "The result"),
+    ("parameters", "Objective by parameter"),
+    ("importances", "Parameter importances"),
+    ("best", "Best points"),
+    ("curves", "Training curves"),
+    ("time", "Time"),
+    ("config", "Sweep config"),
+]
+TOP = 10  # rows of the best-points table
+CURVES_SHOWN = 5  # best complete points drawn in the training curves
+STATE_COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "failed": "#d62728"}
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str  # the objective's name: "age_mae" | "gender_accuracy"
+    column: str  # its points.csv column
+    metric: str  # its name for format_metric
+    direction: str  # "min" | "max"
+    label: str
+
+
+TASKS = {
+    "age_mae": Task("age_mae", "val_age_mae", "mae", "min", "age MAE (years)"),
+    "gender_accuracy": Task("gender_accuracy", "val_gender_accuracy", "accuracy", "max", "gender accuracy"),
+}
+
+
+@dataclass
+class Sweep:
+    """Everything the page reads from a sweep directory (missing files are empty)."""
+
+    dir: Path
+    info: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    config_text: str = ""
+    points: pd.DataFrame = field(default_factory=pd.DataFrame)
+    curves: pd.DataFrame | None = None
+    importances: dict[str, dict[str, float]] = field(default_factory=dict)
+    best_toml: str | None = None
+
+    @property
+    def objective(self) -> str:
+        return str(self.info.get("objective") or self.config.get("objective") or "age_mae")
+
+    @property
+    def tasks(self) -> list[Task]:
+        """The tasks of the objective (both for ``both``)."""
+        return list(TASKS.values()) if self.objective == "both" else [TASKS.get(self.objective, TASKS["age_mae"])]
+
+    @property
+    def measured(self) -> list[Task]:
+        """Every task with a value on some point."""
+        return [t for t in TASKS.values() if t.column in self.points and self.points[t.column].notna().any()]
+
+    @property
+    def params(self) -> list[str]:
+        return [c.removeprefix("param.") for c in self.points.columns if c.startswith("param.")]
+
+    @property
+    def space(self) -> dict[str, Any]:
+        space = self.config.get("space")
+        return space if isinstance(space, dict) else {}
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        return self.points[self.points["state"] == "complete"]
+
+    @property
+    def base_number(self) -> int | None:
+        n = self.info.get("base_point")
+        if isinstance(n, int) and n in set(self.points["number"]):
+            return n
+        flagged = self.points[self.points["is_base"]]
+        return int(flagged["number"].iloc[0]) if len(flagged) else None
+
+    def point(self, number: int | None) -> pd.Series | None:
+        if number is None:
+            return None
+        rows = self.points[self.points["number"] == number]
+        return rows.iloc[0] if len(rows) else None
+
+    def ranked(self, task: Task) -> pd.DataFrame:
+        """Complete points with a value for ``task``, best first (ties to the lower number)."""
+        c = self.complete.dropna(subset=[task.column])
+        key = c[task.column] if task.direction == "min" else -c[task.column]
+        return c.assign(_key=key).sort_values(["_key", "number"]).drop(columns="_key")
+
+    @property
+    def best_number(self) -> int | None:
+        """The point written to best.toml: ``best_point``, else the sweep's own rule.
+
+        A single objective: its best complete point. ``both``: on the Pareto front, the
+        point with the lowest MAE among those at least as accurate as the base (the whole
+        front when none is, or without a complete base).
+        """
+        n = self.info.get("best_point")
+        if isinstance(n, int) and n in set(self.points["number"]):
+            return n
+        if self.objective != "both":
+            ranked = self.ranked(self.tasks[0])
+            return int(ranked["number"].iloc[0]) if len(ranked) else None
+        done = self.complete.dropna(subset=["val_age_mae", "val_gender_accuracy"])
+        front = done[done["number"].isin(pareto(done))]
+        base = self.point(self.base_number)
+        if base is not None and base["state"] == "complete" and not is_missing(base["val_gender_accuracy"]):
+            good = front[front["val_gender_accuracy"] >= base["val_gender_accuracy"]]
+            front = good if len(good) else front
+        front = front.sort_values(["val_age_mae", "number"])
+        return int(front["number"].iloc[0]) if len(front) else None
+
+
+# ---- reading -------------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """A ``param.*`` cell as its value: JSON (numbers, lists, true/false) or the plain string."""
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.lower() == "true" if text.lower() in ("true", "false") else text
+
+
+def value_label(v: Any) -> str:
+    """How a parameter value is shown (and grouped): lists as JSON, booleans lower-case."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return format_plain(v)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV file ({exc})") from None
+
+
+def _points(raw: pd.DataFrame | None) -> pd.DataFrame:
+    numeric = ["seconds", "epochs_run", "objective"] + [
+        f"{t.column}{s}" for t in TASKS.values() for s in ("", "_low", "_high")
+    ]
+    raw = pd.DataFrame() if raw is None else raw
+    out = pd.DataFrame(index=raw.index)
+    out["number"] = pd.to_numeric(raw.get("number", pd.Series(index=raw.index, dtype=str)), errors="coerce")
+    out = out[out["number"].notna()].astype({"number": int})
+    raw = raw.loc[out.index]
+    for col in ("state", "reason"):
+        out[col] = raw[col].str.strip() if col in raw else ""
+    out["state"] = out["state"].str.lower()
+    for col in numeric:
+        out[col] = pd.to_numeric(raw[col], errors="coerce") if col in raw else np.nan
+    out["is_base"] = raw["is_base"].str.strip().str.lower().isin(["true", "1"]) if "is_base" in raw else False
+    for col in (c for c in raw.columns if c.startswith("param.")):
+        out[col] = [parse_value(v) for v in raw[col]]
+    return out.sort_values("number").reset_index(drop=True)
+
+
+def read_sweep(sweep_dir: str | os.PathLike[str]) -> Sweep:
+    """Read a sweep directory; only ``sweep.json`` is required.
+
+    Raises
+    ------
+    UserError
+        No such folder, no ``sweep.json``, a ``sweep.json`` of another format, or a file
+        that cannot be read.
+    """
+    d = Path(sweep_dir)
+    if not d.is_dir():
+        raise UserError(f"{d}: no such folder")
+    info_path = d / "sweep.json"
+    if not info_path.is_file():
+        raise UserError(f"{d}: not a sweep directory (no sweep.json); `facebench sweep` writes one")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{info_path}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        got = info.get("format") if isinstance(info, dict) else None
+        raise UserError(f"{info_path}: sweep format {got!r}, this facebench reads format {FORMAT}")
+    sweep = Sweep(dir=d, info=info)
+    toml_path = d / "sweep.toml"
+    if toml_path.is_file():
+        sweep.config_text = toml_path.read_text(encoding="utf-8")
+        try:
+            sweep.config = tomllib.loads(sweep.config_text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{toml_path}: not valid TOML ({exc})") from None
+    sweep.points = _points(_read_csv(d / "points.csv"))
+    curves = _read_csv(d / "curves.csv")
+    if curves is not None and "number" in curves and "epoch" in curves and len(curves):
+        sweep.curves = curves.apply(pd.to_numeric, errors="coerce").dropna(subset=["number", "epoch"])
+    imp_path = d / "importances.json"
+    if imp_path.is_file():
+        try:
+            imp = json.loads(imp_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(f"{imp_path}: not valid JSON ({exc})") from None
+        if isinstance(imp, dict):
+            sweep.importances = {k: {str(p): float(v) for p, v in d_.items()} for k, d_ in imp.items() if isinstance(d_, dict) and d_}
+    if (d / "best.toml").is_file():
+        sweep.best_toml = (d / "best.toml").read_text(encoding="utf-8")
+    return sweep
+
+
+# ---- the objective against each parameter ---------------------------------------------
+
+
+@dataclass
+class Group:
+    label: str
+    x: float  # where the group is drawn
+    y: np.ndarray  # the points' values
+    x_lo: float | None = None  # a bin's edges (numeric ranges)
+    x_hi: float | None = None
+    x_points: np.ndarray | None = None  # the points' own x (numeric axes)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.y))
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """95% t interval of the mean (None for one point)."""
+        n = len(self.y)
+        if n < 2:
+            return None
+        half = float(stats.t.ppf(0.975, n - 1) * np.std(self.y, ddof=1) / math.sqrt(n))
+        return self.mean - half, self.mean + half
+
+
+def _is_range(spec: Any) -> bool:
+    return isinstance(spec, dict) and "low" in spec and "high" in spec
+
+
+def _numeric(values: list[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def group_points(values: list[Any], y: np.ndarray, spec: Any, exact: bool = False) -> tuple[list[Group], bool, bool]:
+    """The points grouped for one parameter: ``(groups, numeric_axis, log_axis)``.
+
+    Choices group by value in the order of the space; a numeric range groups by value
+    when it has at most 4 distinct values (or ``exact``), else in 3-4 bins over the range.
+    """
+    ranged = _is_range(spec) or (spec is None and _numeric(values) and len(set(values)) > 4)
+    if not ranged:
+        order = [value_label(v) for v in spec] if isinstance(spec, list) else []
+        order += sorted({value_label(v) for v in values} - set(order))
+        labels = [value_label(v) for v in values]
+        groups = [Group(lab, float(i), y[[j for j, l in enumerate(labels) if l == lab]]) for i, lab in enumerate(order)]
+        return groups, False, False
+    x = np.array([float(v) for v in values])
+    log = bool(spec.get("log")) if isinstance(spec, dict) else False
+    distinct = sorted(set(x.tolist()))
+    if exact or len(distinct) <= 4:
+        return [Group(format_plain(v), v, y[x == v], x_points=x[x == v]) for v in distinct], True, log
+    lo = float(spec.get("low", x.min())) if isinstance(spec, dict) else float(x.min())
+    hi = float(spec.get("high", x.max())) if isinstance(spec, dict) else float(x.max())
+    k = 3 if len(x) < 12 else 4
+    edges = np.geomspace(lo, hi, k + 1) if log and lo > 0 else np.linspace(lo, hi, k + 1)
+    groups = []
+    for i in range(k):
+        inside = (x >= edges[i]) & ((x < edges[i + 1]) if i < k - 1 else (x <= edges[i + 1]))
+        if inside.any():
+            centre = math.sqrt(edges[i] * edges[i + 1]) if log and lo > 0 else (edges[i] + edges[i + 1]) / 2
+            label = f"{edges[i]:.3g}–{edges[i + 1]:.3g}"
+            groups.append(Group(label, centre, y[inside], float(edges[i]), float(edges[i + 1]), x[inside]))
+    return groups, True, log and lo > 0
+
+
+def _one_at_a_time(sweep: Sweep, param: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The base and the points that differ from it in ``param`` alone (None without a base)."""
+    base = sweep.point(sweep.base_number)
+    if base is None:
+        return None
+    others = [p for p in sweep.params if p != param]
+    same = [all(value_label(row[f"param.{o}"]) == value_label(base[f"param.{o}"]) for o in others) for _, row in frame.iterrows()]
+    return frame[same]
+
+
+@_styled
+def _marginal_figure(panels: list[dict[str, Any]], task: Task, base_value: float | None) -> str:
+    nrows, ncols = _grid(len(panels), 3)
+    fig = new_figure(3.4 * ncols, 2.7 * nrows + 0.2)
+    axes = _styled_axes(fig, nrows, ncols, sharey=True)
+    rng = np.random.default_rng(0)
+    for ax, panel in zip(axes.flat, panels):
+        groups, numeric, log = panel["groups"], panel["numeric"], panel["log"]
+        if log:
+            ax.set_xscale("log")
+        for g in (g for g in groups if len(g.y)):
+            xs = g.x_points if numeric else g.x + rng.uniform(-0.12, 0.12, len(g.y))
+            ax.scatter(xs, g.y, s=14, color="#1f77b4", alpha=0.45, linewidths=0, zorder=2)
+            ci = g.interval
+            yerr = None if ci is None else [[g.mean - ci[0]], [ci[1] - g.mean]]
+            xerr = None
+            if g.x_lo is not None:
+                xerr = [[g.x - g.x_lo], [g.x_hi - g.x]]
+            ax.errorbar([g.x], [g.mean], yerr=yerr, xerr=xerr, fmt="s", color="#17324f", markersize=5, capsize=3, linewidth=1.2, zorder=3)
+        if panel["connect"] and len(groups) > 1:
+            ax.plot([g.x for g in groups if len(g.y)], [g.mean for g in groups if len(g.y)], color="#17324f", linewidth=0.8, zorder=2)
+        if panel["base_x"] is not None and base_value is not None:
+            ax.scatter([panel["base_x"]], [base_value], marker="*", s=90, color="#e6550d", zorder=4, label="base")
+        if base_value is not None:
+            ax.axhline(base_value, color="#e6550d", linewidth=0.8, linestyle=":", zorder=1)
+        if not numeric:
+            ax.set_xticks([g.x for g in groups], [g.label for g in groups], rotation=20 if max((len(g.label) for g in groups), default=0) > 6 else 0, ha="right" if max((len(g.label) for g in groups), default=0) > 6 else "center")
+            ax.set_xlim(-0.5, len(groups) - 0.5)
+        ax.set_title(panel["param"])
+    ys = np.concatenate([g.y for panel in panels for g in panel["groups"]] + [np.array([base_value] if base_value is not None else [])])
+    if ys.size:  # the points set the scale; a wide interval of few points is cut at the edge
+        pad = max(0.15 * float(ys.max() - ys.min()), 0.02 * max(abs(float(ys.max())), 1e-3))
+        axes.flat[0].set_ylim(float(ys.min()) - pad, float(ys.max()) + pad)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"validation {task.label}")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    return to_data_uri(fig)
+
+
+def parameters_section(sweep: Sweep) -> dict[str, Any]:
+    """Per task of the objective: one figure (a panel per parameter) and the group means table."""
+    one_at_a_time = sweep.info.get("method", sweep.config.get("method")) == "one-at-a-time"
+    if not sweep.params:
+        return {"message": "points.csv has no point yet: nothing to plot.", "tasks": [], "one_at_a_time": one_at_a_time}
+    out: list[dict[str, Any]] = []
+    base = sweep.point(sweep.base_number)
+    for task in [t for t in sweep.tasks if t in sweep.measured]:
+        frame = sweep.complete.dropna(subset=[task.column])
+        if not len(frame):
+            continue
+        panels, rows = [], []
+        base_value = None if base is None or base["state"] != "complete" or is_missing(base[task.column]) else float(base[task.column])
+        for param in sweep.params:
+            sub = frame
+            if one_at_a_time:
+                sub = _one_at_a_time(sweep, param, frame)
+                sub = frame if sub is None else sub
+            values = list(sub[f"param.{param}"])
+            y = sub[task.column].to_numpy(dtype=float)
+            spec = sweep.space.get(param)
+            groups, numeric, log = group_points(values, y, spec, exact=one_at_a_time)
+            base_x = None
+            if base is not None:
+                bv = base[f"param.{param}"]
+                if numeric and not is_missing(bv):
+                    base_x = float(bv)
+                elif not numeric:
+                    base_x = next((g.x for g in groups if g.label == value_label(bv)), None)
+            panels.append({"param": param, "groups": groups, "numeric": numeric, "log": log, "base_x": base_x,
+                           "connect": one_at_a_time and numeric})
+            for g in groups:
+                if not len(g.y):
+                    continue
+                ci = g.interval
+                cell = metric_cell(task.metric, g.mean, *(ci or (None, None)))
+                rows.append([text_cell(param), text_cell(g.label), Cell(value=len(g.y), text=str(len(g.y))), cell])
+        table = Table(f"groups_{task.key}", f"Validation {task.label} by parameter value", [
+            Column("param", "Parameter"), Column("value", "Value or bin"), Column("n", "Points", True),
+            Column("mean", f"Mean {task.label}", True),
+        ], rows, note="Mean over the complete points in each group with its 95% t interval (none for a single point).")
+        if one_at_a_time:
+            caption = ("One at a time (the study's independent-variable design): each panel is the base and the points "
+                       "that changed only that parameter, every other parameter at the base's value. ")
+        else:
+            caption = ("Every other parameter marginalised: all complete points, grouped by this parameter's value "
+                       "(or in bins over its range). ")
+        caption += (f"Squares: each group's mean validation {task.label} with its 95% t interval (a bar across a bin "
+                    f"spans the bin; an interval wider than the points is cut at the panel's edge); dots: single points; "
+                    f"star and dotted line: the base point.")
+        out.append({"label": task.label, "figure": _marginal_figure(panels, task, base_value), "caption": caption, "table": table})
+    if not out:
+        return {"message": "No complete point with a validation value yet: nothing to plot.", "tasks": [], "one_at_a_time": one_at_a_time}
+    return {"tasks": out, "one_at_a_time": one_at_a_time}
+
+
+# ---- importances, best points, curves, time --------------------------------------------
+
+
+@_styled
+def _importance_figure(importances: dict[str, dict[str, float]]) -> str:
+    n = max(len(v) for v in importances.values())
+    fig = new_figure(3.8 * len(importances), 0.35 * n + 1.0)
+    axes = _styled_axes(fig, 1, len(importances))
+    for ax, (key, imp) in zip(axes.flat, importances.items()):
+        names = sorted(imp, key=lambda p: -imp[p])
+        vals = [imp[p] for p in names]
+        ax.barh(range(len(names)), vals, color="#3182bd", height=0.6)
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()
+        for i, v in enumerate(vals):
+            ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
+        ax.set_xlim(0, max(vals + [0.01]) * 1.25)
+        ax.set_title(TASKS[key].label if key in TASKS else key)
+        ax.set_xlabel("importance")
+    return to_data_uri(fig)
+
+
+def importances_section(sweep: Sweep) -> dict[str, Any]:
+    imp = {k: v for k, v in sweep.importances.items() if v}
+    if not imp:
+        return {"message": "No importances: importances.json is absent or empty (Optuna needs at least 3 complete points)."}
+    return {"figure": _importance_figure(imp), "caption": (
+        "Optuna's fANOVA-type importance of each parameter for the validation value of each task, over the complete "
+        "points: the share of the variance of the objective that the parameter explains. Few points make it rough.")}
+
+
+def pareto(frame: pd.DataFrame) -> set[int]:
+    """Numbers of the points no other point beats on both age MAE and gender accuracy."""
+    f = frame.dropna(subset=["val_age_mae", "val_gender_accuracy"])
+    m, a, nums = f["val_age_mae"].to_numpy(), f["val_gender_accuracy"].to_numpy(), f["number"].to_numpy()
+    front = set()
+    for i in range(len(f)):
+        dominated = ((m <= m[i]) & (a >= a[i]) & ((m < m[i]) | (a > a[i]))).any()
+        if not dominated:
+            front.add(int(nums[i]))
+    return front
+
+
+def _point_label(sweep: Sweep, number: int) -> str:
+    tags = [t for t, on in (("base", number == sweep.base_number), ("best", number == sweep.best_number)) if on]
+    return f"#{number}" + (f" ({', '.join(tags)})" if tags else "")
+
+
+def _metric_cell(row: pd.Series, task: Task) -> Cell:
+    cell = metric_cell(task.metric, row[task.column], row[f"{task.column}_low"], row[f"{task.column}_high"])
+    cell.ref = f"{int(row['number'])}|{task.column}"
+    return cell
+
+
+def best_section(sweep: Sweep) -> dict[str, Any]:
+    if not len(sweep.complete):
+        return {"message": "No complete point yet."}
+    front = pareto(sweep.complete) if sweep.objective == "both" else set()
+    if sweep.objective == "both":
+        c = sweep.complete.dropna(subset=["val_age_mae"])
+        ranked = c.assign(_f=~c["number"].isin(front)).sort_values(["_f", "val_age_mae", "number"])
+        order_note = "Points on the Pareto front first (no other point has both a lower MAE and a higher accuracy), then by age MAE."
+    else:
+        ranked = sweep.ranked(sweep.tasks[0])
+        order_note = f"Complete points ordered by validation {sweep.tasks[0].label}, best first."
+    shown = ranked.head(TOP)
+    base = sweep.base_number
+    if base is not None and base not in set(shown["number"]) and base in set(sweep.complete["number"]):
+        shown = pd.concat([shown, sweep.complete[sweep.complete["number"] == base]])
+    tasks = sweep.measured
+    has_epochs = sweep.points["epochs_run"].notna().any()
+    cols = [Column("point", "Point")] + [Column(t.column, f"Validation {t.label}", True) for t in tasks]
+    if front:
+        cols.append(Column("pareto", "Pareto front"))
+    cols.append(Column("seconds", "Seconds", True))
+    if has_epochs:
+        cols.append(Column("epochs_run", "Epochs", True))
+    cols += [Column(f"param.{p}", p) for p in sweep.params]
+    rows = []
+    for _, r in shown.iterrows():
+        row = [text_cell(_point_label(sweep, int(r["number"])))] + [_metric_cell(r, t) for t in tasks]
+        if front:
+            row.append(text_cell("yes" if int(r["number"]) in front else "no"))
+        row.append(Cell(value=r["seconds"], text=format_seconds(r["seconds"])))
+        if has_epochs:
+            row.append(Cell(value=r["epochs_run"], text=format_metric("n", r["epochs_run"])))
+        row += [text_cell(value_label(r[f"param.{p}"])) for p in sweep.params]
+        rows.append(row)
+    table = Table("best_points", f"The best {min(TOP, len(ranked))} of {len(sweep.complete)} complete points", cols, rows,
+                  note=order_note + " Validation metrics with their 95% bootstrap interval over the validation faces"
+                  + ("; the base is added at the end when it is not among them." if base is not None else "."))
+    for t in tasks:
+        table.mark_best(t.column, t.direction)
+    return {"table": table}
+
+
+@_styled
+def _curves_figure(sweep: Sweep, numbers: list[int], pruned: list[int]) -> str:
+    curves = sweep.curves
+    keys = [k for k in ("val_loss", "val_age_mae", "val_gender_accuracy") if k in curves and curves[k].notna().any()]
+    fig = new_figure(3.6 * len(keys), 2.9)
+    axes = _styled_axes(fig, 1, len(keys))
+    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b"]
+    base = sweep.base_number
+    for ax, key in zip(axes.flat, keys):
+        for n in pruned:
+            c = curves[curves["number"] == n].sort_values("epoch")
+            ax.plot(c["epoch"], c[key], color="#ff7f0e", alpha=0.35, linewidth=1.0, label="pruned")
+            ax.scatter(c["epoch"].iloc[-1:], c[key].iloc[-1:], marker="x", color="#ff7f0e", alpha=0.6, s=18)
+        for i, n in enumerate(numbers):
+            c = curves[curves["number"] == n].sort_values("epoch")
+            style = {"color": "#333", "linestyle": "--"} if n == base else {"color": palette[i % len(palette)]}
+            ax.plot(c["epoch"], c[key], linewidth=1.5, marker="o", markersize=2.5, label=_point_label(sweep, n), **style)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("epoch")
+    seen: dict[str, Any] = {}
+    for h, lab in zip(*axes.flat[0].get_legend_handles_labels()):
+        seen.setdefault(lab, h)
+    fig.legend(list(seen.values()), list(seen), loc="outside upper center", ncols=min(len(seen), 6))
+    return to_data_uri(fig)
+
+
+def curves_section(sweep: Sweep) -> dict[str, Any]:
+    if sweep.curves is None or not len(sweep.curves):
+        base = str(sweep.info.get("base", sweep.config.get("base", "")))
+        classical = not base.startswith("cnn") if base else sweep.points["epochs_run"].isna().all()
+        return {"message": "A classical model: it has no training curves." if classical
+                else "No curves.csv yet: no point has finished an epoch."}
+    have = set(sweep.curves["number"].astype(int))
+    ranked = sweep.ranked(sweep.tasks[0]) if sweep.tasks[0] in sweep.measured else sweep.complete
+    numbers = [int(n) for n in ranked["number"] if int(n) in have][:CURVES_SHOWN]
+    base = sweep.base_number
+    if base is not None and base in have and base not in numbers and base in set(sweep.complete["number"]):
+        numbers.append(base)
+    pruned = [int(n) for n in sweep.points.loc[sweep.points["state"] == "pruned", "number"] if int(n) in have]
+    if not numbers and not pruned:
+        return {"message": "No complete or pruned point has a training curve yet."}
+    return {"figure": _curves_figure(sweep, numbers, pruned), "caption": (
+        f"Validation curves per epoch of the best {len(numbers)} complete points (the base dashed) and, faded, the "
+        f"{len(pruned)} pruned point{'' if len(pruned) == 1 else 's'}: each stops (×) at the epoch it was pruned.")}
+
+
+@_styled
+def _time_figure(points: pd.DataFrame, budget_s: float | None) -> str:
+    fig = new_figure(9.0, 2.8)
+    ax1, ax2 = _styled_axes(fig, 1, 2)[0]
+    seconds = points["seconds"].fillna(0).to_numpy(dtype=float)
+    for state, color in STATE_COLORS.items():
+        sel = (points["state"] == state).to_numpy()
+        if sel.any():
+            ax1.bar(points["number"].to_numpy()[sel], seconds[sel], color=color, label=state)
+    ax1.set_xlabel("point")
+    ax1.set_ylabel("seconds")
+    ax1.legend()
+    ax2.plot(points["number"], np.cumsum(seconds) / 60, marker="o", markersize=3, color="#17324f", label="spent")
+    if budget_s:
+        ax2.axhline(budget_s / 60, color="#d62728", linestyle="--", linewidth=1, label="budget")
+    ax2.set_xlabel("point")
+    ax2.set_ylabel("cumulative minutes")
+    ax2.legend()
+    return to_data_uri(fig)
+
+
+def _minutes(s: Any) -> str:
+    return "—" if is_missing(s) else f"{float(s) / 60:.1f} min"
+
+
+def time_section(sweep: Sweep) -> dict[str, Any]:
+    p = sweep.points
+    budget = sweep.info.get("budget_minutes", sweep.config.get("budget_minutes"))
+    budget_s = float(budget) * 60 if isinstance(budget, (int, float)) and budget > 0 else None
+    out: dict[str, Any] = {"facts": [
+        ("Points", str(len(p))),
+        ("Spent", _minutes(sweep.info.get("elapsed_s", p["seconds"].sum()))),
+        ("Budget", _minutes(budget_s) if budget_s else "none"),
+        ("Median per complete point", format_seconds(sweep.complete["seconds"].median()) + " s" if len(sweep.complete) else "—"),
+        ("Pruned", str(int((p["state"] == "pruned").sum()))),
+        ("Failed", str(int((p["state"] == "failed").sum()))),
+    ]}
+    if len(p):
+        out["figure"] = _time_figure(p, budget_s)
+    for state in ("failed", "pruned"):
+        sel = p[p["state"] == state]
+        rows = [[text_cell(f"#{int(r['number'])}"), Cell(value=r["seconds"], text=format_seconds(r["seconds"])),
+                 text_cell(r["reason"] or "no reason recorded")] for _, r in sel.iterrows()]
+        out[state] = Table(state, f"{state.capitalize()} points", [Column("point", "Point"), Column("seconds", "Seconds", True),
+                           Column("reason", "Reason")], rows, wrap=True) if rows else None
+    return out
+
+
+# ---- the headline ------------------------------------------------------------------------
+
+
+def _comparison(sweep: Sweep, task: Task, best: int | None) -> dict[str, Any]:
+    """The best point against the base point on one task."""
+    out: dict[str, Any] = {"label": task.label}
+    b, base = sweep.point(best), sweep.point(sweep.base_number)
+    if b is None or is_missing(b[task.column]):
+        out["message"] = f"No complete point has a validation {task.label} yet."
+        return out
+    out["best"] = {"label": _point_label(sweep, best), "cell": _metric_cell(b, task)}
+    if base is None:
+        out["message"] = "No point has the base's own parameters: nothing to compare the best point with."
+    elif base["state"] != "complete" or is_missing(base[task.column]):
+        out["message"] = f"The base point #{int(base['number'])} is {base['state']}: nothing to compare the best point with."
+    elif int(base["number"]) == best:
+        out["message"] = "The base's own parameters are the best point found."
+    else:
+        diff = float(b[task.column]) - float(base[task.column])
+        better = diff < 0 if task.direction == "min" else diff > 0
+        fmt = "{:+.2f}" if task.metric == "mae" else "{:+.3f}"
+        overlap = not (b[f"{task.column}_high"] < base[f"{task.column}_low"] or b[f"{task.column}_low"] > base[f"{task.column}_high"])
+        out["base"] = {"label": _point_label(sweep, int(base["number"])), "cell": _metric_cell(base, task)}
+        out["difference"] = fmt.format(diff)
+        out["verdict"] = ("better" if better else "worse" if diff else "the same") + (
+            "; the two intervals overlap, so the gain may be noise of the validation part" if overlap and diff else "")
+    return out
+
+
+def headline(sweep: Sweep) -> dict[str, Any]:
+    info, cfg, p = sweep.info, sweep.config, sweep.points
+    counts = {s: int((p["state"] == s).sum()) for s in ("complete", "pruned", "failed")}
+    budget = info.get("budget_minutes", cfg.get("budget_minutes"))
+    elapsed = info.get("elapsed_s")
+    spent = _minutes(elapsed)
+    if isinstance(budget, (int, float)) and budget > 0 and not is_missing(elapsed):
+        spent += f" of {budget:g} min ({100 * float(elapsed) / (budget * 60):.0f} %)"
+    val = info.get("validation") if isinstance(info.get("validation"), dict) else {}
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    best = sweep.best_number
+    comparisons = [_comparison(sweep, t, best) for t in sweep.tasks]
+    command = None
+    if sweep.best_toml is not None:
+        command = f"facebench run --data {shlex.quote(str(data.get('path') or 'D'))} --config {shlex.quote(str(sweep.dir / 'best.toml'))}"
+    n_val, n_train = val.get("n_val"), val.get("n_train")
+    fraction = cfg.get("validation")
+    where = f"{n_val:,} faces" if isinstance(n_val, int) else "faces"
+    if isinstance(n_train, int):
+        where += f" held out of the training part ({n_train:,} left to train on"
+        where += f", validation fraction {fraction:g})" if isinstance(fraction, (int, float)) else ")"
+    else:
+        where += " held out of the training part"
+    return {
+        "base": info.get("base", cfg.get("base", "?")),
+        "method": info.get("method", cfg.get("method", "?")),
+        "objective": sweep.objective,
+        "counts": counts,
+        "requested": info.get("n_requested", cfg.get("n")),
+        "spent": spent,
+        "stopped_by": info.get("stopped_by"),
+        "running": info.get("finished") is None,
+        "started": info.get("started"),
+        "finished": info.get("finished"),
+        "test_read": bool(val.get("test_part_read")),
+        "validation": where,
+        "comparisons": comparisons,
+        "best_number": best,
+        "command": command,
+        "best_toml": sweep.best_toml,
+        "machine": ", ".join(str(x) for x in (info.get("cpu"), f"{info['cores']} cores" if info.get("cores") else None) if x),
+    }
+
+
+def write_sweep_report(sweep_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+    """Write the sweep page from the sweep directory alone.
+
+    Parameters
+    ----------
+    sweep_dir : path
+        A sweep directory (docs/sweep-directory.md), finished or still running; only
+        ``sweep.json`` is required.
+    out : path, optional
+        The HTML file to write; default ``sweep_dir/report.html``.
+
+    Returns
+    -------
+    Path of the page.
+
+    Raises
+    ------
+    UserError
+        If ``sweep_dir`` is not a sweep directory of this facebench's format.
+    """
+    sweep = read_sweep(sweep_dir)
+    from facebench import __version__
+
+    html = render(
+        "sweep.html",
+        sections=SECTIONS,
+        name=sweep.dir.resolve().name,
+        h=headline(sweep),
+        parameters=parameters_section(sweep),
+        importances=importances_section(sweep),
+        best=best_section(sweep),
+        curves=curves_section(sweep),
+        time=time_section(sweep),
+        config_text=sweep.config_text,
+        generated=timestamp(),
+        version=__version__,
+    )
+    out = Path(out) if out is not None else sweep.dir / "report.html"
+    atomic_write_text(out, html)
+    return out
+
+
+__all__ = ["Sweep", "read_sweep", "write_sweep_report"]

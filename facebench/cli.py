@@ -91,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_run)
 
+    p = sub.add_parser("sweep", help="search a model's hyperparameters on a validation part of the training part",
+                       description="Evaluate points of a search space (grid, random, TPE or one parameter at a "
+                       "time) on a validation part carved from the training part; the test part is never read. "
+                       "Writes points.csv, best.toml (a run config that confirms the winner on the test part) and "
+                       "report.html. Rerunning the same command resumes.")
+    p.add_argument("--data", default=None, help="folder of UTKFace-named images or CSV manifest; "
+                   "default: data.path of --config")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", default=None, help="seed-scope (the study's own open question)")
+    g.add_argument("--config", type=Path, default=None, help="a sweep TOML file")
+    p.add_argument("--out", type=Path, default=None, help="sweep directory (default: sweeps/<preset or base>-<dataset>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a sweep key, e.g. --set n=8 --set budget_minutes=20")
+    p.add_argument("--dask", default=None, metavar="ADDRESS", help="evaluate points on an existing Dask scheduler")
+    p.add_argument("--force", action="store_true", help="start the sweep again instead of resuming")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_sweep)
+
     p = sub.add_parser("report", help="rebuild a run's report.html, or put several runs side by side",
                        description="Rebuild RUN_DIR/report.html from the run directory alone (no model is loaded, "
                        "nothing is trained). With several run directories and --out, write one page that puts "
@@ -135,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="the models facebench knows, one line each",
                        description="Every registered model: name, tasks, features, estimator, input, and what it is.")
+    p.add_argument("--params", default=None, metavar="NAME",
+                   help="list the parameters a variant of NAME may set (classical: scikit-learn names; cnn:NAME)")
     p.set_defaults(func=_cmd_models)
 
     for p in sub.choices.values():
@@ -212,6 +232,26 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .compare.sweep import sweep
+    from .compare.sweep_config import load_sweep_config
+    from .reports.sweep import write_sweep_report
+
+    if args.preset is None and args.config is None:
+        raise UserError("give --config SWEEP.toml or --preset seed-scope")
+    out = args.out
+    if out is None and args.config is not None and (args.config.parent / "sweep.json").is_file():
+        out = args.config.parent  # a sweep's own sweep.toml resumes that sweep where it now lies
+    config = load_sweep_config(preset=args.preset, path=args.config, overrides=args.overrides,
+                               data=args.data, out=out, dask=args.dask)
+    sweep_dir = sweep(config, force=args.force, quiet=args.quiet, command=_command_line())
+    print(f"report: {write_sweep_report(sweep_dir)}")
+    best = sweep_dir / "best.toml"
+    if best.is_file():
+        print(f"confirm on the test part: facebench run --config {best}")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from .reports import write_report
 
@@ -248,12 +288,14 @@ def _cmd_explain(args) -> int:
 
 
 def _cmd_models(args) -> int:
+    if args.params:
+        return _model_params(args.params)
     from .baselines import MODEL_TASKS, describe
     from .baselines.registry import TYPICAL_FIT_S_5K
-    from .cnn import MODEL_NAMES
+    from .cnn import cnn_names
     from .cnn import describe as describe_cnn
 
-    rows = [describe(name) for name in MODEL_TASKS] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in MODEL_NAMES]
+    rows = [describe(name) for name in MODEL_TASKS] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in cnn_names()]
     # measured on the 5k subset (benchmarks/RESULTS.md); the default CNN per epoch, from a quick run
     fits = {name: f"{s:.0f} s" for name, s in TYPICAL_FIT_S_5K.items()} | {"cnn:default": "8 s/epoch"}
     width = max(len(r["name"]) for r in rows)
@@ -269,7 +311,37 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _model_params(name: str) -> int:
+    """Every parameter a variant of ``name`` may set, with its default."""
+    from .baselines import MODEL_TASKS
+    from .compare.variants import cnn_presets, settable_params
+
+    if name.startswith("cnn:") and name[4:] in cnn_presets():
+        from .cnn import default_params
+
+        params = default_params(name[4:])
+        where = f"[cnn.NAME] with base = {name[4:]!r}"
+    elif name in MODEL_TASKS:
+        params = settable_params(name)
+        where = f"[classical.NAME] with base = {name!r}, params = {{...}} (a unique ending of a name works too)"
+    else:
+        known = ", ".join([*MODEL_TASKS, *(f"cnn:{n}" for n in cnn_presets())])
+        raise UserError(f"--params {name!r}: unknown model; known: {known}")
+    width = max(len(k) for k in params)
+    for key, value in params.items():
+        print(f"{key:<{width}}  {_plain(value)!r}")
+    print(f"set them in a variant: {where}")
+    return 0
+
+
 # --------------------------------------------------------------------------- helpers
+
+
+def _plain(value):
+    """NumPy scalars and tuples as a user writes them in TOML."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
 
 class _OneLine(logging.Formatter):

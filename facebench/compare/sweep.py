@@ -1,0 +1,683 @@
+"""Hyperparameter sweeps: points of a search space, each measured on a validation part of the training part.
+
+``sweep(config)`` draws the first trial's split exactly as ``facebench run`` does
+(same seed, test size and data), keeps its training part only (the test images are
+never decoded, so never read), carves a stratified validation part from it, and
+evaluates points of the space with Optuna (TPE, random or grid samplers; or the
+study's "independent variable" design, one parameter at a time around the base). The
+study lives in ``study.db`` in the sweep directory: rerunning the same command resumes,
+and a killed sweep loses at most the points in flight. CNN points are pruned from
+their per-epoch validation loss (Optuna's median pruner) when the objective is single.
+
+The sweep directory's contract is ``docs/sweep-directory.md``. Confirming the winner on
+the test part, with trials and paired tests, is ``facebench run --config best.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..data import decode, load_dataset, make_split
+from ..errors import UserError
+from ..io import atomic_write, atomic_write_text, writable_dir, write_json
+from ..machine import cpu_name, usable_cores
+from .config import dumps
+from .metrics import age_bootstrap, bootstrap_indices, gender_bootstrap, percentile_interval
+from .sweep_config import (decode_value, encode, grid_points, is_cnn, is_int_range, model_definition,
+                           one_at_a_time_points, resolve_sweep, science)
+
+log = logging.getLogger("facebench.sweep")
+
+SWEEP_FILE, INFO_FILE, POINTS_FILE, CURVES_FILE = "sweep.toml", "sweep.json", "points.csv", "curves.csv"
+IMPORTANCES_FILE, BEST_FILE, STUDY_FILE, LOG_FILE = "importances.json", "best.toml", "study.db", "sweep.log"
+REPORT_FILE = "report.html"
+FORMAT = 1
+#: Name of the winner in best.toml, beside its base.
+BEST_NAME = "sweep-best"
+METRICS = ("val_age_mae", "val_gender_accuracy")
+
+#: Called with one line per finished CNN epoch (the command line shows it in its progress bar).
+EPOCH_LISTENERS: list = []
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def sweep(config: dict, *, force: bool = False, quiet: bool = False, command: str | None = None) -> Path:
+    """Run (or resume) a sweep; return the sweep directory."""
+    import optuna
+
+    from ..rundir import lock
+
+    config = resolve_sweep(config)
+    if not config["data"]["path"]:
+        raise UserError("no dataset: give --data PATH (a folder of UTKFace-named images or a CSV manifest)")
+    out = sweep_dir_for(config)
+    writable_dir(out, "--out")
+    with lock.hold(out, command or ""):
+        _check_resumable(out, config, force)
+        if force:
+            for name in (STUDY_FILE, POINTS_FILE, CURVES_FILE, IMPORTANCES_FILE, BEST_FILE, INFO_FILE, REPORT_FILE):
+                (out / name).unlink(missing_ok=True)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        handler = _log_to(out / LOG_FILE)
+        try:
+            return _sweep(config, out, quiet=quiet, command=command)
+        finally:
+            logging.getLogger("facebench").removeHandler(handler)
+            handler.close()
+
+
+def _sweep(config, out, *, quiet, command):
+    started = time.perf_counter()
+    atomic_write_text(out / SWEEP_FILE, dumps(config))
+    data = validation_data(config)
+    _say(quiet, f"{data['n_fit']} training and {data['n_val']} validation faces from the training part "
+                f"({data['n_test_unread']} test faces never read)")
+    study = _study(out, config)
+    previous = _read_info(out)
+    info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.sweep",
+            "started": previous.get("started") or _now(), "finished": None,
+            "elapsed_s": float(previous.get("elapsed_s") or 0.0), "base": config["base"],
+            "method": config["method"], "objective": config["objective"], "n_requested": config["n"],
+            "budget_minutes": config["budget_minutes"], "stopped_by": None,
+            "counts": {}, "validation": {"n_train": data["n_fit"], "n_val": data["n_val"], "test_part_read": False},
+            "cpu": cpu_name(), "cores": usable_cores(), "base_point": None,
+            "pruning": is_cnn(config) and config["objective"] != "both" and not config["dask"]}
+    spent_before = info["elapsed_s"]
+    _recover_interrupted(study)
+    planned = _plan(study, config)
+    base_values = base_point_values(config)
+
+    from tqdm.auto import tqdm
+
+    total = planned + 1
+    bar = tqdm(total=total, initial=min(_finished(study), total), desc="points", unit="point", disable=quiet,
+               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
+    EPOCH_LISTENERS.append(bar.set_postfix_str)
+    stopped_by = None
+    try:
+        while True:
+            done = _finished(study)
+            if done >= total:
+                stopped_by = "n" if config["method"] in ("tpe", "random") or config["n"] else "grid exhausted"
+                break
+            spent = spent_before + time.perf_counter() - started
+            if spent >= config["budget_minutes"] * 60:
+                stopped_by = "budget"
+                break
+            batch = _batch_size(config, total - done)
+            trials = [study.ask() for _ in range(batch)]
+            points = [_point_params(t, config, base_values) for t in trials]
+            for trial, result in zip(trials, _evaluate(trials, points, config, data), strict=True):
+                _tell(study, trial, result, config)
+                bar.set_postfix_str(_describe_result(trial.number, result))
+                bar.update()
+            info["elapsed_s"] = round(spent_before + time.perf_counter() - started, 1)
+            _write_outputs(out, study, config, base_values, info)
+    finally:
+        EPOCH_LISTENERS.remove(bar.set_postfix_str)
+        bar.close()
+    info["elapsed_s"] = round(spent_before + time.perf_counter() - started, 1)
+    info["stopped_by"] = stopped_by
+    info["finished"] = _now()
+    points = _write_outputs(out, study, config, base_values, info)
+    if not quiet:
+        print(summary(points, config), file=sys.stderr)
+    return out
+
+
+# --------------------------------------------------------------------------- data
+
+
+def validation_data(config: dict) -> dict:
+    """The training part of the run's first split, cut into fit and validation rows; images decoded.
+
+    The split is ``make_split(table, seed, test_size)`` on the same table as ``facebench
+    run`` builds (same data, ``max_images``), so the run's trial 0 test part is exactly
+    the one never read here.
+    """
+    dataset = load_dataset(config["data"]["path"])
+    table = dataset.table
+    if config["data"]["max_images"] and config["data"]["max_images"] < len(table):
+        from .runner import _limit
+
+        table = _limit(table, config["data"]["max_images"], config["seed"])
+    if len(table) < 40:
+        raise UserError(f"--data {config['data']['path']}: only {len(table)} usable image(s); a sweep needs 40")
+    train, test = make_split(table, seed=config["seed"], test_size=config["test_size"])
+    part = table.iloc[np.sort(np.asarray(train))].reset_index(drop=True)
+    fit_rows, val_rows = make_split(part, seed=config["seed"] + 10_000, test_size=config["validation"])
+    return {"table": part, "fit": np.sort(np.asarray(fit_rows)), "val": np.sort(np.asarray(val_rows)),
+            "n_fit": len(fit_rows), "n_val": len(val_rows), "n_test_unread": len(test)}
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def _study(out: Path, config: dict):
+    import optuna
+
+    sampler = _sampler(config)
+    storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
+    both = config["objective"] == "both"
+    direction = {"age_mae": "minimize", "gender_accuracy": "maximize"}.get(config["objective"])
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3)
+              if is_cnn(config) and not both else optuna.pruners.NopPruner())
+    kwargs = {"directions": ["minimize", "maximize"]} if both else {"direction": direction}
+    try:
+        return optuna.create_study(storage=storage, study_name="sweep", sampler=sampler, pruner=pruner,
+                                   load_if_exists=True, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign study.db
+        raise UserError(f"{out / STUDY_FILE}: cannot open the sweep's study ({type(exc).__name__}); "
+                        "use --force to start the sweep again") from None
+
+
+def _sampler(config: dict):
+    import optuna
+
+    seed = config["seed"]
+    if config["method"] == "tpe":
+        startup = min(10, max(4, config["n"] // 3))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                          constant_liar=True)
+    return optuna.samplers.RandomSampler(seed=seed)  # grid and one-at-a-time points are enqueued
+
+
+def _plan(study, config: dict) -> int:
+    """Enqueue the base point and the listed points not yet in the study; return the points searched."""
+    known = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)
+             if not t.user_attrs.get("interrupted")}
+    if config["method"] == "grid":
+        points = grid_points(config)
+        if config["n"] and config["n"] < len(points):
+            order = np.random.default_rng(config["seed"]).permutation(len(points))[: config["n"]]
+            points = [points[i] for i in sorted(order)]
+    elif config["method"] == "one-at-a-time":
+        points = one_at_a_time_points(config, base_point_values(config))
+        points = points[: config["n"]] if config["n"] else points
+    else:
+        points = None
+    queue = [("base", {})] + [(_key(p), p) for p in points or ()]
+    for key, params in queue:
+        if key not in known:
+            # grid points fix their values in Optuna too (so that it can rank the parameters)
+            fixed = {k: encode(v) for k, v in params.items()} if config["method"] == "grid" else {}
+            study.enqueue_trial(fixed, user_attrs={"key": key, "point": json.dumps(params), "is_base": key == "base"},
+                                skip_if_exists=False)
+            known.add(key)
+    return len(points) if points is not None else config["n"]
+
+
+def _key(params: dict) -> str:
+    return json.dumps({k: encode(v) for k, v in sorted(params.items())}, sort_keys=True)
+
+
+def _recover_interrupted(study) -> None:
+    """Points a killed sweep left running are marked failed (interrupted) and planned again."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        study._storage.set_trial_user_attr(trial._trial_id, "key", f"interrupted-{trial.number}")
+        study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _finished(study) -> int:
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get("interrupted"))
+
+
+def _batch_size(config: dict, left: int) -> int:
+    if is_cnn(config) and not config["dask"]:
+        return 1  # TensorFlow already uses every core
+    from ..machine import resolve_n_jobs
+
+    return max(1, min(left, resolve_n_jobs(config["n_jobs"]) if not config["dask"] else 8))
+
+
+def _point_params(trial, config: dict, base_values: dict) -> dict:
+    """The point's parameter values: enqueued (base, grid, one-at-a-time) or suggested by the sampler."""
+    if "point" in trial.user_attrs:
+        params = json.loads(trial.user_attrs["point"])
+        if config["method"] == "grid" and params:
+            for name, value in params.items():  # so that Optuna knows them (importances)
+                trial.suggest_categorical(name, [encode(v) for v in _choices(config["space"][name])])
+            return {k: decode_value(_choices(config["space"][k]), encode(v)) for k, v in params.items()}
+        return params
+    out = {}
+    for name, spec in config["space"].items():
+        if isinstance(spec, list):
+            out[name] = decode_value(spec, trial.suggest_categorical(name, [encode(v) for v in spec]))
+        elif is_int_range(spec):
+            out[name] = trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1), log=spec["log"])
+        else:
+            out[name] = trial.suggest_float(name, spec["low"], spec["high"], step=spec.get("step"), log=spec["log"])
+    return out
+
+
+def _choices(spec):
+    from .sweep_config import listed_values
+
+    return listed_values(spec)
+
+
+def base_point_values(config: dict) -> dict:
+    """The value the base (with ``fixed``) has for each searched parameter."""
+    definition = model_definition(config, {})
+    if definition["kind"] == "cnn":
+        from ..cnn import resolve_params
+
+        resolved = resolve_params(definition["base"], definition["params"])
+        return {name: _jsonable(resolved.get(name)) for name in config["space"]}
+    from .variants import settable_params
+
+    settable = {**settable_params(config["base"]), **definition["params"]}
+    out = {}
+    for name in config["space"]:
+        full = model_definition(config, {name: _first(config["space"][name])})["params"]
+        key = next((k for k in full if k.endswith(name)), name)
+        out[name] = _jsonable(settable.get(key))
+    return out
+
+
+def _first(spec):
+    return spec[0] if isinstance(spec, list) else spec["low"]
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=lambda v: list(v) if isinstance(v, tuple) else str(v)))
+
+
+# --------------------------------------------------------------------------- evaluating points
+
+
+def _evaluate(trials, points, config, data):
+    """Each point's result dict, in order (classical points in parallel, CNN points one at a time)."""
+    if is_cnn(config) and not config["dask"]:
+        return [evaluate_point(p, config, data, trial=t) for t, p in zip(trials, points, strict=True)]
+    import joblib
+
+    from .runner import _parallel
+
+    shared = {**data, "table": data["table"]}
+    jobs = [joblib.delayed(evaluate_point)(p, config, shared) for p in points]
+    results = list(_parallel(jobs, {**config, "n_jobs": config["n_jobs"]}))
+    return results
+
+
+def evaluate_point(params: dict, config: dict, data: dict, trial=None) -> dict:
+    """Fit the base with ``params`` on the fit rows, measure it on the validation rows.
+
+    Returns ``{"state": "complete" | "pruned" | "failed", "reason", "seconds", "epochs_run",
+    "metrics": {...}, "curve": [...]}``; a point that cannot be built or fails is a
+    result with its one-line reason, never an exception.
+    """
+    start = time.perf_counter()
+    try:
+        definition = model_definition(config, params)
+        if definition["kind"] == "cnn":
+            result = _evaluate_cnn(definition, config, data, trial)
+        else:
+            result = _evaluate_classical(definition, config, data)
+    except Exception as exc:  # noqa: BLE001 - a failed point is recorded, the sweep goes on
+        log.info("point %s failed", params, exc_info=True)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        for prefix in ("config key 'cnn.sweep-point.", "config key 'classical.sweep-point."):
+            text = text.replace(prefix, "'")
+        kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
+        result = {"state": "failed", "reason": f"{kind}{text}"[:300], "metrics": {}, "curve": [],
+                  "epochs_run": None}
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def _evaluate_cnn(definition, config, data, trial):
+    from ..cnn import fit
+    from ..cnn.models import keras_module
+
+    params = definition["params"]
+    from ..cnn import resolve_params
+
+    resolved = resolve_params(definition["base"], params)
+    table = data["table"]
+    images = decode(table, size=resolved["image_size"], color=resolved["color"])
+    fit_rows, val_rows = data["fit"], data["val"]
+    keras = keras_module()
+    epochs = resolved["epochs"]
+    number = trial.number if trial is not None else "?"
+
+    class Watch(keras.callbacks.Callback):
+        pruned = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            seconds = time.perf_counter() - self.started
+            line = (f"point {number}: epoch {epoch + 1}/{epochs}, val loss {logs.get('val_loss', float('nan')):.3f}, "
+                    f"val age MAE {logs.get('val_age_mae', float('nan')):.2f}, {seconds:.1f} s/epoch")
+            log.info(line)
+            for listener in EPOCH_LISTENERS:
+                listener(line)
+            if trial is not None and config["objective"] != "both" and "val_loss" in logs:
+                trial.report(float(logs["val_loss"]), epoch)
+                if trial.should_prune():
+                    Watch.pruned = True
+                    self.model.stop_training = True
+
+    fitted = fit(definition["base"], np.asarray(images[fit_rows]), table["age"].to_numpy()[fit_rows],
+                 table["gender"].to_numpy()[fit_rows], params=params, seed=config["seed"], callbacks=[Watch()])
+    out = fitted.predict(np.asarray(images[val_rows]))
+    metrics = _metrics(table.iloc[val_rows], out, config)
+    history = fitted.history
+    curve = [{"epoch": i + 1, **{k: history[k][i] for k in ("loss", "val_loss", "val_age_mae",
+                                                            "val_gender_accuracy") if k in history}}
+             for i in range(len(history.get("loss", [])))]
+    state = "pruned" if Watch.pruned else "complete"
+    reason = f"pruned after epoch {len(curve)} (validation loss above the median)" if Watch.pruned else ""
+    return {"state": state, "reason": reason, "metrics": metrics, "curve": curve, "epochs_run": len(curve)}
+
+
+def _evaluate_classical(definition, config, data):
+    from ..baselines import predict_outputs
+    from .units import prepare_features
+    from .variants import build_classical, classical_tasks
+
+    run_config = {"features": config["features"],
+                  "classical": {"point": {"base": definition["base"], "params": definition["params"]}}}
+    table = data["table"]
+    tasks = classical_tasks(run_config, "point")
+    inputs = prepare_features(table, run_config, [{"model": "point", "tasks": tasks}])["point"]
+    features = np.load(inputs["file"], mmap_mode="r")
+    fit_rows, val_rows = data["fit"], data["val"]
+    out = {}
+    for task in tasks:
+        model = build_classical(run_config, "point", task, random_state=config["seed"], n_jobs=1)
+        head = model[1:]
+        head.fit(np.asarray(features[fit_rows]), table[task].to_numpy()[fit_rows])
+        out.update(predict_outputs(head, np.asarray(features[val_rows]), task))
+    return {"state": "complete", "reason": "", "metrics": _metrics(table.iloc[val_rows], out, config), "curve": [],
+            "epochs_run": None}
+
+
+def _metrics(rows: pd.DataFrame, out: dict, config: dict) -> dict:
+    """Validation MAE and accuracy with percentile-bootstrap 95 % intervals."""
+    n_boot = config["bootstrap"]
+    idx = bootstrap_indices(len(rows), n_boot, config["seed"]) if n_boot else None
+    metrics = {}
+    if "age" in out:
+        truth, pred = rows["age"].to_numpy(float), np.asarray(out["age"], float)
+        metrics["val_age_mae"] = float(np.mean(np.abs(pred - truth)))
+        low, high = percentile_interval(age_bootstrap(truth, pred, idx)["mae"]) if n_boot else (math.nan,) * 2
+        metrics |= {"val_age_mae_low": low, "val_age_mae_high": high}
+    if "gender" in out:
+        truth, pred = rows["gender"].to_numpy(int), np.asarray(out["gender"], int)
+        metrics["val_gender_accuracy"] = float(np.mean(pred == truth))
+        if n_boot:
+            low, high = percentile_interval(gender_bootstrap(truth, pred, None, idx)["accuracy"])
+        else:
+            low, high = math.nan, math.nan
+        metrics |= {"val_gender_accuracy_low": low, "val_gender_accuracy_high": high}
+    return metrics
+
+
+def _tell(study, trial, result: dict, config: dict) -> None:
+    from optuna.trial import TrialState
+
+    attrs = {"state": result["state"], "reason": result["reason"], "seconds": result["seconds"],
+             "epochs_run": result["epochs_run"], "metrics": result["metrics"], "curve": result["curve"]}
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    m = result["metrics"]
+    if result["state"] == "failed":
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    values = {"age_mae": m.get("val_age_mae"), "gender_accuracy": m.get("val_gender_accuracy")}
+    if config["objective"] == "both":
+        objective = [values["age_mae"], values["gender_accuracy"]]
+    else:
+        objective = values[config["objective"]]
+    if result["state"] == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, objective)
+
+
+def _describe_result(number, result) -> str:
+    m = result["metrics"]
+    parts = [f"point {number} {result['state']}"]
+    if "val_age_mae" in m:
+        parts.append(f"val MAE {m['val_age_mae']:.2f}")
+    if "val_gender_accuracy" in m:
+        parts.append(f"val acc {m['val_gender_accuracy']:.3f}")
+    return ", ".join(parts) + f" ({result['seconds']:.0f} s)"
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def points_table(study, config: dict, base_values: dict) -> pd.DataFrame:
+    """One row per finished point (interrupted ones left out); columns as docs/sweep-directory.md."""
+    from optuna.trial import TrialState
+
+    rows = []
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    for t in study.get_trials(deepcopy=False, states=states):
+        a = t.user_attrs
+        if a.get("interrupted") or "state" not in a:
+            continue
+        params = json.loads(a["point"]) if "point" in a else {
+            name: decode_value(config["space"][name], t.params.get(name)) for name in config["space"]}
+        m = a.get("metrics") or {}
+        row = {"number": t.number, "state": a["state"], "reason": a.get("reason", ""), "seconds": a.get("seconds"),
+               "epochs_run": a.get("epochs_run")}
+        for key in METRICS:
+            row[key] = m.get(key)
+            row[f"{key}_low"] = m.get(f"{key}_low")
+            row[f"{key}_high"] = m.get(f"{key}_high")
+        obj = {"age_mae": m.get("val_age_mae"), "gender_accuracy": m.get("val_gender_accuracy")}
+        row["objective"] = obj.get(config["objective"]) if a["state"] == "complete" else None
+        row["is_base"] = bool(a.get("is_base"))
+        for name in config["space"]:
+            value = params.get(name, base_values.get(name))
+            row[f"param.{name}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        rows.append(row)
+    columns = ["number", "state", "reason", "seconds", "epochs_run",
+               *[f"{k}{s}" for k in METRICS for s in ("", "_low", "_high")], "objective", "is_base",
+               *[f"param.{n}" for n in config["space"]]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def best_point(points: pd.DataFrame, config: dict) -> pd.Series | None:
+    """The winner: the best objective; for ``both``, the Pareto point with the lowest MAE
+    whose accuracy is at least the base's (else the lowest MAE on the front)."""
+    done = points[points.state == "complete"]
+    if done.empty:
+        return None
+    if config["objective"] == "age_mae":
+        return done.loc[done.val_age_mae.astype(float).idxmin()]
+    if config["objective"] == "gender_accuracy":
+        return done.loc[done.val_gender_accuracy.astype(float).idxmax()]
+    mae, acc = done.val_age_mae.astype(float).to_numpy(), done.val_gender_accuracy.astype(float).to_numpy()
+    front = [i for i in range(len(done))
+             if not np.any((mae <= mae[i]) & (acc >= acc[i]) & ((mae < mae[i]) | (acc > acc[i])))]
+    front_rows = done.iloc[front]
+    base = done[done.is_base]
+    if not base.empty:
+        good = front_rows[front_rows.val_gender_accuracy.astype(float) >= float(base.val_gender_accuracy.iloc[0])]
+        front_rows = good if not good.empty else front_rows
+    return front_rows.loc[front_rows.val_age_mae.astype(float).idxmin()]
+
+
+def best_config(points: pd.DataFrame, config: dict) -> dict | None:
+    """A complete run config: the quick preset with the winner as a named variant beside its base."""
+    best = best_point(points, config)
+    if best is None:
+        return None
+    values = {}
+    for name in config["space"]:
+        raw = best[f"param.{name}"]
+        values[name] = json.loads(raw) if isinstance(raw, str) and raw[:1] in "[{" else _plain_number(raw)
+    winner = model_definition(config, values)
+    base = model_definition(config, {})
+    run = {"preset": "quick", "description": f"the best point of the sweep in {config['out'] or 'its directory'} "
+                                             f"(point {int(best['number'])}) beside its base, on the test part",
+           "seed": config["seed"], "test_size": config["test_size"], "fractions": [1.0],
+           "data": dict(config["data"]), "features": dict(config["features"])}
+    if winner["kind"] == "cnn":
+        from ..cnn import resolve_params
+
+        name = base["base"]
+        base_params = dict(base["params"])
+        base_params.setdefault("epochs", resolve_params(name, base_params)["epochs"])
+        winner_params = {**{k: v for k, v in base_params.items()}, **winner["params"]}
+        run["models"] = {"gender": [], "age": [], "cnn": [name, BEST_NAME]}
+        run["cnn"] = {name: base_params, BEST_NAME: {"base": name, **winner_params}}
+    else:
+        from ..baselines import MODEL_TASKS
+
+        tasks = MODEL_TASKS[config["base"]]
+        run["models"] = {"gender": [], "age": [], "cnn": []}
+        for task in tasks:
+            run["models"][task] = [config["base"], BEST_NAME]
+        short = {k: v for k, v in values.items()}
+        run["classical"] = {BEST_NAME: {"base": config["base"], "params": {**config["fixed"], **short}}}
+    return run
+
+
+def _plain_number(value):
+    """NumPy scalars as TOML can write them."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _write_outputs(out: Path, study, config: dict, base_values: dict, info: dict) -> pd.DataFrame:
+    points = points_table(study, config, base_values)
+    atomic_write(out / POINTS_FILE, lambda fh: points.to_csv(fh, index=False))
+    curves = [{"number": int(t.number), **row} for t in study.get_trials(deepcopy=False)
+              for row in (t.user_attrs.get("curve") or []) if not t.user_attrs.get("interrupted")]
+    if curves:
+        frame = pd.DataFrame(curves)
+        atomic_write(out / CURVES_FILE, lambda fh: frame.to_csv(fh, index=False))
+    write_json(out / IMPORTANCES_FILE, importances(study, config))
+    best = best_config(points, config)
+    if best is not None:
+        from .config import resolve
+
+        resolve(best)  # a best.toml that facebench run refuses is a bug here, not the user's
+        atomic_write_text(out / BEST_FILE, dumps(best))
+    counts = points.state.value_counts().to_dict()
+    info["counts"] = {s: int(counts.get(s, 0)) for s in ("complete", "pruned", "failed")}
+    base = points[points.is_base]
+    info["base_point"] = int(base.number.iloc[0]) if not base.empty else None
+    write_json(out / INFO_FILE, info)
+    return points
+
+
+def importances(study, config: dict) -> dict:
+    """Optuna's parameter importances per objective (only points whose every parameter was sampled)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.params]
+    if len(complete) < 3 or config["method"] == "one-at-a-time":
+        return {}
+    out = {}
+    targets = {"age_mae": 0, "gender_accuracy": 1} if config["objective"] == "both" else {config["objective"]: None}
+    for name, index in targets.items():
+        try:
+            target = (lambda t, i=index: t.values[i]) if index is not None else None
+            with warnings.catch_warnings():  # "some regimes have less than 2 trials": small sweeps
+                warnings.simplefilter("ignore", UserWarning)
+                values = optuna.importance.get_param_importances(study, target=target)
+            out[name] = {k: round(float(v), 4) for k, v in values.items()}
+        except (RuntimeError, ValueError) as exc:  # e.g. every point has the same value
+            log.info("no importances for %s: %s", name, exc)
+    return out
+
+
+def summary(points: pd.DataFrame, config: dict) -> str:
+    counts = points.state.value_counts().to_dict()
+    lines = [f"{len(points)} point(s): {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
+             f"{counts.get('failed', 0)} failed"]
+    best = best_point(points, config)
+    base = points[points.is_base & (points.state == "complete")]
+    for label, row in (("base", base.iloc[0] if not base.empty else None), ("best", best)):
+        if row is None:
+            continue
+        parts = [f"{label} (point {int(row['number'])}):"]
+        for key, name in (("val_age_mae", "validation MAE"), ("val_gender_accuracy", "validation accuracy")):
+            if pd.notna(row.get(key)):
+                parts.append(f"{name} {float(row[key]):.3f} [{float(row[key + '_low']):.3f}, "
+                             f"{float(row[key + '_high']):.3f}]")
+        lines.append(" ".join(parts))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sweep_dir_for(config: dict) -> Path:
+    if config["out"]:
+        return Path(config["out"]).expanduser()
+    name = Path(config["data"]["path"].rstrip("/")).stem or "data"
+    label = config["preset"] or config["base"].replace("cnn:", "cnn-").replace("+", "-")
+    return Path("sweeps") / f"{label}-{name}"
+
+
+def _check_resumable(out: Path, config: dict, force: bool) -> None:
+    previous = out / SWEEP_FILE
+    if force or not previous.exists() or not (out / STUDY_FILE).exists():
+        return
+    import tomllib
+
+    try:
+        old = resolve_sweep(tomllib.loads(previous.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UserError):
+        raise UserError(f"{previous}: unreadable or no longer valid; use --force to start the sweep again or "
+                        "--out for a new sweep directory") from None
+    a, b = science(old), science(config)
+    if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise UserError(f"{out} holds a sweep with a different configuration ({', '.join(changed)}); "
+                        "use --out for a new sweep directory or --force to start this one again")
+
+
+def _read_info(out: Path) -> dict:
+    try:
+        value = json.loads((out / INFO_FILE).read_text(encoding="utf-8"))
+        return value if isinstance(value, dict) else {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+
+
+def _log_to(path: Path) -> logging.Handler:
+    from .runner import _log_to as log_to
+
+    return log_to(path)
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+__all__ = ["sweep", "evaluate_point", "validation_data", "points_table", "best_config", "sweep_dir_for"]

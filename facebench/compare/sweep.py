@@ -574,6 +574,8 @@ def _write_outputs(out: Path, study, config: dict, base_values: dict, info: dict
         frame = pd.DataFrame(curves)
         atomic_write(out / CURVES_FILE, lambda fh: frame.to_csv(fh, index=False))
     write_json(out / IMPORTANCES_FILE, importances(study, config))
+    winner = best_point(points, config)
+    info["best_point"] = int(winner["number"]) if winner is not None else None
     best = best_config(points, config)
     if best is not None:
         from .config import resolve

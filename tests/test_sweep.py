@@ -1,0 +1,200 @@
+"""facebench sweep end to end on small synthetic faces: points, resume, failures, the test part, best.toml."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from facebench.cli import main
+from facebench.compare import load_config, run
+from facebench.compare.sweep import sweep, validation_data
+from facebench.compare.sweep_config import load_sweep_config
+from facebench.data import load_dataset, make_split, synthesize
+from facebench.errors import UserError
+from sweep_fixture import POINT_COLUMNS
+
+GRID = """
+base = "hog+ridge"
+method = "grid"
+objective = "age_mae"
+bootstrap = 200
+n_jobs = 1
+[space]
+orientations = [6, 9, 12]
+pixels_per_cell = [[8, 8], [16, 16]]
+"""
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faces")
+    synthesize(folder, n=200, seed=4, size=64)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def grid_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "grid.toml"
+    path.write_text(GRID)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grid(faces, grid_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    sweep(load_sweep_config(path=grid_file, data=faces, out=out), quiet=True)
+    return out
+
+
+def test_grid_sweep_writes_the_contract(grid):
+    for name in ("sweep.toml", "sweep.json", "points.csv", "importances.json", "best.toml", "study.db", "sweep.log"):
+        assert (grid / name).is_file(), name
+    points = pd.read_csv(grid / "points.csv")
+    assert list(points.columns) == POINT_COLUMNS + ["param.orientations", "param.pixels_per_cell"]
+    assert len(points) == 7 and (points.state == "complete").all()  # every combination, and the base
+    assert points.is_base.sum() == 1
+    base = points[points.is_base].iloc[0]
+    assert (base["param.orientations"], base["param.pixels_per_cell"]) == (9, "[8, 8]")
+    same = points[(points["param.orientations"] == 9) & (points["param.pixels_per_cell"] == "[8, 8]") & ~points.is_base]
+    assert same.val_age_mae.iloc[0] == pytest.approx(base.val_age_mae)  # one definition, one result
+    assert (points.val_age_mae_low <= points.val_age_mae).all() and (points.val_age_mae <= points.val_age_mae_high).all()
+    info = json.loads((grid / "sweep.json").read_text())
+    assert info["counts"] == {"complete": 7, "pruned": 0, "failed": 0}
+    assert info["stopped_by"] == "grid exhausted" and info["validation"]["test_part_read"] is False
+    assert info["best_point"] == int(points.loc[points.val_age_mae.idxmin(), "number"])
+    assert set(json.loads((grid / "importances.json").read_text())["age_mae"]) == {"orientations", "pixels_per_cell"}
+
+
+def test_best_toml_is_a_run_config_that_confirms_the_winner(grid, faces, tmp_path):
+    best = tomllib.loads((grid / "best.toml").read_text())
+    points = pd.read_csv(grid / "points.csv")
+    winner = points.loc[points.val_age_mae.idxmin()]
+    assert best["models"]["age"] == ["hog+ridge", "sweep-best"]
+    assert best["classical"]["sweep-best"]["params"]["orientations"] == winner["param.orientations"]
+    config = load_config(path=grid / "best.toml", out=tmp_path, overrides=["bootstrap=100", "n_jobs=1"])
+    assert config["data"]["path"] == str(faces)
+    run(config, quiet=True)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert {"hog+ridge", "sweep-best"} <= set(metrics.model)
+
+
+def test_the_test_part_is_never_read(faces, grid_file, grid, tmp_path):
+    """Replace every test-part image by noise: a sweep that read any of them would change."""
+    copy = tmp_path / "faces"
+    shutil.copytree(faces, copy)
+    table = load_dataset(copy).table
+    _, test = make_split(table, seed=0, test_size=0.2)
+    rng = np.random.default_rng(0)
+    for path in table.iloc[test]["path"]:
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    config = load_sweep_config(path=grid_file, data=copy, out=tmp_path / "sweep")
+    data = validation_data(config)
+    assert not set(data["table"]["image_id"]) & set(table.iloc[test]["image_id"])
+    sweep(config, quiet=True)
+    a = pd.read_csv(grid / "points.csv")
+    b = pd.read_csv(tmp_path / "sweep" / "points.csv")
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+
+
+def test_rerun_resumes_and_a_killed_point_is_planned_again(faces, grid_file, tmp_path):
+    out = tmp_path / "s"
+    config = load_sweep_config(path=grid_file, data=faces, out=out, overrides=["n=2"])
+    sweep(config, quiet=True)
+    assert len(pd.read_csv(out / "points.csv")) == 3
+    import optuna
+
+    study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{out / 'study.db'}")
+    study.ask()  # a point in flight when the sweep was killed
+    sweep(load_sweep_config(path=grid_file, data=faces, out=out), quiet=True)  # n back to every combination
+    points = pd.read_csv(out / "points.csv")
+    assert len(points) == 7 and points.number.is_unique
+    combos = set(zip(points["param.orientations"], points["param.pixels_per_cell"], strict=True))
+    assert len(combos) == 6
+
+
+def test_a_point_that_cannot_be_built_is_recorded_and_the_sweep_goes_on(faces, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(GRID.replace("[[8, 8], [16, 16]]", "[[8, 8], [128, 128]]"))
+    sweep(load_sweep_config(path=path, data=faces, out=tmp_path / "s", overrides=["space.orientations=[9]"]),
+          quiet=True)
+    points = pd.read_csv(tmp_path / "s" / "points.csv").set_index("param.pixels_per_cell")
+    assert points.loc["[128, 128]", "state"] == "failed"
+    assert "image_size=64" in points.loc["[128, 128]", "reason"]
+    assert (points.loc["[8, 8]", "state"] == "complete").all()
+
+
+def test_one_at_a_time_varies_each_parameter_around_the_base(faces, grid_file, tmp_path):
+    config = load_sweep_config(path=grid_file, data=faces, out=tmp_path, overrides=["method='one-at-a-time'"])
+    sweep(config, quiet=True)
+    points = pd.read_csv(tmp_path / "points.csv")
+    assert len(points) == 1 + 2 + 1  # the base, two other orientations, one other cell size
+    varied = points[~points.is_base]
+    at_base = (varied["param.orientations"] == 9).astype(int) + (varied["param.pixels_per_cell"] == "[8, 8]")
+    assert (at_base == 1).all()  # exactly one parameter away from the base
+
+
+def test_tpe_and_random_draw_n_points(faces, tmp_path):
+    path = tmp_path / "tpe.toml"
+    path.write_text(GRID.replace('method = "grid"', 'method = "tpe"\nn = 4').replace(
+        "orientations = [6, 9, 12]", "orientations = { low = 4, high = 12 }"))
+    sweep(load_sweep_config(path=path, data=faces, out=tmp_path / "t"), quiet=True)
+    points = pd.read_csv(tmp_path / "t" / "points.csv")
+    assert len(points) == 5 and points["param.orientations"].between(4, 12).all()
+
+
+def test_a_changed_sweep_in_the_same_directory_is_refused(grid, grid_file, faces):
+    with pytest.raises(UserError, match="different configuration .*objective"):
+        sweep(load_sweep_config(path=grid_file, data=faces, out=grid, overrides=["base='hog+linsvm'",
+                                                                                 "objective='gender_accuracy'"]),
+              quiet=True)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["method='bayes'"], r"'method' = 'bayes' is invalid: expected grid \| random \| tpe \| one-at-a-time"),
+    (["base='hog+rige'"], r"'base' = 'hog\+rige' is invalid"),
+    (["objective='gender_accuracy'"], r"an objective 'hog\+ridge' is trained for \(it does age\)"),
+    (["space.orientation=[3]"], r"'space.orientation': 'classical.sweep-point.params.orientation' is unknown"),
+    (["space.orientations={low=1, high=5, log=true, step=1}"], r"give log or step, not both"),
+    (["space.orientations=[]"], r"expected at least one choice"),
+    (["budget_minutes=0"], r"'budget_minutes' = 0 is invalid"),
+    (["nn=3"], r"'nn' is unknown"),
+])
+def test_bad_sweep_config_is_one_line(grid_file, faces, overrides, message):
+    with pytest.raises(UserError, match=message) as info:
+        load_sweep_config(path=grid_file, data=faces, overrides=overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_cnn_sweep_keeps_curves_and_epoch_lines(faces, tmp_path, capsys):
+    path = tmp_path / "cnn.toml"
+    path.write_text("""
+base = "cnn:default"
+method = "random"
+n = 1
+bootstrap = 100
+[fixed]
+image_size = 32
+epochs = 2
+filters = [8, 16, 16, 16]
+stem_filters = 8
+[space]
+kernel_size = [3, 5]
+""")
+    assert main(["sweep", "--config", str(path), "--data", str(faces), "--out", str(tmp_path / "s"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "report: " in out and "facebench run --config" in out
+    curves = pd.read_csv(tmp_path / "s" / "curves.csv")
+    assert set(curves.number) == {0, 1} and curves.groupby("number").epoch.max().tolist() == [2, 2]
+    assert "point 1: epoch 2/2" in (tmp_path / "s" / "sweep.log").read_text()
+    points = pd.read_csv(tmp_path / "s" / "points.csv")
+    assert points.epochs_run.tolist() == [2, 2] and points.val_gender_accuracy.notna().all()
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert "Validation figures, not test figures." in html
+    best = tomllib.loads((tmp_path / "s" / "best.toml").read_text())
+    assert best["models"]["cnn"] == ["default", "sweep-best"] and best["cnn"]["default"]["epochs"] == 2

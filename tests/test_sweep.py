@@ -57,15 +57,14 @@ def test_grid_sweep_writes_the_contract(grid):
         assert (grid / name).is_file(), name
     points = pd.read_csv(grid / "points.csv")
     assert list(points.columns) == POINT_COLUMNS + ["param.orientations", "param.pixels_per_cell"]
-    assert len(points) == 7 and (points.state == "complete").all()  # every combination, and the base
+    assert len(points) == 6 and (points.state == "complete").all()  # every combination, the base's among them
     assert points.is_base.sum() == 1
     base = points[points.is_base].iloc[0]
     assert (base["param.orientations"], base["param.pixels_per_cell"]) == (9, "[8, 8]")
-    same = points[(points["param.orientations"] == 9) & (points["param.pixels_per_cell"] == "[8, 8]") & ~points.is_base]
-    assert same.val_age_mae.iloc[0] == pytest.approx(base.val_age_mae)  # one definition, one result
+    assert len(set(zip(points["param.orientations"], points["param.pixels_per_cell"], strict=True))) == 6
     assert (points.val_age_mae_low <= points.val_age_mae).all() and (points.val_age_mae <= points.val_age_mae_high).all()
     info = json.loads((grid / "sweep.json").read_text())
-    assert info["counts"] == {"complete": 7, "pruned": 0, "failed": 0}
+    assert info["counts"] == {"complete": 6, "pruned": 0, "failed": 0}
     assert info["stopped_by"] == "grid exhausted" and info["validation"]["test_part_read"] is False
     assert info["best_point"] == int(points.loc[points.val_age_mae.idxmin(), "number"])
     assert set(json.loads((grid / "importances.json").read_text())["age_mae"]) == {"orientations", "pixels_per_cell"}
@@ -106,14 +105,14 @@ def test_rerun_resumes_and_a_killed_point_is_planned_again(faces, grid_file, tmp
     out = tmp_path / "s"
     config = load_sweep_config(path=grid_file, data=faces, out=out, overrides=["n=2"])
     sweep(config, quiet=True)
-    assert len(pd.read_csv(out / "points.csv")) == 3
+    assert len(pd.read_csv(out / "points.csv")) in (2, 3)  # two of the grid, and the base unless among them
     import optuna
 
     study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{out / 'study.db'}")
     study.ask()  # a point in flight when the sweep was killed
     sweep(load_sweep_config(path=grid_file, data=faces, out=out), quiet=True)  # n back to every combination
     points = pd.read_csv(out / "points.csv")
-    assert len(points) == 7 and points.number.is_unique
+    assert len(points) == 6 and points.number.is_unique
     combos = set(zip(points["param.orientations"], points["param.pixels_per_cell"], strict=True))
     assert len(combos) == 6
 

@@ -97,12 +97,11 @@ def _sweep(config, out, *, quiet, command):
             "pruning": is_cnn(config) and config["objective"] != "both" and not config["dask"]}
     spent_before = info["elapsed_s"]
     _recover_interrupted(study)
-    planned = _plan(study, config)
+    total = _plan(study, config)
     base_values = base_point_values(config)
 
     from tqdm.auto import tqdm
 
-    total = planned + 1
     bar = tqdm(total=total, initial=min(_finished(study), total), desc="points", unit="point", disable=quiet,
                dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
     EPOCH_LISTENERS.append(bar.set_postfix_str)
@@ -196,7 +195,7 @@ def _sampler(config: dict):
 
 
 def _plan(study, config: dict) -> int:
-    """Enqueue the base point and the listed points not yet in the study; return the points searched."""
+    """Enqueue the base point and the listed points not yet in the study; return how many points in all."""
     known = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)
              if not t.user_attrs.get("interrupted")}
     if config["method"] == "grid":
@@ -209,7 +208,14 @@ def _plan(study, config: dict) -> int:
         points = points[: config["n"]] if config["n"] else points
     else:
         points = None
-    queue = [("base", {})] + [(_key(p), p) for p in points or ()]
+    base = {}
+    if points and config["method"] == "grid":
+        values = base_point_values(config)
+        same = next((p for p in points if _key(p) == _key(values)), None)
+        if same is not None:  # the base is one of the grid's points: evaluate it once
+            points.remove(same)
+            base = same
+    queue = [("base", base)] + [(_key(p), p) for p in points or ()]
     for key, params in queue:
         if key not in known:
             # grid points fix their values in Optuna too (so that it can rank the parameters)
@@ -217,7 +223,7 @@ def _plan(study, config: dict) -> int:
             study.enqueue_trial(fixed, user_attrs={"key": key, "point": json.dumps(params), "is_base": key == "base"},
                                 skip_if_exists=False)
             known.add(key)
-    return len(points) if points is not None else config["n"]
+    return 1 + (len(points) if points is not None else config["n"])
 
 
 def _key(params: dict) -> str:

@@ -448,7 +448,7 @@ def importances_section(sweep: Sweep) -> dict[str, Any]:
     if not imp:
         return {"message": "No importances: importances.json is absent or empty (Optuna needs at least 3 complete points)."}
     return {"figure": _importance_figure(imp), "caption": (
-        "Optuna's fANOVA-type importance of each parameter for the validation value of each task, over the complete "
+        "Optuna's parameter importance (its default evaluator, PED-ANOVA in Optuna 5) of each parameter for the validation value of each task, over the complete "
         "points: the share of the variance of the objective that the parameter explains. Few points make it rough.")}
 
 

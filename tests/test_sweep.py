@@ -197,3 +197,12 @@ kernel_size = [3, 5]
     assert "Validation figures, not test figures." in html
     best = tomllib.loads((tmp_path / "s" / "best.toml").read_text())
     assert best["models"]["cnn"] == ["default", "sweep-best"] and best["cnn"]["default"]["epochs"] == 2
+
+
+def test_points_in_parallel_get_their_own_results(faces, grid_file, grid, tmp_path):
+    """Parallel points finish in any order (joblib locally, Dask alike): each result stays with its point."""
+    sweep(load_sweep_config(path=grid_file, data=faces, out=tmp_path, overrides=["n_jobs=2"]), quiet=True)
+    key = ["param.orientations", "param.pixels_per_cell"]
+    a = pd.read_csv(grid / "points.csv").set_index(key).sort_index()
+    b = pd.read_csv(tmp_path / "points.csv").set_index(key).sort_index()
+    pd.testing.assert_series_equal(a.val_age_mae, b.val_age_mae)

@@ -319,10 +319,13 @@ def _evaluate(trials, points, config, data):
 
     from .runner import _parallel
 
-    shared = {**data, "table": data["table"]}
-    jobs = [joblib.delayed(evaluate_point)(p, config, shared) for p in points]
-    results = list(_parallel(jobs, {**config, "n_jobs": config["n_jobs"]}))
-    return results
+    jobs = [joblib.delayed(_numbered)(i, p, config, data) for i, p in enumerate(points)]
+    results = dict(_parallel(jobs, config))  # they arrive as they finish: put them back in order
+    return [results[i] for i in range(len(points))]
+
+
+def _numbered(i: int, params: dict, config: dict, data: dict) -> tuple[int, dict]:
+    return i, evaluate_point(params, config, data)
 
 
 def evaluate_point(params: dict, config: dict, data: dict, trial=None) -> dict:

@@ -182,6 +182,7 @@ image_size = 32
 epochs = 2
 filters = [8, 16, 16, 16]
 stem_filters = 8
+jit_compile = false
 [space]
 kernel_size = [3, 5]
 """)
@@ -195,6 +196,7 @@ kernel_size = [3, 5]
     assert points.epochs_run.tolist() == [2, 2] and points.val_gender_accuracy.notna().all()
     html = (tmp_path / "s" / "report.html").read_text()
     assert "Validation figures, not test figures." in html
+    _renders_in_chromium(tmp_path / "s" / "report.html")
     best = tomllib.loads((tmp_path / "s" / "best.toml").read_text())
     assert best["models"]["cnn"] == ["default", "sweep-best"] and best["cnn"]["default"]["epochs"] == 2
 
@@ -206,3 +208,17 @@ def test_points_in_parallel_get_their_own_results(faces, grid_file, grid, tmp_pa
     a = pd.read_csv(grid / "points.csv").set_index(key).sort_index()
     b = pd.read_csv(tmp_path / "points.csv").set_index(key).sort_index()
     pd.testing.assert_series_equal(a.val_age_mae, b.val_age_mae)
+
+
+def _renders_in_chromium(page_file):
+    """The real sweep's page in headless Chromium: no request leaves the file, no console problem."""
+    from test_browser import CHROMIUM, _watched_page
+
+    if not CHROMIUM.exists():
+        return  # the browser test module says why it skips; the page's own tests cover the rest
+    with _watched_page() as (page, requests, problems):
+        page.goto(page_file.as_uri(), wait_until="load")
+        broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
+        sections = page.locator("section").count()
+    assert not [u for u in requests if not u.startswith(("file:", "data:"))]
+    assert not problems and broken == 0 and sections == 7

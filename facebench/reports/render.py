@@ -29,6 +29,7 @@ from facebench.reports.sections.audit import audit_section, audit_tables
 from facebench.reports.sections.cost import cost_section
 from facebench.reports.sections.data_size import data_size_section
 from facebench.reports.sections.gender import gender_section
+from facebench.reports.sections.labels import labels_section, labels_tables, with_labels_entry
 from facebench.reports.sections.paired import paired_section
 from facebench.reports.sections.reproduce import reproduce_section
 from facebench.reports.sections.seen import seen_section
@@ -112,17 +113,20 @@ def build_context(run: Run) -> tuple[dict[str, Any], list[Table]]:
         "subgroups": subgroups_section(run, S),
         "cost": cost_section(run),
         "worst": worst_section(run),
+        "labels": labels_section(run),
         "seen": seen_section(run),
         "audit": audit_section(run.audit),
         "reproduce": reproduce_section(run),
     }
     ctx["sections"] = [(sid, title) for sid, title in SECTIONS if sid != "seen" or ctx["seen"] is not None]
+    ctx["sections"] = with_labels_entry(ctx["sections"], ctx["labels"])
     tables = [ctx["answer"]["table"]]
     tables += [ctx[key]["table"] for key in ("age", "gender", "data_size", "cost") if ctx[key].get("table") is not None]
     tables += [t["table"] for t in ctx["paired"]["tasks"]]
     tables += ctx["subgroups"]["tables"]
     if "gap" in ctx["subgroups"]:
         tables.append(ctx["subgroups"]["gap"])
+    tables += labels_tables(ctx["labels"])
     tables += audit_tables(ctx["audit"])
     return ctx, tables
 

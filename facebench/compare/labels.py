@@ -1,0 +1,493 @@
+"""Suspected label errors: faces whose gender or age label the training part itself doubts.
+
+UTKFace's labels were inferred, not verified. This module flags the labels that a model
+trained on the *training part* of a split contradicts, honestly: nothing about a test
+face (its features or its labels) decides what else is suspected.
+
+How a trial's suspicions are decided (:func:`suspect_labels`)
+-------------------------------------------------------------
+Features: HOG + LBP + colour of each image (:func:`detector_features`, the features of
+``hog+lbp+color+svm`` without their mirror half; any ``(n_images, n_features)`` array
+works). A scaler and a PCA to 256 components, which learn no label, are fitted once on
+the training rows' features (never a test row's) and shared by both tasks. The training
+rows are cut into ``n_folds`` stratified folds (gender x age band); for each fold, on the
+other folds' rows only (at most ``max_fit_rows`` of them, drawn with the seed, so the
+cost stays bounded on the full UTKFace):
+
+* gender: an RBF SVC (``C=3``, ``gamma="scale"``), whose decision values become
+  probabilities by Platt scaling (a one-feature logistic regression fitted on the
+  out-of-fold decision values of the training rows and their given labels);
+* age: an RBF SVR (``C=30``, ``epsilon=1`` year, ``gamma="scale"``).
+
+Each fold's models predict the held-out fold (out-of-fold predictions of every training
+row) and every test row; a test row gets the mean over the fold models, so it is judged
+only by models that never saw it or any other test row.
+
+Gender, training part: ``cleanlab.filter.find_label_issues(labels, pred_probs,
+filter_by=gender_filter)`` on the out-of-fold probabilities (confident learning; the
+default ``"prune_by_noise_rate"`` estimates how many labels of each class are wrong and
+flags that many, those with the largest margin against their given label).
+Gender, test part: a test face is suspected when the probability of its given gender is
+at most the largest such probability among the flagged training faces of that gender,
+i.e. the cut the training part drew, applied face by face (no test face affects
+another's verdict).
+
+Age (both parts): the residual ``r = given - predicted`` is suspected when
+
+    |r| > max(age_k * s(b), age_min_years)
+
+where ``b`` is the age band (``facebench.data.AGE_BANDS``) of the *predicted* age and
+``s(b) = 1.4826 * median(|r_i - median(r)|)`` over the training rows predicted in that
+band (their out-of-fold residuals; bands with fewer than 30 such rows use the scale of
+all training rows). So the threshold grows with the age: a 6-year miss is a lot for a
+toddler and nothing at 60. ``confidence`` is ``|r| / s(b)``, a robust z-score.
+
+Why not cleanlab's regression support (``cleanlab.regression.learn.CleanLearning``):
+it refits the model ``cv_n_folds`` x (1 + ``n_boot``) times (30 by default) to estimate
+uncertainty, then more while it searches for the threshold; at about 2 s per SVR fit on
+3,200 faces that is a minute or more on the 5k subset for age alone (an estimate, not
+measured), against 5 fits here. ``cleanlab.regression.rank`` scores but draws no cut.
+The residual rule needs only the out-of-fold predictions computed anyway.
+
+Cost (``benchmarks/label_errors.py``, 2 cores, one process): on the 5k subset's 3,977
+training faces about 41 CPU seconds for both tasks, 23 for gender alone; at the full
+UTKFace's size (23.7k rows) about 130 CPU seconds, bounded by ``max_fit_rows``.
+
+Entry points: :func:`suspect_labels` (one trial), :func:`suspect_labels_for_run` (every
+trial of a run), :func:`drop_suspected` (``data.label_errors = "drop-train"``),
+:func:`label_metrics` (every model's test metrics with and without the suspected test
+faces). The run directory's files: :mod:`facebench.rundir.labels`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR
+
+from ..data import age_band
+from ..rundir.labels import ISSUE_COLUMNS, LABEL_METRIC_COLUMNS
+from .metrics import age_bootstrap, age_metrics, bootstrap_indices, gender_bootstrap, gender_metrics, percentile_interval
+
+#: The registry model whose features the detector uses (HOG + LBP + colour on RGB).
+DETECTOR_MODEL = "hog+lbp+color+svm"
+GENDER_DETECTOR = "hog+lbp+color pca256 svc, cleanlab"
+AGE_DETECTOR = "hog+lbp+color pca256 svr, residual"
+PCA_COMPONENTS = 256
+#: On the 5k subset, C in {1, 3, 10} and 128 / 256 / 400 components recovered planted gender
+#: flips alike (recall 75-77 % with cleanlab's default filter): the detector's own error
+#: rate, not its settings, bounds what it finds.
+SVC_C = 3.0
+SVR_C = 30.0
+SVR_EPSILON = 1.0
+#: Robust-scale bands with fewer training rows than this use the scale of all rows.
+MIN_BAND_ROWS = 30
+#: Metrics of label_metrics.csv (the headline ones, with intervals).
+LABEL_METRICS = {"age": ("mae", "rmse"), "gender": ("accuracy", "roc_auc")}
+_MAD_TO_SD = 1.4826
+
+
+def detector_features(table: pd.DataFrame, config: dict) -> np.ndarray:
+    """HOG + LBP + colour features of every image of ``table`` (the detector's input).
+
+    The features of :data:`DETECTOR_MODEL`, computed (or read from the feature cache) by
+    :func:`facebench.compare.units.prepare_features` at ``config["features"]["image_size"]``;
+    only their first half, the faces themselves, not their mirror images.
+
+    Returns
+    -------
+    features : ndarray of shape (len(table), n_features), float32
+    """
+    from ..baselines import feature_step
+    from ..baselines.transformers import HFlipPairs
+    from .units import prepare_features
+
+    info = prepare_features(table, config, [{"model": DETECTOR_MODEL, "tasks": ("gender",)}])[DETECTOR_MODEL]
+    features = np.load(info["file"], mmap_mode="r")
+    if isinstance(feature_step(DETECTOR_MODEL, "gender"), HFlipPairs):  # [face, mirror image]
+        features = features[:, : features.shape[1] // 2]
+    return np.asarray(features)
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test_rows=None, trial: int = 0,
+                   n_folds: int = 5, age_k: float = 3.0, age_min_years: float = 5.0,
+                   gender_filter: str = "prune_by_noise_rate", max_fit_rows: int = 6000,
+                   tasks=("gender", "age"), n_jobs=1) -> pd.DataFrame:
+    """Faces of one split whose gender or age label the training part doubts.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_images, n_features)
+        One row per row of ``table`` (e.g. :func:`detector_features`).
+    table : DataFrame
+        ``image_id``, ``path``, ``age``, ``gender``, one row per image.
+    train_rows : array of int
+        Positions of the training part; only these decide what is suspected.
+    seed : int
+        Seeds the folds, the row cap and the PCA.
+    test_rows : array of int, optional
+        Positions of the test part, judged by the models of the training folds.
+    trial : int
+        Written into the ``trial`` column.
+    n_folds : int
+        Cross-validation folds on the training rows.
+    age_k, age_min_years : float
+        The age rule: suspected when ``|given - predicted| > max(age_k * s(band),
+        age_min_years)`` (module docstring).
+    gender_filter : str
+        ``filter_by`` of ``cleanlab.filter.find_label_issues``.
+    max_fit_rows : int
+        Rows the PCA and each fold's models are fitted on at most (seeded sample).
+    tasks : tuple of str
+        ``"gender"``, ``"age"`` or both.
+    n_jobs : int
+        Folds fitted in parallel (joblib).
+
+    Returns
+    -------
+    issues : DataFrame
+        Columns :data:`facebench.rundir.labels.ISSUE_COLUMNS` (described in
+        :mod:`facebench.rundir.labels`), most confident first within task and part.
+    """
+    features = np.asarray(features)
+    train = np.asarray(train_rows, dtype=np.int64)
+    test = np.asarray(test_rows if test_rows is not None else [], dtype=np.int64)
+    if features.ndim != 2 or len(features) != len(table):
+        raise ValueError(f"features: expected one row per table row ({len(table)}), got shape {features.shape}")
+    unknown = set(tasks) - {"gender", "age"}
+    if unknown:
+        raise ValueError(f"tasks={tasks!r}: expected 'gender' and/or 'age'")
+    gender = table["gender"].to_numpy().astype(np.int64)
+    age = table["age"].to_numpy().astype(float)
+    do_gender = "gender" in tasks and len(np.unique(gender[train])) == 2
+    do_age = "age" in tasks
+    pred = predict_out_of_fold(features, table, train, test, seed=seed, n_folds=n_folds, max_fit_rows=max_fit_rows,
+                               gender=do_gender, age=do_age, n_jobs=n_jobs)
+    frames = []
+    if do_gender:
+        frames.append(_gender_issues(table, train, test, gender[train], pred["gender"], pred["gender_test"],
+                                     gender_filter, trial))
+    if do_age:
+        frames.append(_age_issues(table, train, test, age, pred["age"], pred["age_test"], age_k, age_min_years, trial))
+    if not frames:
+        return empty_issues()
+    return pd.concat(frames, ignore_index=True)[ISSUE_COLUMNS]
+
+
+def empty_issues() -> pd.DataFrame:
+    """An issues table with no rows (and the right columns)."""
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("part", "image_id", "path", "task", "detector")
+                                      else float if c == "confidence" else np.int64) for c in ISSUE_COLUMNS})
+
+
+def _folds(table, train, n_folds, seed):
+    """Stratified folds over the training rows: gender x age band where every stratum can fill them."""
+    if n_folds < 2:
+        raise ValueError(f"n_folds={n_folds}: need at least 2 folds")
+    sub = table.iloc[train]
+    strata = sub["gender"].astype(str).to_numpy() + "|" + np.asarray(age_band(sub["age"]), dtype=str)
+    if pd.Series(strata).value_counts().min() < n_folds:
+        strata = sub["gender"].astype(str).to_numpy()
+    if pd.Series(strata).value_counts().min() < n_folds:
+        strata = np.zeros(len(train), dtype=int)
+    if len(train) < 2 * n_folds:
+        raise ValueError(f"{len(train)} training rows: too few for {n_folds}-fold cross-validation")
+    cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(train)), strata))
+
+
+def predict_out_of_fold(features, table, train, test, *, seed, n_folds=5, max_fit_rows=6000, gender=True, age=True,
+                        n_jobs=1) -> dict:
+    """Out-of-fold predictions of the training rows and fold-averaged predictions of the test rows.
+
+    Returns ``{"gender", "gender_test"}`` (SVC decision values, > 0: female) and
+    ``{"age", "age_test"}`` (SVR ages), each aligned with ``train`` / ``test``.
+
+    The scaler and the PCA learn no label: they are fitted once on the training
+    rows' features (at most ``max_fit_rows`` of them), never on a test row, and
+    shared by every fold and both tasks. The labelled models are then fitted per
+    fold, in a loop of its own rather than ``cross_val_predict``, so that each fold's
+    models also judge the test rows without another fit on the whole training part.
+    """
+    features = np.asarray(features)
+    train = np.asarray(train, dtype=np.int64)
+    test = np.asarray(test, dtype=np.int64)
+    folds = _folds(table, train, n_folds, seed)
+    fit_on = _cap(train, max_fit_rows, seed)
+    n_comp = int(min(PCA_COMPONENTS, len(fit_on) - 1, features.shape[1]))
+    # 3 power iterations instead of 7: 40 % less time on the 5k subset, and the 256 components
+    # explain 74.1 % of the variance instead of 74.4 %
+    reduce = make_pipeline(StandardScaler(), PCA(n_comp, svd_solver="randomized", iterated_power=3, random_state=seed))
+    reduce.fit(np.asarray(features[fit_on], dtype=np.float32))
+    z_train = reduce.transform(np.asarray(features[train], dtype=np.float32)).astype(np.float64)
+    z_test = (reduce.transform(np.asarray(features[test], dtype=np.float32)).astype(np.float64) if len(test)
+              else np.zeros((0, n_comp)))
+    y_gender = table["gender"].to_numpy().astype(np.int64)[train]
+    y_age = table["age"].to_numpy().astype(float)[train]
+    jobs = (delayed(_fit_fold)(z_train, z_test, _cap(fit, max_fit_rows, seed + i), held, y_gender, y_age, gender, age)
+            for i, (fit, held) in enumerate(folds))
+    results = Parallel(n_jobs=n_jobs)(jobs)
+    out = {}
+    for task, wanted in (("gender", gender), ("age", age)):
+        if not wanted:
+            continue
+        out[task] = np.zeros(len(train))
+        out[task + "_test"] = np.zeros(len(test))
+        for (fit, held), res in zip(folds, results):
+            out[task][held] = res[task]
+            out[task + "_test"] += res[task + "_test"] / len(folds)
+    return out
+
+
+def _cap(rows, max_rows, seed):
+    """``rows``, or a seeded sorted sample of ``max_rows`` of them."""
+    rows = np.asarray(rows)
+    if len(rows) <= max_rows:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+
+
+def _fit_fold(z_train, z_test, fit, held, y_gender, y_age, gender, age):
+    """One fold: fit on the training positions ``fit``, predict the held-out positions and the test rows."""
+    from ..baselines.registry import svm_cache_mb
+
+    out = {}
+    cache = svm_cache_mb()
+    if gender:
+        svc = SVC(C=SVC_C, kernel="rbf", gamma="scale", cache_size=cache).fit(z_train[fit], y_gender[fit])
+        sign = 1.0 if svc.classes_[1] == 1 else -1.0  # decision > 0: female
+        out["gender"] = sign * svc.decision_function(z_train[held])
+        out["gender_test"] = sign * svc.decision_function(z_test) if len(z_test) else np.zeros(0)
+    if age:
+        svr = SVR(C=SVR_C, epsilon=SVR_EPSILON, kernel="rbf", gamma="scale", cache_size=cache).fit(z_train[fit], y_age[fit])
+        out["age"] = svr.predict(z_train[held])
+        out["age_test"] = svr.predict(z_test) if len(z_test) else np.zeros(0)
+    return out
+
+
+def _gender_issues(table, train, test, y, oof_d, test_d, gender_filter, trial):
+    from cleanlab.filter import find_label_issues
+
+    platt = LogisticRegression(C=1e4).fit(oof_d.reshape(-1, 1), y)
+    p_train = platt.predict_proba(oof_d.reshape(-1, 1))  # columns: male, female
+    flagged = find_label_issues(y, p_train, filter_by=gender_filter)
+    p_given_train = p_train[np.arange(len(y)), y]
+    rows = [_gender_rows(table, train[flagged], y[flagged], 1.0 - p_given_train[flagged], "train", trial)]
+    if len(test):
+        y_test = table["gender"].to_numpy().astype(np.int64)[test]
+        p_test = platt.predict_proba(test_d.reshape(-1, 1))
+        p_given_test = p_test[np.arange(len(test)), y_test]
+        cut = {c: (p_given_train[flagged & (y == c)].max() if (flagged & (y == c)).any() else -1.0) for c in (0, 1)}
+        doubt = p_given_test <= np.array([cut[c] for c in y_test])
+        rows.append(_gender_rows(table, test[doubt], y_test[doubt], 1.0 - p_given_test[doubt], "test", trial))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _gender_rows(table, rows, given, confidence, part, trial):
+    frame = pd.DataFrame({"trial": int(trial), "part": part, "image_id": table["image_id"].to_numpy()[rows],
+                          "path": table["path"].to_numpy()[rows], "task": "gender", "given": given.astype(np.int64),
+                          "suggested": (1 - given).astype(np.int64), "confidence": np.round(confidence, 5),
+                          "detector": GENDER_DETECTOR})
+    return frame.sort_values("confidence", ascending=False, kind="stable")
+
+
+def age_scales(predicted, residuals) -> dict:
+    """Robust scale (1.4826 x MAD) of the residuals per age band of the prediction; key ``None``: all rows."""
+    predicted, residuals = np.asarray(predicted, float), np.asarray(residuals, float)
+
+    def mad(r):
+        return max(_MAD_TO_SD * float(np.median(np.abs(r - np.median(r)))), 1e-6)
+
+    scales = {None: mad(residuals)}
+    bands = np.asarray(age_band(np.clip(np.round(predicted), 0, None).astype(int)), dtype=str)
+    for band in np.unique(bands):
+        members = bands == band
+        if members.sum() >= MIN_BAND_ROWS:
+            scales[band] = mad(residuals[members])
+    return scales
+
+
+def _scale_of(scales, predicted):
+    bands = np.asarray(age_band(np.clip(np.round(predicted), 0, None).astype(int)), dtype=str)
+    return np.array([scales.get(b, scales[None]) for b in bands], dtype=float)
+
+
+def _age_issues(table, train, test, age, oof_age, test_age, k, min_years, trial):
+    scales = age_scales(oof_age, age[train] - oof_age)
+    rows = []
+    for part, idx, pred in (("train", train, oof_age), ("test", test, test_age)):
+        if not len(idx):
+            continue
+        pred = np.clip(pred, 0.0, 116.0)
+        resid = age[idx] - pred
+        scale = _scale_of(scales, pred)
+        doubt = np.abs(resid) > np.maximum(k * scale, min_years)
+        sel = idx[doubt]
+        frame = pd.DataFrame({"trial": int(trial), "part": part, "image_id": table["image_id"].to_numpy()[sel],
+                              "path": table["path"].to_numpy()[sel], "task": "age",
+                              "given": age[sel].astype(np.int64), "suggested": np.round(pred[doubt]).astype(np.int64),
+                              "confidence": np.round(np.abs(resid[doubt]) / scale[doubt], 3), "detector": AGE_DETECTOR})
+        rows.append(frame.sort_values("confidence", ascending=False, kind="stable"))
+    return pd.concat(rows, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- a run
+
+
+def suspect_labels_for_run(features, table: pd.DataFrame, splits: dict, *, seed: int, log=None,
+                           **options) -> pd.DataFrame:
+    """:func:`suspect_labels` for every trial of a run, as one table (for ``label_issues.csv``).
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_images, n_features)
+        One row per row of ``table`` (:func:`detector_features`).
+    table : DataFrame
+        The run's table (``image_id``, ``path``, ``age``, ``gender``).
+    splits : dict of int to (train_rows, test_rows)
+        As the runner builds them (``make_split`` per trial).
+    seed : int
+        The run's seed; trial ``t`` uses ``seed + t``.
+    log : callable, optional
+        Called with one line per trial (counts and seconds).
+    **options
+        Passed to :func:`suspect_labels` (``n_folds``, ``age_k``, ``n_jobs``...).
+
+    Returns
+    -------
+    issues : DataFrame
+        Columns :data:`facebench.rundir.labels.ISSUE_COLUMNS`; write it with
+        :func:`facebench.rundir.labels.write_label_issues`.
+    """
+    frames = []
+    for trial, (train, test) in sorted(splits.items()):
+        started = time.perf_counter()
+        issues = suspect_labels(features, table, train, test_rows=test, seed=seed + int(trial), trial=int(trial),
+                                **options)
+        if log is not None:
+            counts = issues.groupby(["task", "part"]).size().to_dict()
+            log(f"label errors, trial {trial}: " + ", ".join(f"{t} {p} {n}" for (t, p), n in sorted(counts.items()))
+                + f" suspected ({time.perf_counter() - started:.1f} s)")
+        frames.append(issues)
+    return pd.concat(frames, ignore_index=True) if frames else empty_issues()
+
+
+def drop_suspected(train_rows, table: pd.DataFrame, issues: pd.DataFrame | None, trial: int,
+                   tasks=("gender", "age")) -> np.ndarray:
+    """The training rows without the faces suspected in the training part of ``trial``.
+
+    For ``data.label_errors = "drop-train"``: a face whose gender or age label is
+    doubted (``tasks``) leaves the training rows of every model of that trial; the
+    test part is never touched.
+
+    Parameters
+    ----------
+    train_rows : array of int
+        Positions into ``table`` (a trial's training part or a fraction of it).
+    table : DataFrame with ``image_id``
+    issues : DataFrame or None
+        :func:`suspect_labels_for_run`'s table (None or empty: nothing dropped).
+    trial : int
+    tasks : tuple of str
+
+    Returns
+    -------
+    rows : ndarray of int
+        ``train_rows`` in their order, the suspected ones left out.
+    """
+    rows = np.asarray(train_rows, dtype=np.int64)
+    if issues is None or not len(issues):
+        return rows
+    doubted = issues[(issues["trial"] == trial) & (issues["part"] == "train") & issues["task"].isin(tasks)]
+    drop = table["image_id"].to_numpy()[rows]
+    return rows[~np.isin(drop, doubted["image_id"].to_numpy())]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def label_metrics(predictions: pd.DataFrame, issues: pd.DataFrame, *, n_boot: int = 1000,
+                  seed: int = 0) -> pd.DataFrame:
+    """Every model's test metrics on all test faces and on those the detector does not doubt.
+
+    A sensitivity analysis: leaving out the suspected test faces (of the same trial, for
+    the same task) favours the models that agree with the detector.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        ``predictions.csv.gz`` of the run (``trial``, ``fraction``, ``model``,
+        ``image_id``, ``age``, ``gender``, ``age_pred``, ``p_female``, ``gender_pred``).
+    issues : DataFrame
+        :func:`suspect_labels_for_run`'s table.
+    n_boot : int
+        Bootstrap resamples for the 95 % intervals (0: none).
+    seed : int
+
+    Returns
+    -------
+    metrics : DataFrame
+        Columns :data:`facebench.rundir.labels.LABEL_METRIC_COLUMNS`.
+    """
+    rows = []
+    test_issues = issues[issues["part"] == "test"]
+    doubted = {(int(t), task): set(g["image_id"]) for (t, task), g in test_issues.groupby(["trial", "task"])}
+    for (trial, fraction, model), pred in predictions.groupby(["trial", "fraction", "model"], sort=False):
+        for task, col in (("age", "age_pred"), ("gender", "gender_pred")):
+            sub = pred[pred[col].notna()]
+            if not len(sub):
+                continue
+            keep = ~sub["image_id"].isin(doubted.get((int(trial), task), set())).to_numpy()
+            for subset, part in (("all", sub), ("unsuspected", sub[keep])):
+                if not len(part):
+                    continue
+                idx = bootstrap_indices(len(part), n_boot, seed) if n_boot else None
+                if task == "age":
+                    point = age_metrics(part["age"], part["age_pred"])
+                    boot = age_bootstrap(part["age"], part["age_pred"], idx) if idx is not None else {}
+                else:
+                    y, p, s = part["gender"].astype(int), part["gender_pred"].astype(int), part["p_female"].astype(float)
+                    point = gender_metrics(y, p, s)
+                    boot = gender_bootstrap(y, p, s, idx) if idx is not None else {}
+                for metric in LABEL_METRICS[task]:
+                    lo, hi = percentile_interval(boot[metric]) if metric in boot else (np.nan, np.nan)
+                    rows.append({"trial": int(trial), "fraction": float(fraction), "model": model, "task": task,
+                                 "subset": subset, "metric": metric, "value": float(point[metric]),
+                                 "ci_low": lo, "ci_high": hi, "n": len(part)})
+    return pd.DataFrame(rows, columns=LABEL_METRIC_COLUMNS)
+
+
+def label_metrics_for_run(run_dir, issues: pd.DataFrame | None = None, *, n_boot: int = 1000,
+                          seed: int = 0) -> pd.DataFrame | None:
+    """Read a finished run's predictions (and its ``label_issues.csv``), write ``label_metrics.csv``.
+
+    For the runner, after the units are aggregated. Returns the metrics, or None when
+    the run has no predictions or no label issues.
+    """
+    from ..rundir import layout
+    from ..rundir.labels import read_label_issues, write_label_metrics
+    from ..rundir.read import read_csv
+
+    issues = read_label_issues(run_dir) if issues is None else issues
+    predictions = read_csv(Path(run_dir) / layout.PREDICTIONS_FILE, ("model", "image_id", "path"))
+    if issues is None or predictions is None:
+        return None
+    metrics = label_metrics(predictions, issues, n_boot=n_boot, seed=seed)
+    write_label_metrics(run_dir, metrics)
+    return metrics
+
+
+__all__ = ["AGE_DETECTOR", "DETECTOR_MODEL", "GENDER_DETECTOR", "age_scales", "detector_features", "drop_suspected",
+           "empty_issues", "label_metrics", "label_metrics_for_run", "suspect_labels", "suspect_labels_for_run"]

@@ -76,6 +76,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
 
+from facebench.baselines.bif import BIFFeatures
 from facebench.baselines.estimators import CappedPCA, HFlipAugmented, PairedTransform, TunedEstimator
 from facebench.baselines.transformers import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
 from facebench.machine import memory_bytes
@@ -115,12 +116,13 @@ FEATURES = {
     "pixels": lambda: PixelFeatures(size=32),
     "tiny": lambda: PixelFeatures(size=4),
     "color": lambda: ColorFeatures(),
+    "bif": lambda: BIFFeatures(),
 }
 #: Features that need RGB input; a model using one takes RGB stacks (its other
 #: features then see them through OnGray).
 COLOR_FEATURES = frozenset({"color"})
 _FEATURE_LABELS = {"hog": "HOG", "hog6": "HOG 6x6", "lbp": "LBP", "pixels": "pixels 32x32",
-                   "tiny": "pixels 4x4", "color": "colour"}
+                   "tiny": "pixels 4x4", "color": "colour", "bif": "BIF (Gabor bank)"}
 
 #: Tuning grids (documented, small); keys are the final estimator's parameters.
 GRIDS = {
@@ -184,6 +186,7 @@ _REGISTERED: dict[str, dict] = {}
 #: types they are made of. Loading a file that holds any other type is refused.
 TRUSTED_TYPES = tuple(f"{module}.{name}" for module, names in (
     ("builtins", ("dict", "list", "str", "tuple")),
+    ("facebench.baselines.bif", ("BIFFeatures",)),
     ("facebench.baselines.estimators", ("CappedPCA", "HFlipAugmented", "PairedTransform", "TunedEstimator")),
     ("facebench.baselines.transformers",
      ("ColorFeatures", "HFlipPairs", "HOGFeatures", "LBPFeatures", "OnGray", "PixelFeatures")),

@@ -11,6 +11,10 @@ features they picture and compute them with the same code and parameters:
   (what the models use) with a ``LBPFeatures`` step's ``P``, ``R`` and method, and the
   code histogram of every cell, exactly what :func:`facebench.baselines.lbp_histograms`
   feeds the classifier. :func:`lbp_cells` names four cells worth showing.
+- :func:`bif_view`: one band of the biologically inspired features
+  (:class:`facebench.baselines.bif.BIFFeatures`): its Gabor filters, the S1 responses of
+  the face (the maximum over the band's two filter sizes) and the C1 cells, exactly the
+  band's part of the feature vector.
 - :func:`find_steps`: the ``HOGFeatures`` / ``LBPFeatures`` steps inside a fitted
   pipeline, so the pictures use a run's own parameters.
 """
@@ -19,11 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from facebench.baselines.bif import BIFFeatures, _band_maps, _pyramid, bif_bank, bif_features, bif_shape
 from facebench.baselines.features import _pair
 from facebench.baselines.transformers import HOGFeatures, LBPFeatures
 from facebench.baselines.lbp import lbp_codes, lbp_histograms
 
-__all__ = ["LBP_CELLS", "find_steps", "hog_params", "hog_picture", "lbp_cells", "lbp_picture", "lbp_settings"]
+__all__ = ["LBP_CELLS", "bif_view", "find_steps", "hog_params", "hog_picture", "lbp_cells", "lbp_picture", "lbp_settings"]
 
 #: Cells whose LBP histograms are shown: (label, row, column) as fractions of the grid
 #: (A and B near the eyes, C the mouth, D the forehead on an aligned face).
@@ -127,6 +132,52 @@ def lbp_cells(shape, grid) -> list[tuple[str, int, int, tuple[int, int, int, int
         r, c = min(gy - 1, int(fy * gy)), min(gx - 1, int(fx * gx))
         out.append((label, r, c, (int(ey[r]), int(ey[r + 1]), int(ex[c]), int(ex[c + 1]))))
     return out
+
+
+def bif_view(image, bif=None, band=0) -> dict:
+    """What one band of BIF sees in one image, with a ``BIFFeatures`` step's parameters.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W), uint8
+        Grayscale (an RGB image is converted to gray first).
+    bif : BIFFeatures, optional
+        The run's BIF step (default: the registry's, ``BIFFeatures()``).
+    band : int, default=0
+        0 (finest: 5x5 and 7x7 filters, 6-pixel cells) to ``bif.n_bands - 1``.
+
+    Returns
+    -------
+    view : dict
+        ``kernels``: float32 ``(orientations, k, k)``, the band's smaller Gabor filter at
+        full size, one per orientation (angle ``i * pi / orientations``; 0 responds to
+        vertical stripes); ``s1``: float32 ``(orientations, h, w)``, the absolute
+        responses, the maximum over the band's two sizes, at the pyramid level the band is
+        filtered at (``level``; ``h = H / 2**level``); ``max`` and ``std``: float32
+        ``(orientations, rows, cols)`` per pooling cell (``None`` when the step does not
+        pool that way), which flattened and joined are the band's part of the feature vector;
+        ``cell`` (pooling cell side, pixels of the image) and ``sizes`` (the two filter sides).
+    """
+    bif = BIFFeatures() if bif is None else bif
+    image = _gray(np.asarray(image))
+    if image.ndim != 2:
+        raise ValueError(f"image must be (H, W) or (H, W, 3); got shape {image.shape}")
+    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 0 <= band < bif.n_bands:
+        raise ValueError(f"band must be an int in 0..{bif.n_bands - 1}; got band={band!r}")
+    args = (bif.n_bands, bif.orientations, bif.pooling, bif.overlap)
+    features = bif_features(image[None], *args, bif.pyramid)[0]
+    bank = bif_bank(bif.orientations, bif.n_bands, min(image.shape), bif.pyramid)
+    cells, _ = bif_shape(image.shape, *args)
+    stats = ("max", "std") if bif.pooling == "both" else (bif.pooling,)
+    sizes = [len(stats) * bif.orientations * r * c for r, c in cells]
+    start = sum(sizes[:band])
+    part = features[start : start + sizes[band]].reshape(len(stats), bif.orientations, *cells[band])
+    pooled = dict(zip(stats, part))
+    this = bank[band]
+    s1 = _band_maps(_pyramid(image[None], this["level"]), this)[0]
+    full = bif_bank(bif.orientations, bif.n_bands, min(image.shape), pyramid=False)[band]
+    return {"kernels": full["kernels"][0], "s1": s1, "max": pooled.get("max"), "std": pooled.get("std"),
+            "level": this["level"], "cell": this["cell"], "sizes": this["sizes"]}
 
 
 def find_steps(estimator, cls) -> list:

@@ -178,3 +178,32 @@ def test_changed_images_under_a_run_are_refused(faces, grown, tmp_path):
             run(config, quiet=True)
     finally:
         shutil.move(moved, victim)
+
+
+# --------------------------------------------------------------------------- label errors in a run
+
+
+def test_run_looks_for_label_errors_and_drop_train_leaves_them_out(faces, grown, tmp_path, counted):
+    from facebench.rundir.labels import read_label_issues, read_label_metrics
+
+    out = _copy(grown, tmp_path)
+    issues = read_label_issues(out)
+    assert issues is not None and set(issues.part) <= {"train", "test"}
+    assert read_label_metrics(out) is not None
+    split = pd.read_csv(out / "split.csv", dtype={"image_id": str})
+    test_ids = set(split[(split.trial == 0) & (split.part == "test")].image_id)
+    doubted_train = set(issues[(issues.trial == 0) & (issues.part == "train")].image_id)
+    assert doubted_train and not doubted_train & test_ids
+    run(_config(faces, out, ["data.label_errors='drop-train'"]), quiet=True)
+    assert len(counted) == 3  # every model's training rows changed
+    timings = pd.read_csv(out / "timings.csv")
+    before = pd.read_csv(grown / "timings.csv")
+    assert (timings.n_train == before.n_train - len(doubted_train)).all()
+    assert (timings.n_test == before.n_test).all()
+    pred = pd.read_csv(out / "predictions.csv.gz", dtype={"image_id": str})
+    assert set(pred.image_id) == test_ids  # the test part is untouched
+
+
+def test_label_errors_off_writes_no_label_files(faces, tmp_path):
+    run(_config(faces, tmp_path, ["data.label_errors='off'"]), quiet=True)
+    assert not (tmp_path / "label_issues.csv").exists() and not (tmp_path / "label_metrics.csv").exists()

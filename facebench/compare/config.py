@@ -39,7 +39,9 @@ DEFAULTS: dict = {
     "n_jobs": -1,
     "dask": "",
     "out": "",
-    "data": {"path": "", "max_images": 0},
+    # label_errors: "keep" (look for suspected label errors and report them), "drop-train" (also
+    # leave the suspected training faces out of every model's training rows) or "off"
+    "data": {"path": "", "max_images": 0, "label_errors": "keep"},
     "features": {"image_size": 64, "color": "gray"},
     "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []},
     # per-CNN overrides of facebench.cnn.default_params(name), e.g. [cnn.default] epochs = 8,
@@ -51,6 +53,9 @@ DEFAULTS: dict = {
 
 #: Tables whose keys are names the user chooses (checked by validate, not against DEFAULTS).
 FREE_TABLES = ("cnn", "classical")
+
+#: What a run does about suspected label errors (``data.label_errors``).
+LABEL_ERRORS = ("keep", "drop-train", "off")
 
 #: Keys that decide the splits: a run directory refuses a change of any of them.
 SPLIT_KEYS = ("seed", "test_size", "data.path", "data.max_images")
@@ -182,6 +187,8 @@ def validate(config: dict) -> dict:
         c["data"]["path"] = str(Path(c["data"]["path"].strip()).expanduser().resolve())
     mi = c["data"]["max_images"]
     need(isinstance(mi, int) and mi >= 0, "data.max_images", mi, "0 (all) or a positive count")
+    need(c["data"]["label_errors"] in LABEL_ERRORS, "data.label_errors", c["data"]["label_errors"],
+         " | ".join(repr(m) for m in LABEL_ERRORS))
     size = c["features"]["image_size"]
     need(isinstance(size, int) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
     need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")

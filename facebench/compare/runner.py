@@ -87,6 +87,7 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         if len(table) < len(dataset.table):
             info["max_images"] = f"{len(table)} of {len(dataset.table)} used images (data.max_images)"
         info["images"] = _images_digest(table)
+        previous_info = layout.read_run_info(run_dir) or {}
         _check_same_images(run_dir, info["images"], force)
         atomic_write_text(run_dir / layout.CONFIG_FILE, dumps(config))
         write_json(run_dir / layout.AUDIT_FILE, dataset.audit)
@@ -97,7 +98,11 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         splits = {t: make_split(table, seed=config["seed"] + t, test_size=config["test_size"])
                   for t in range(config["trials"])}
         write_split(run_dir / layout.SPLIT_FILE, table, splits)
-        planned = plan_units(config, table, splits)
+        issues = _label_issues(run_dir, table, splits, config, previous_info, force, quiet)
+        if issues is not None:
+            info["label_errors"] = {"mode": config["data"]["label_errors"], "trials": sorted(splits),
+                                    "detector": _detector_name()}
+        planned = plan_units(config, table, splits, issues)
         saved.write_models_table(run_dir, models_table(config))
         todo = _units_to_run(run_dir, planned, config, previous, force)
         message = f"{len(planned)} unit(s) planned, {len(planned) - len(todo)} reused, {len(todo)} to run"
@@ -108,6 +113,10 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         failed = {f["unit"] for f in failures}
         whole = [u["id"] for u in planned if u["id"] not in failed]
         results = aggregate(run_dir, whole, n_boot=config["bootstrap"], seed=config["seed"])
+        if issues is not None:
+            from .labels import label_metrics_for_run
+
+            label_metrics_for_run(run_dir, issues, n_boot=config["bootstrap"], seed=config["seed"])
         _store_views(run_dir, quiet)
         info["finished"] = _now()
         info["failed_units"] = failures
@@ -158,6 +167,35 @@ def _changed(run_dir: Path, unit: dict, config: dict, previous: dict | None) -> 
     return None if recorded == digest else "its definition changed"
 
 
+def _label_issues(run_dir: Path, table: pd.DataFrame, splits: dict, config: dict, previous: dict, force: bool,
+                  quiet: bool) -> pd.DataFrame | None:
+    """Suspected label errors of every trial (``label_issues.csv``): reused for the trials a
+    previous run of the same images already judged, computed for the others; None when off."""
+    if config["data"]["label_errors"] == "off":
+        return None
+    from ..rundir.labels import read_label_issues, write_label_issues
+    from .labels import detector_features, empty_issues, suspect_labels_for_run
+
+    before = previous.get("label_errors") or {}
+    old = None if force or before.get("detector") != _detector_name() else read_label_issues(run_dir)
+    done = set(before.get("trials") or ()) if old is not None else set()
+    todo = {t: s for t, s in splits.items() if t not in done}
+    kept = old[old["trial"].isin(list(splits))] if old is not None else empty_issues()
+    if todo:
+        _say(quiet, f"looking for suspected label errors in {len(todo)} trial(s)")
+        features = detector_features(table, config)
+        found = suspect_labels_for_run(features, table, todo, seed=config["seed"], log=log.info)
+        kept = pd.concat([kept, found], ignore_index=True).sort_values(["trial", "task", "part"], kind="stable")
+    write_label_issues(run_dir, kept)
+    return kept.reset_index(drop=True)
+
+
+def _detector_name() -> str:
+    from .labels import AGE_DETECTOR, GENDER_DETECTOR
+
+    return f"{GENDER_DETECTOR}; {AGE_DETECTOR}"
+
+
 def _store_views(run_dir: Path, quiet: bool) -> None:
     """What each method sees on a few test faces, for the report (which loads no models)."""
     from .views import compute_run_views
@@ -174,8 +212,12 @@ def _store_views(run_dir: Path, quiet: bool) -> None:
 # --------------------------------------------------------------------------- planning
 
 
-def plan_units(config: dict, table: pd.DataFrame, splits: dict) -> list[dict]:
-    """Every (trial, fraction, model) unit with its training and test rows."""
+def plan_units(config: dict, table: pd.DataFrame, splits: dict, issues: pd.DataFrame | None = None) -> list[dict]:
+    """Every (trial, fraction, model) unit with its training and test rows.
+
+    With ``data.label_errors = "drop-train"``, the faces suspected in a trial's training
+    part (``issues``) leave every fraction's training rows; the test part is never touched.
+    """
     models = config["models"]
     classical = list(dict.fromkeys(models["gender"] + models["age"]))
     _check_file_names(classical, [f"cnn-{n}" for n in models["cnn"]])
@@ -193,6 +235,10 @@ def plan_units(config: dict, table: pd.DataFrame, splits: dict) -> list[dict]:
             else:
                 share = float(frac)
             rows = subsample(table, train, share, seed=seed)
+            if config["data"]["label_errors"] == "drop-train":
+                from .labels import drop_suspected
+
+                rows = drop_suspected(rows, table, issues, trial)
             if len(rows) in seen_sizes:
                 continue
             seen_sizes[len(rows)] = frac

@@ -441,6 +441,29 @@ def test_explore_on_the_real_loader(tmp_path):
     html = out.read_text(encoding="utf-8")
     assert "<img src=x" not in html and "&lt;img src=x" in html
     assert len(parse(html).find_all("div", cls="face")) == 48
+    assert 'id="conflicts"' not in html  # no identical images with other labels: no such section
+
+
+def test_explore_shows_identical_images_with_disagreeing_labels_side_by_side(tmp_path):
+    import shutil
+
+    from facebench import data
+
+    faces = tmp_path / "faces"
+    data.synthesize(faces, n=40, seed=3, size=64)
+    first = sorted(faces.glob("*.jpg"))[0]
+    age, gender, rest = first.name.split("_", 2)
+    twin = faces / f"{int(age) + 30}_{1 - int(gender)}_{rest}"
+    shutil.copy(first, twin)  # the same pixels under other labels
+    dom = parse(write_explore(data.load_dataset(faces), tmp_path / "out").read_text(encoding="utf-8"))
+    section = dom.find("section", id="conflicts")
+    groups = section.find_all("div", cls="conflict")
+    assert len(groups) == 1
+    items = groups[0].find_all("div", cls="face")
+    assert [i.find("div", cls="fname").text() for i in items] == sorted([first.name, twin.name])
+    assert all(i.find("img") is not None for i in items)  # thumbnails, not names alone
+    lines = " ".join(i.text() for i in items)
+    assert f"age {int(age)}," in lines and f"age {int(age) + 30}," in lines
 
 
 # ---- a real run ----------------------------------------------------------------------

@@ -53,6 +53,38 @@ def sample_faces(table: pd.DataFrame, n: int = N_SAMPLES, seed: int = 0) -> pd.D
     return table.loc[picked[:n]].sort_values("age", kind="stable")
 
 
+#: Groups of identical images with disagreeing labels shown as thumbnails (all are in audit.json).
+MAX_CONFLICTS = 24
+
+
+def conflicting_duplicates(audit: dict, limit: int = MAX_CONFLICTS) -> list[list[dict]]:
+    """The groups of pixel-identical images whose labels disagree, each as face items side by side.
+
+    Each item: ``thumb`` (data URI or None), ``name``, ``line1`` (the labels the file
+    name gives). Only the first ``limit`` groups; the rest are counted on the page.
+    """
+    from facebench.data.labels import parse_utkface_name
+
+    root = Path(str(audit.get("root") or ""))
+    cache: dict[str, str | None] = {}
+    groups = []
+    for group in audit.get("duplicates") or ():
+        if "disagree" not in str(group.get("action", "")):
+            continue
+        items = []
+        for name in group.get("files") or ():
+            path = root / name if audit.get("root") else Path(name)
+            try:
+                labels = parse_utkface_name(Path(name).name)
+                race = "race unknown" if labels.race is None else RACES.get(int(labels.race), "?")
+                line = f"age {labels.age}, {GENDERS.get(int(labels.gender), '?')}, {race}"
+            except ValueError:
+                line = ""
+            items.append({"thumb": thumbnail_uri(str(path), cache), "name": str(name), "line1": line, "line2": ""})
+        groups.append(items)
+    return groups[:limit] if limit else groups
+
+
 def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
     """Write ``out_dir/explore.html`` and ``out_dir/audit.json`` for a dataset.
 
@@ -103,6 +135,8 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
             }
             for r in sample_faces(table).itertuples()
         ]
+    ctx["conflicts"] = conflicting_duplicates(audit)
+    ctx["conflict_total"] = sum("disagree" in str(g.get("action", "")) for g in audit.get("duplicates") or ())
     ctx["max_rows"] = MAX_AUDIT_ROWS
     ctx["generated"] = timestamp()
     from facebench import __version__

@@ -87,7 +87,8 @@ def register_cnn(name, builder, *, params=None, base="default", summary=""):
     """
     where = f"register_cnn({name!r})"
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"register_cnn: name={name!r} must be letters, digits, '_' or '-' (a TOML key and a file name)")
+        raise ValueError(f"register_cnn: name={name!r} must be letters, digits, '_' or '-' "
+                         "(a TOML key and a file name)")
     if name in MODEL_NAMES:
         raise ValueError(f"{where}: {name!r} is a built-in CNN; choose another name")
     if name in _REGISTERED:

@@ -191,7 +191,7 @@ def _issues_for(run_dir) -> pd.DataFrame:
                 rows.append({"trial": 0, "part": part, "image_id": r["image_id"], "path": r["path"], "task": "age",
                              "given": int(r["age"]), "suggested": int(r["age"]) + 30, "confidence": 5.0 - i,
                              "detector": AGE_DETECTOR})
-    return pd.DataFrame(rows)[ISSUE_COLUMNS]
+    return pd.DataFrame(rows).assign(agree="")[ISSUE_COLUMNS]
 
 
 def test_label_metrics_leave_out_the_suspected_test_faces(tmp_path):
@@ -247,3 +247,28 @@ def test_report_section(tmp_path):
     assert "Without the suspected" in text and "hog+svm" in text and "label_metrics.csv is missing" not in text
     table = pd.read_csv(run_dir / "tables" / "label_metrics.csv")
     assert (table.loc[table["task"] == "gender", "left_out"] == 6).all()
+
+
+def test_paired_tests_are_repeated_without_the_suspected_test_faces(tmp_path):
+    from facebench.compare.labels import cleaned_paired_tests, with_agreement
+    from facebench.compare.metrics import paired_tests
+
+    run_dir = build_run_dir(tmp_path / "run", n_trials=1, fractions=(1.0,), n_test=40, n_train=80)
+    issues = _issues_for(run_dir)
+    pred = pd.read_csv(run_dir / layout.PREDICTIONS_FILE, dtype={"image_id": str, "path": str},
+                       keep_default_na=False, na_values={"age_pred": [""], "p_female": [""], "gender_pred": [""]})
+    cleaned = cleaned_paired_tests(pred, issues, n_boot=0)
+    doubted = set(issues[(issues.part == "test") & (issues.task == "gender")].image_id)
+    kept = pred[~pred.image_id.isin(doubted) & pred.gender_pred.notna()]
+    expected = [r for r in paired_tests(kept, n_boot=0) if r["task"] == "gender"]
+    got = cleaned[cleaned.task == "gender"].reset_index(drop=True)
+    assert len(got) == len(expected) > 0
+    assert got.n.tolist() == [r["n"] for r in expected]
+    assert got.p_value.tolist() == pytest.approx([r["p_value"] for r in expected])
+    agreed = with_agreement(issues, pred)
+    test_gender = agreed[(agreed.part == "test") & (agreed.task == "gender")]
+    for r in test_gender.itertuples():
+        face = pred[(pred.image_id == r.image_id) & pred.gender_pred.notna()]
+        sided = sorted(face[face.gender_pred.astype(float) == r.suggested].model)
+        assert r.agree == ";".join(sided)
+    assert (agreed[agreed.part == "train"].agree == "").all()

@@ -183,12 +183,12 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
         frames.append(_age_issues(table, train, test, age, pred["age"], pred["age_test"], age_k, age_min_years, trial))
     if not frames:
         return empty_issues()
-    return pd.concat(frames, ignore_index=True)[ISSUE_COLUMNS]
+    return pd.concat(frames, ignore_index=True).assign(agree="")[ISSUE_COLUMNS]
 
 
 def empty_issues() -> pd.DataFrame:
     """An issues table with no rows (and the right columns)."""
-    return pd.DataFrame({c: pd.Series(dtype=object if c in ("part", "image_id", "path", "task", "detector")
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("part", "image_id", "path", "task", "detector", "agree")
                                       else float if c == "confidence" else np.int64) for c in ISSUE_COLUMNS})
 
 
@@ -480,13 +480,72 @@ def label_metrics_for_run(run_dir, issues: pd.DataFrame | None = None, *, n_boot
     from ..rundir.labels import read_label_issues, write_label_metrics
     from ..rundir.read import read_csv
 
+    from ..rundir.labels import write_label_issues, write_label_paired
+
     issues = read_label_issues(run_dir) if issues is None else issues
     predictions = read_csv(Path(run_dir) / layout.PREDICTIONS_FILE, ("model", "image_id", "path"))
     if issues is None or predictions is None:
         return None
     metrics = label_metrics(predictions, issues, n_boot=n_boot, seed=seed)
     write_label_metrics(run_dir, metrics)
+    write_label_paired(run_dir, cleaned_paired_tests(predictions, issues, n_boot=n_boot, seed=seed))
+    write_label_issues(run_dir, with_agreement(issues, predictions))
     return metrics
+
+
+def _doubted(issues: pd.DataFrame) -> dict:
+    test_issues = issues[issues["part"] == "test"]
+    return {(int(t), task): set(g["image_id"]) for (t, task), g in test_issues.groupby(["trial", "task"])}
+
+
+def cleaned_paired_tests(predictions: pd.DataFrame, issues: pd.DataFrame, *, n_boot: int = 1000,
+                         seed: int = 0) -> pd.DataFrame:
+    """The paired tests of every trial x fraction, on the test faces the detector does not doubt.
+
+    A face is left out only for the task its label is doubted for, so each task's pairs
+    are tested on that task's unsuspected faces. Columns of ``paired.csv``.
+    """
+    from .metrics import paired_tests
+
+    doubted = _doubted(issues)
+    rows = []
+    for (trial, fraction), pred in predictions.groupby(["trial", "fraction"], sort=True):
+        for task, col in (("gender", "gender_pred"), ("age", "age_pred")):
+            other = "age_pred" if col == "gender_pred" else "gender_pred"
+            keep = pred[pred[col].notna() & ~pred["image_id"].isin(doubted.get((int(trial), task), set()))]
+            only = keep.assign(**{other: np.nan}) if other == "age_pred" else keep.assign(
+                gender_pred=pd.array([pd.NA] * len(keep), dtype="Int64"))
+            for r in paired_tests(only, n_boot=n_boot, seed=seed):
+                if r["task"] == task:
+                    rows.append({"trial": int(trial), "fraction": float(fraction), **r})
+    from ..rundir.layout import PAIRED_COLUMNS
+
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def with_agreement(issues: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """``issues`` with ``agree``: for each suspected test face, the models (at the largest
+    fraction of its trial) whose prediction sides with the detector."""
+    out = issues.copy()
+    out["agree"] = ""
+    if not len(predictions):
+        return out
+    top = predictions[predictions["fraction"] == predictions.groupby("trial")["fraction"].transform("max")]
+    by_face = {key: g for key, g in top.groupby(["trial", "image_id"])}
+    agree = []
+    for r in out.itertuples():
+        g = by_face.get((int(r.trial), r.image_id)) if r.part == "test" else None
+        if g is None:
+            agree.append("")
+            continue
+        if r.task == "gender":
+            sided = g[g["gender_pred"].notna() & (g["gender_pred"].astype("float") == float(r.suggested))]
+        else:
+            pred = g["age_pred"]
+            sided = g[pred.notna() & ((pred - r.suggested).abs() < (pred - r.given).abs())]
+        agree.append(";".join(sorted(sided["model"].astype(str))))
+    out["agree"] = agree
+    return out
 
 
 __all__ = ["AGE_DETECTOR", "DETECTOR_MODEL", "GENDER_DETECTOR", "age_scales", "detector_features", "drop_suspected",

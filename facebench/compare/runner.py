@@ -100,8 +100,10 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         write_split(run_dir / layout.SPLIT_FILE, table, splits)
         issues = _label_issues(run_dir, table, splits, config, previous_info, force, quiet)
         if issues is not None:
+            from .labels import DETECTOR_MODEL
+
             info["label_errors"] = {"mode": config["data"]["label_errors"], "trials": sorted(splits),
-                                    "detector": _detector_name()}
+                                    "detector": _detector_name(), "model": DETECTOR_MODEL}
         planned = plan_units(config, table, splits, issues)
         saved.write_models_table(run_dir, models_table(config))
         todo = _units_to_run(run_dir, planned, config, previous, force)

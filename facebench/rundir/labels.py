@@ -19,7 +19,13 @@ confidence     gender: the detector's calibrated probability of the suggested ge
                [0, 1]; age: the robust z-score |given - predicted| / (robust scale of the
                residuals at that predicted age), >= the threshold the run used
 detector       a short name of the detector (features, model, rule)
+agree          test faces: the run's models (";"-separated) whose prediction sides with the
+               detector (gender: they predict the suggested gender; age: they are nearer the
+               suggested than the given age); empty for training faces
 =============  ===========================================================================
+
+``label_paired.csv``: the run's paired tests (``paired.csv``'s columns) repeated on the
+test faces the detector does not doubt, for each task.
 
 ``label_metrics.csv``, every model's test metrics with and without the suspected test
 faces (:data:`LABEL_METRIC_COLUMNS`): ``subset`` is ``"all"`` or ``"unsuspected"``
@@ -38,15 +44,19 @@ from facebench.io import atomic_write_text
 
 LABEL_ISSUES_FILE = "label_issues.csv"
 LABEL_METRICS_FILE = "label_metrics.csv"
+LABEL_PAIRED_FILE = "label_paired.csv"
 
-ISSUE_COLUMNS = ["trial", "part", "image_id", "path", "task", "given", "suggested", "confidence", "detector"]
+ISSUE_COLUMNS = ["trial", "part", "image_id", "path", "task", "given", "suggested", "confidence", "detector", "agree"]
+#: Columns a writer fills in when the frame lacks them (written before the run's models predicted).
+_OPTIONAL = {"agree": ""}
 LABEL_METRIC_COLUMNS = ["trial", "fraction", "model", "task", "subset", "metric", "value", "ci_low", "ci_high", "n"]
 
-_TEXT = ("part", "image_id", "path", "task", "detector")
+_TEXT = ("part", "image_id", "path", "task", "detector", "agree")
 _NA = ["", "nan", "NaN", "NA", "<NA>"]
 
 
 def _write(path: Path, frame: pd.DataFrame, columns: list[str]) -> Path:
+    frame = frame.assign(**{c: v for c, v in _OPTIONAL.items() if c in columns and c not in frame.columns})
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{path.name}: the frame lacks the columns {', '.join(missing)}")
@@ -59,6 +69,9 @@ def _read(path: Path, columns: list[str], text: tuple[str, ...]) -> pd.DataFrame
     header = pd.read_csv(path, nrows=0).columns
     frame = pd.read_csv(path, dtype={c: str for c in text if c in header}, keep_default_na=False,
                         na_values={c: _NA for c in header if c not in text})
+    for c, v in _OPTIONAL.items():
+        if c in columns and c not in frame.columns:
+            frame[c] = v
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: lacks the columns {', '.join(missing)}")
@@ -89,5 +102,20 @@ def read_label_metrics(run_dir) -> pd.DataFrame | None:
     return _read(Path(run_dir) / LABEL_METRICS_FILE, LABEL_METRIC_COLUMNS, ("model", "task", "subset", "metric"))
 
 
-__all__ = ["ISSUE_COLUMNS", "LABEL_ISSUES_FILE", "LABEL_METRICS_FILE", "LABEL_METRIC_COLUMNS", "read_label_issues",
+def write_label_paired(run_dir, frame: pd.DataFrame) -> Path:
+    """Write ``RUN_DIR/label_paired.csv``: the paired tests repeated on the test faces nobody doubts
+    (columns of ``paired.csv``, :data:`facebench.rundir.layout.PAIRED_COLUMNS`)."""
+    from . import layout
+
+    return _write(Path(run_dir) / LABEL_PAIRED_FILE, frame, layout.PAIRED_COLUMNS)
+
+
+def read_label_paired(run_dir) -> pd.DataFrame | None:
+    from . import layout
+
+    return _read(Path(run_dir) / LABEL_PAIRED_FILE, layout.PAIRED_COLUMNS,
+                 ("task", "model_a", "model_b", "test", "effect_name", "better"))
+
+
+__all__ = ["LABEL_PAIRED_FILE", "read_label_paired", "write_label_paired", "ISSUE_COLUMNS", "LABEL_ISSUES_FILE", "LABEL_METRICS_FILE", "LABEL_METRIC_COLUMNS", "read_label_issues",
            "read_label_metrics", "write_label_issues", "write_label_metrics"]

@@ -17,7 +17,7 @@ from facebench.reports.summary import frac, label
 from facebench.reports.tables import Cell, Column, Table, format_metric, metric_cell, text_cell
 from facebench.reports.thumbnails import thumbnail_uri
 from facebench.rundir import layout
-from facebench.rundir.labels import read_label_issues, read_label_metrics
+from facebench.rundir.labels import read_label_issues, read_label_metrics, read_label_paired
 from facebench.rundir.read import read_csv
 
 #: Faces shown per task, most confident first.
@@ -90,6 +90,8 @@ def _gallery(issues: pd.DataFrame, cache: dict[str, str | None]) -> list[dict[st
             else:
                 line1 = f"given {int(r['given'])}, suggested {int(r['suggested'])}"
                 line2 = f"robust z = {float(r['confidence']):.1f}, {PARTS.get(r['part'], r['part'])}"
+            if r.get("agree"):
+                line2 += f"; agreeing: {str(r['agree']).replace(';', ', ')}"
             faces.append({"thumb": thumbnail_uri(r["path"], cache), "name": r["image_id"], "line1": line1,
                           "line2": line2})
         if faces:
@@ -97,7 +99,49 @@ def _gallery(issues: pd.DataFrame, cache: dict[str, str | None]) -> list[dict[st
     return out
 
 
-def _metrics_table(metrics: pd.DataFrame, models: list[str], trial: int, fraction: float) -> Table:
+def _paired_table(before: pd.DataFrame | None, after: pd.DataFrame, trial: int, fraction: float,
+                  detector_model: str | None) -> Table:
+    """Each pair's effect and Holm-adjusted p-value on all test faces and on the unsuspected ones."""
+    def pick(frame):
+        if frame is None:
+            return {}
+        f = frame[(frame["trial"] == trial) & np.isclose(frame["fraction"].astype(float), fraction)]
+        return {(r.task, r.model_a, r.model_b): r for r in f.itertuples()}
+
+    a, b = pick(before), pick(after)
+    cols = [Column("task", "Task"), Column("pair", "Pair"), Column("all", "All test faces", True),
+            Column("clean", "Without the suspected", True), Column("verdict", "Verdict")]
+    rows = []
+    for key in sorted(b):
+        task, ma, mb = key
+        names = [f"{m} (the detector's model)" if m == detector_model else m for m in (ma, mb)]
+        cells = [text_cell(task), text_cell(" vs ".join(names))]
+        verdicts = []
+        for r in (a.get(key), b[key]):
+            if r is None:
+                cells.append(Cell(value=None, text="—"))
+                verdicts.append(None)
+                continue
+            effect = format_metric("mae" if task == "age" else "accuracy", r.effect)
+            cells.append(Cell(value=float(r.effect), text=f"{effect} (p = {float(r.p_holm):.3g})",
+                              detail=str(r.effect_name)))
+            verdicts.append(r.better if float(r.p_holm) < 0.05 else "")
+        if verdicts[0] is None:
+            verdict = "—"
+        elif verdicts[0] == verdicts[1]:
+            verdict = "unchanged"
+        else:
+            verdict = f"changes: {verdicts[0] or 'no clear winner'} -> {verdicts[1] or 'no clear winner'}"
+        cells.append(text_cell(verdict))
+        rows.append(cells)
+    return Table("label_paired", "Paired tests with and without the suspected test faces", cols, rows,
+                 note=f"Trial {trial} at training fraction {frac(fraction)}. Effect: accuracy(a) - accuracy(b) or "
+                      "MAE(a) - MAE(b), with its Holm-adjusted p-value; a verdict names the better model where "
+                      "p < 0.05.")
+
+
+def _metrics_table(metrics: pd.DataFrame, models: list[str], trial: int, fraction: float,
+                   detector_model: str | None = None) -> Table:
     m = metrics[(metrics["trial"] == trial) & np.isclose(metrics["fraction"].astype(float), fraction)]
     cols = [Column("model", "Model"), Column("task", "Task"), Column("metric", "Metric"),
             Column("all", "All test faces", True), Column("unsuspected", "Without the suspected", True),
@@ -112,7 +156,8 @@ def _metrics_table(metrics: pd.DataFrame, models: list[str], trial: int, fractio
             continue
         a = sub.loc["all"]
         u = sub.loc["unsuspected"] if "unsuspected" in sub.index else None
-        row = [text_cell(model), text_cell(task), text_cell(label(metric)),
+        shown = f"{model} (the detector's model)" if model == detector_model else model
+        row = [text_cell(shown), text_cell(task), text_cell(label(metric)),
                metric_cell(metric, a["value"], a["ci_low"], a["ci_high"])]
         if u is None:
             row += [Cell(), Cell(value=None, text="—"), Cell()]
@@ -149,9 +194,13 @@ def labels_section(run) -> dict[str, Any] | None:
         "trial": trial,
     }
     out["missing"] = sum(1 for v in cache.values() if v is None)
+    detector_model = (run.environment.get("label_errors") or {}).get("model")
     metrics = read_label_metrics(run.dir)
     if metrics is not None and len(metrics):
-        out["metrics"] = _metrics_table(metrics, run.models, trial, run.main_fraction)
+        out["metrics"] = _metrics_table(metrics, run.models, trial, run.main_fraction, detector_model)
+        paired = read_label_paired(run.dir)
+        if paired is not None and len(paired):
+            out["paired"] = _paired_table(run.paired, paired, trial, run.main_fraction, detector_model)
     else:
         out["metrics_message"] = "label_metrics.csv is missing, so there are no metrics without the suspected faces."
     return out
@@ -174,7 +223,7 @@ def labels_tables(section: dict[str, Any] | None) -> list[Table]:
     """The section's tables, for ``tables/``."""
     if section is None:
         return []
-    return [section["counts"]] + ([section["metrics"]] if "metrics" in section else [])
+    return [section["counts"]] + [section[k] for k in ("metrics", "paired") if k in section]
 
 
 __all__ = ["ENTRY", "labels_section", "labels_tables", "with_labels_entry"]

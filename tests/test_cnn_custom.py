@@ -156,6 +156,7 @@ def test_build_model_checks_the_outputs_of_every_build(cnn_registry):
     (("x", build_broken), {}, "build_broken.*failed: RuntimeError: out of coffee$"),
     (("x", build_tiny), {"params": {"filters": 4, "widht": 2}}, "failed: TypeError: .*widht"),
     (("x", build_tiny), {"params": {"epochs": 3}}, "'epochs' is a training key"),
+    (("x", build_tiny), {"params": {"base": "default"}}, "'base' names a variant's base"),
     (("x", build_tiny), {"params": {"filters": {1, 2}}}, "must default to a bool"),
     (("x", build_tiny), {"base": "resnet"}, "base='resnet' must be one of seed, default, tiny"),
     (("x", "build_tiny"), {}, "is not callable"),

@@ -69,7 +69,7 @@ def register_cnn(name, builder, *, params=None, base="default", summary=""):
         The builder's keyword parameters and their defaults: bool, int, float, str,
         list / tuple or None. Each is a key of ``[cnn.NAME]``; a config value must
         have its default's type (any for None). They may not share a name with a
-        training key (``epochs``, ``image_size``, ...).
+        training key (``epochs``, ``image_size``, ...), nor be ``base`` (a variant's key).
     base : str
         The CNN whose training recipe this one takes (a name of :func:`cnn_names`).
     summary : str, optional
@@ -108,6 +108,8 @@ def register_cnn(name, builder, *, params=None, base="default", summary=""):
             raise ValueError(f"{where}: parameter name {key!r} must be letters, digits, '_' or '-'")
         if key in training:
             raise ValueError(f"{where}: parameter {key!r} is a training key of the recipe; rename it")
+        if key == "base":
+            raise ValueError(f"{where}: parameter 'base' names a variant's base in [cnn.NAME]; rename it")
         if not isinstance(value, _PARAM_TYPES):
             raise ValueError(f"{where}: parameter {key}={value!r} must default to a bool, int, float, str, "
                              "list, tuple or None")

@@ -125,7 +125,7 @@ def test_a_point_that_cannot_be_built_is_recorded_and_the_sweep_goes_on(faces, t
     points = pd.read_csv(tmp_path / "s" / "points.csv").set_index("param.pixels_per_cell")
     assert points.loc["[128, 128]", "state"] == "failed"
     assert "image_size=64" in points.loc["[128, 128]", "reason"]
-    assert (points.loc["[8, 8]", "state"] == "complete").all()
+    assert (points.loc[["[8, 8]"], "state"] == "complete").all()
 
 
 def test_one_at_a_time_varies_each_parameter_around_the_base(faces, grid_file, tmp_path):
@@ -222,3 +222,16 @@ def _renders_in_chromium(page_file):
         sections = page.locator("section").count()
     assert not [u for u in requests if not u.startswith(("file:", "data:"))]
     assert not problems and broken == 0 and sections == 7
+
+
+def test_sampled_sweep_counts_the_points_that_trained(faces, tmp_path):
+    """A drawn point that cannot be built is recorded, and another is drawn in its place."""
+    path = tmp_path / "tpe.toml"
+    path.write_text(GRID.replace('method = "grid"', 'method = "random"\nn = 3').replace(
+        "[[8, 8], [16, 16]]", "[[8, 8], [16, 16], [128, 128], [96, 96]]"))
+    sweep(load_sweep_config(path=path, data=faces, out=tmp_path / "r"), quiet=True)
+    points = pd.read_csv(tmp_path / "r" / "points.csv")
+    assert (points.state == "complete").sum() == 4  # the base and three drawn points
+    failed = points[points.state == "failed"]
+    assert set(failed["param.pixels_per_cell"]) <= {"[128, 128]", "[96, 96]"}
+    assert json.loads((tmp_path / "r" / "sweep.json").read_text())["stopped_by"] == "n"

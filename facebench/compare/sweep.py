@@ -43,6 +43,8 @@ SWEEP_FILE, INFO_FILE, POINTS_FILE, CURVES_FILE = "sweep.toml", "sweep.json", "p
 IMPORTANCES_FILE, BEST_FILE, STUDY_FILE, LOG_FILE = "importances.json", "best.toml", "study.db", "sweep.log"
 REPORT_FILE = "report.html"
 FORMAT = 1
+#: A sampled sweep stops when its failed points reach this many per point asked for.
+MAX_FAILED_PER_POINT = 3
 #: Name of the winner in best.toml, beside its base.
 BEST_NAME = "sweep-best"
 METRICS = ("val_age_mae", "val_gender_accuracy")
@@ -102,15 +104,20 @@ def _sweep(config, out, *, quiet, command):
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=min(_finished(study), total), desc="points", unit="point", disable=quiet,
+    bar = tqdm(total=total, initial=min(_finished(study, trained_only=config["method"] in ("tpe", "random")), total), desc="points", unit="point", disable=quiet,
                dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
     EPOCH_LISTENERS.append(bar.set_postfix_str)
     stopped_by = None
     try:
         while True:
-            done = _finished(study)
+            sampled = config["method"] in ("tpe", "random")
+            # a sampled sweep counts the points that trained: one that could not be built costs nothing
+            done = _finished(study, trained_only=sampled)
             if done >= total:
-                stopped_by = "n" if config["method"] in ("tpe", "random") or config["n"] else "grid exhausted"
+                stopped_by = "n" if sampled or config["n"] else "grid exhausted"
+                break
+            if sampled and _finished(study) - done >= MAX_FAILED_PER_POINT * total:
+                stopped_by = "too many failed points"
                 break
             spent = spent_before + time.perf_counter() - started
             if spent >= config["budget_minutes"] * 60:
@@ -122,7 +129,8 @@ def _sweep(config, out, *, quiet, command):
             for trial, result in zip(trials, _evaluate(trials, points, config, data), strict=True):
                 _tell(study, trial, result, config)
                 bar.set_postfix_str(_describe_result(trial.number, result))
-                bar.update()
+                if result["state"] != "failed" or not sampled:
+                    bar.update()
             info["elapsed_s"] = round(spent_before + time.perf_counter() - started, 1)
             _write_outputs(out, study, config, base_values, info)
     finally:
@@ -243,10 +251,10 @@ def _recover_interrupted(study) -> None:
         study.tell(trial.number, state=TrialState.FAIL)
 
 
-def _finished(study) -> int:
+def _finished(study, trained_only: bool = False) -> int:
     from optuna.trial import TrialState
 
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    states = (TrialState.COMPLETE, TrialState.PRUNED) + (() if trained_only else (TrialState.FAIL,))
     return sum(1 for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get("interrupted"))
 
 

@@ -40,7 +40,7 @@ README = PROJECT / "README.md"
 N_FACES = 100
 PRESETS = ("quick", "standard", "seed", "full")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.readme]
 
 
 @dataclass(frozen=True)

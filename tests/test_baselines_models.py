@@ -171,9 +171,13 @@ def test_full_model_tuning_never_sees_test_images(data):
     reduced = model[:-1].transform(images)  # the rows the final estimator works on
     seen = np.concatenate([rows for kind, rows in RowSpy.log if kind == "fit"])
     d = reduced.shape[1] // 2
-    assert np.isin(reduced[:28, 0], seen).all()
-    assert not np.isin(reduced[28:, 0], seen).any(), "test images reached the fit"
-    assert not np.isin(reduced[28:, d], seen).any(), "mirror images of test images reached the fit"
+
+    def among_seen(values):  # transform and fit_transform may differ in the last bits
+        return np.isclose(values[:, None], seen[None, :], rtol=0, atol=1e-4).any(axis=1)
+
+    assert among_seen(reduced[:28, 0]).all()
+    assert not among_seen(reduced[28:, 0]).any(), "test images reached the fit"
+    assert not among_seen(reduced[28:, d]).any(), "mirror images of test images reached the fit"
 
 
 # ---------------------------------------------------------------------------- flip

@@ -10,7 +10,7 @@ import pytest
 
 from facebench.cli import build_parser, main
 
-COMMANDS = ["demo", "run", "report", "explore", "predict", "synth", "explain", "models"]
+COMMANDS = ["demo", "run", "sweep", "report", "explore", "predict", "synth", "explain", "models"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -318,7 +318,9 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
     bar = tqdm(total=len(todo), desc="units", unit="unit", disable=quiet, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
     labels = table[["image_id", "path", "age", "gender", "race"]].reset_index(drop=True)
-    main_pid, registered = os.getpid(), user_models()
+    from ..cnn import user_cnns
+
+    main_pid, registered = os.getpid(), {"models": user_models(), "cnns": user_cnns()}
     try:
         classical = [u for u in todo if u["kind"] == "classical"]
         if classical:
@@ -336,7 +338,7 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
             if unit["cnn"] not in stacks:
                 stack, decode_s = decoded_for_cnn(table, config, unit["cnn"])
                 stacks[unit["cnn"]] = (shareable(stack), decode_s)
-            cnn_jobs.append(joblib.delayed(guarded)("cnn", unit, main_pid, {}, *stacks[unit["cnn"]], labels, config,
+            cnn_jobs.append(joblib.delayed(guarded)("cnn", unit, main_pid, registered, *stacks[unit["cnn"]], labels, config,
                                                     str(run_dir)))
         if cnn_jobs:
             # TensorFlow already uses every core: locally CNN units run one at a time;

@@ -34,20 +34,24 @@ log = logging.getLogger("facebench.run")
 EPOCH_LISTENERS: list = []
 
 
-def guarded(kind: str, unit: dict, main_pid: int, user_models: dict, *args) -> str | dict:
+def guarded(kind: str, unit: dict, main_pid: int, registered: dict, *args) -> str | dict:
     """Run one unit; an exception costs that unit only, reported as ``{"unit", "error"}``.
 
     Interruptions (Ctrl-C, a killed worker) are not caught: what finished is kept on
     disk and a rerun resumes. In a worker process, a watchdog ends the worker when the
     main process is gone, so a killed run leaves no worker behind, and the models the
-    user registered in the main process (``user_models``) are registered first.
+    user registered in the main process (``registered``: ``{"models", "cnns"}``) are registered first.
     """
     if os.getpid() != main_pid:
         _exit_with_parent()
-        if user_models:  # models registered from Python in the main process
+        if registered.get("models"):  # classical models registered from Python in the main process
             from ..baselines import add_user_models
 
-            add_user_models(user_models)
+            add_user_models(registered["models"])
+        if registered.get("cnns"):  # and CNN builders
+            from ..cnn import add_user_cnns
+
+            add_user_cnns(registered["cnns"])
     fn = run_classical_unit if kind == "classical" else run_cnn_unit
     try:
         return fn(unit, *args)

@@ -479,7 +479,7 @@ def test_report_of_a_real_run(tmp_path):
         preset="quick",
         data=faces,
         out=tmp_path / "run",
-        overrides=["models.cnn=[]", "bootstrap=200"],
+        overrides=["models.cnn=[]", "bootstrap=200", "data.label_errors=keep"],
     )
     run_dir = compare.run(config, quiet=True)
     html = write_report(run_dir).read_text(encoding="utf-8")
@@ -489,6 +489,7 @@ def test_report_of_a_real_run(tmp_path):
 
     expected = with_labels_entry(SECTIONS, {"present": True})  # the run looked for label errors
     assert [i for i in ids if i != "seen"] == [sid for sid, _ in expected if sid != "seen"]
+    assert (run_dir / "label_issues.csv").is_file() and (run_dir / "label_paired.csv").is_file()
     metrics = pd.read_csv(run_dir / "metrics.csv")
     cells = [td for td in dom.find_all("td") if "data-ref" in td.attrs]
     assert cells

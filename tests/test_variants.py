@@ -25,6 +25,7 @@ BASE = [
     "n_jobs=1",
     "classical.ridge-o6.base='hog+ridge'",
     "classical.ridge-o6.params={orientations = 6}",
+    "data.label_errors=keep",
 ]
 
 
@@ -202,6 +203,24 @@ def test_run_looks_for_label_errors_and_drop_train_leaves_them_out(faces, grown,
     assert (timings.n_test == before.n_test).all()
     pred = pd.read_csv(out / "predictions.csv.gz", dtype={"image_id": str})
     assert set(pred.image_id) == test_ids  # the test part is untouched
+
+
+def test_labels_section_renders_in_headless_chromium(grown, tmp_path):
+    from facebench.reports import write_report
+    from test_browser import CHROMIUM, _watched_page
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    page_file = write_report(_copy(grown, tmp_path))
+    with _watched_page() as (page, requests, problems):
+        page.goto(page_file.as_uri(), wait_until="load")
+        section = page.locator("section#labels")
+        visible = section.is_visible()
+        text = section.inner_text()
+        broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
+    assert visible and "sensitivity analysis" in text and "Paired tests without the suspected" in text
+    assert not problems and broken == 0
+    assert not [u for u in requests if not u.startswith(("file:", "data:"))]
 
 
 def test_label_errors_off_writes_no_label_files(faces, tmp_path):

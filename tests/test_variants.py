@@ -226,3 +226,22 @@ def test_labels_section_renders_in_headless_chromium(grown, tmp_path):
 def test_label_errors_off_writes_no_label_files(faces, tmp_path):
     run(_config(faces, tmp_path, ["data.label_errors='off'"]), quiet=True)
     assert not (tmp_path / "label_issues.csv").exists() and not (tmp_path / "label_metrics.csv").exists()
+
+
+def test_a_reviewed_list_of_files_is_left_out_with_data_exclude(faces, grown, tmp_path):
+    """label_issues.csv (or any CSV with image_id) fed back: the run leaves those files out, and says so."""
+    issues = pd.read_csv(grown / "label_issues.csv", dtype={"image_id": str})
+    listed = tmp_path / "exclude.csv"
+    issues[issues.part == "train"].to_csv(listed, index=False)
+    out = tmp_path / "clean"
+    run(_config(faces, out, [f"data.exclude='{listed}'"]), quiet=True)
+    split = pd.read_csv(out / "split.csv", dtype={"image_id": str})
+    assert not set(split.image_id) & set(issues[issues.part == "train"].image_id)
+    audit = __import__("json").loads((out / "audit.json").read_text())
+    assert sum("data.exclude" in s["reason"] for s in audit["skipped"]) == issues[issues.part == "train"].image_id.nunique()
+    with pytest.raises(UserError, match="other splits"):
+        run(_config(faces, grown, [f"data.exclude='{listed}'"]), quiet=True)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name\nx.jpg\n")
+    with pytest.raises(UserError, match="expected an image_id"):
+        run(_config(faces, tmp_path / "b", [f"data.exclude='{bad}'"]), quiet=True)

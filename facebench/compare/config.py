@@ -41,7 +41,8 @@ DEFAULTS: dict = {
     "out": "",
     # label_errors: "keep" (look for suspected label errors and report them), "drop-train" (also
     # leave the suspected training faces out of every model's training rows) or "off"
-    "data": {"path": "", "max_images": 0, "label_errors": "keep"},
+    # exclude: a CSV (e.g. a reviewed label_issues.csv) whose image_id column lists files to leave out
+    "data": {"path": "", "max_images": 0, "label_errors": "keep", "exclude": ""},
     "features": {"image_size": 64, "color": "gray"},
     "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []},
     # per-CNN overrides of facebench.cnn.default_params(name), e.g. [cnn.default] epochs = 8,
@@ -58,7 +59,7 @@ FREE_TABLES = ("cnn", "classical")
 LABEL_ERRORS = ("keep", "drop-train", "off")
 
 #: Keys that decide the splits: a run directory refuses a change of any of them.
-SPLIT_KEYS = ("seed", "test_size", "data.path", "data.max_images")
+SPLIT_KEYS = ("seed", "test_size", "data.path", "data.max_images", "data.exclude")
 
 # Keys whose value does not change results: a resumed run may differ in them.
 EXECUTION_KEYS = ("n_jobs", "dask", "out", "description", "preset")
@@ -185,6 +186,9 @@ def validate(config: dict) -> dict:
     need(isinstance(c["data"]["path"], str), "data.path", c["data"]["path"], "a path")
     if c["data"]["path"].strip():  # one spelling per folder: absolute, no trailing slash
         c["data"]["path"] = str(Path(c["data"]["path"].strip()).expanduser().resolve())
+    need(isinstance(c["data"]["exclude"], str), "data.exclude", c["data"]["exclude"], "a path to a CSV file")
+    if c["data"]["exclude"].strip():
+        c["data"]["exclude"] = str(Path(c["data"]["exclude"].strip()).expanduser().resolve())
     mi = c["data"]["max_images"]
     need(isinstance(mi, int) and mi >= 0, "data.max_images", mi, "0 (all) or a positive count")
     need(c["data"]["label_errors"] in LABEL_ERRORS, "data.label_errors", c["data"]["label_errors"],

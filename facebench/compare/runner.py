@@ -83,7 +83,8 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         dataset = load_dataset(config["data"]["path"])
         _say(quiet, f"{dataset.audit['used']} faces used, {len(dataset.audit['skipped'])} skipped "
                     f"(reasons in {run_dir / layout.AUDIT_FILE})")
-        table = _limit(dataset.table, config["data"]["max_images"], config["seed"])
+        table = _exclude(dataset, config["data"]["exclude"], quiet)
+        table = _limit(table, config["data"]["max_images"], config["seed"])
         if len(table) < len(dataset.table):
             info["max_images"] = f"{len(table)} of {len(dataset.table)} used images (data.max_images)"
         info["images"] = _images_digest(table)
@@ -453,6 +454,36 @@ def _check_same_images(run_dir: Path, digest: str, force: bool) -> None:
     if not force and before and before != digest and layout.units_dir(run_dir).is_dir():
         raise UserError(f"{run_dir} holds a run on another set of images (the data folder changed since); "
                         "use --out for a new run directory (or --force to replace this one)")
+
+
+def _exclude(dataset, path: str, quiet: bool) -> pd.DataFrame:
+    """The dataset's table without the files a reviewed list names (``data.exclude``).
+
+    The list is any CSV with an ``image_id`` column (a run's ``label_issues.csv``, edited
+    or not) or a ``path`` column; each file left out is added to the audit's skipped list.
+    """
+    table = dataset.table
+    if not path:
+        return table
+    try:
+        listed = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise UserError(f"data.exclude {path}: no such file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"data.exclude {path}: not a readable CSV ({type(exc).__name__})") from None
+    if "image_id" in listed:
+        drop = table["image_id"].isin(set(listed["image_id"]))
+    elif "path" in listed:
+        wanted = {str(Path(p).resolve()) for p in listed["path"] if p}
+        drop = table["path"].map(lambda p: str(Path(p).resolve()) in wanted)
+    else:
+        raise UserError(f"data.exclude {path}: expected an image_id (or path) column; "
+                        f"found {', '.join(listed.columns) or 'none'}")
+    dataset.audit.setdefault("skipped", []).extend(
+        {"file": f, "reason": f"listed in {Path(path).name} (data.exclude)"} for f in table.loc[drop, "image_id"])
+    dataset.audit["used"] = int((~drop).sum())
+    _say(quiet, f"{int(drop.sum())} face(s) left out as listed in {path}")
+    return table[~drop.to_numpy()].reset_index(drop=True)
 
 
 def _limit(table: pd.DataFrame, max_images: int, seed: int) -> pd.DataFrame:

@@ -77,36 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a benchmark on a dataset",
                        description="Run the benchmark (trials x fractions x models) and write a run directory with report.html.")
-    p.add_argument("--data", default=None,
-                   help="folder of UTKFace-named images or CSV manifest (path,age,gender[,race]); "
-                   "default: data.path of --config")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", default=None, help="quick | standard | seed | full (default: standard)")
-    g.add_argument("--config", type=Path, default=None, help="a TOML config file")
-    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<preset>-<dataset>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set trials=5 --set models.gender=['hog+svm']")
-    p.add_argument("--dask", default=None, metavar="ADDRESS", help="run units on an existing Dask scheduler")
-    p.add_argument("--force", action="store_true", help="recompute finished units instead of resuming")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    _job_flags(p, presets="quick | standard | seed | full (default: standard)", config="a TOML config file",
+               out="run directory (default: runs/<preset>-<dataset>)",
+               example="e.g. --set trials=5 --set models.gender=['hog+svm']", dask="run units on",
+               force="recompute finished units instead of resuming")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("sweep", help="search a model's hyperparameters on a validation part of the training part",
                        description="Evaluate points of a search space (grid, random, TPE or one parameter at a "
-                       "time) on a validation part carved from the training part; the test part is never read. "
+                       "time) on a validation part carved from the training part; no test face reaches a model. "
                        "Writes points.csv, best.toml (a run config that confirms the winner on the test part) and "
                        "report.html. Rerunning the same command resumes.")
-    p.add_argument("--data", default=None, help="folder of UTKFace-named images or CSV manifest; "
-                   "default: data.path of --config")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", default=None, help="seed-scope (the study's own open question)")
-    g.add_argument("--config", type=Path, default=None, help="a sweep TOML file")
-    p.add_argument("--out", type=Path, default=None, help="sweep directory (default: sweeps/<preset or base>-<dataset>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a sweep key, e.g. --set n=8 --set budget_minutes=20")
-    p.add_argument("--dask", default=None, metavar="ADDRESS", help="evaluate points on an existing Dask scheduler")
-    p.add_argument("--force", action="store_true", help="start the sweep again instead of resuming")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    _job_flags(p, presets="seed-scope (the study's own open question)", config="a sweep TOML file",
+               out="sweep directory (default: sweeps/<preset or base>-<dataset>)",
+               example="e.g. --set n=8 --set budget_minutes=20", dask="evaluate points on",
+               force="start the sweep again instead of resuming")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="rebuild a run's report.html, or put several runs side by side",
@@ -160,6 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     for p in sub.choices.values():
         p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
+
+
+def _job_flags(p, *, presets, config, out, example, dask, force) -> None:
+    """The flags ``run`` and ``sweep`` share (the same meaning, each its own wording)."""
+    p.add_argument("--data", default=None,
+                   help="folder of UTKFace-named images or CSV manifest (path,age,gender[,race]); "
+                   "default: data.path of --config")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", default=None, help=presets)
+    g.add_argument("--config", type=Path, default=None, help=config)
+    p.add_argument("--out", type=Path, default=None, help=out)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config key, {example}")
+    p.add_argument("--dask", default=None, metavar="ADDRESS", help=f"{dask} an existing Dask scheduler")
+    p.add_argument("--force", action="store_true", help=force)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
 def _detect_flags(p) -> None:

@@ -114,7 +114,7 @@ def test_command_and_configs_are_shown(pages):
     assert f"facebench run --data /data/utkface-5k --config {d / 'best.toml'}" in text
     assert 'cnn = ["default", "sweep-best"]' in text  # best.toml
     assert 'base = "cnn:default"' in text and "[space.learning_rate]" in text  # sweep.toml
-    assert "240 faces held out of the training part" in text and "never read" in text
+    assert "240 faces held out of the training part" in text and "never used by any point" in text
 
 
 def test_training_curves_show_the_pruned_points(pages):

@@ -71,12 +71,18 @@ def load_config(preset=None, path=None, overrides=(), data=None, out=None, dask=
     ``preset`` (the ``--preset`` flag) wins over a ``preset`` named in the file;
     ``data`` / ``out`` / ``dask`` (the flags), when given, over the file's values.
     """
+    return resolve(assemble(path, preset, overrides, data, out, dask, set_key))
+
+
+def assemble(path, preset, overrides, data, out, dask, setter) -> dict:
+    """A partial config from a TOML file, ``--preset``, ``--set`` overrides (through ``setter``,
+    which checks the keys) and the ``--data`` / ``--out`` / ``--dask`` flags; not yet resolved."""
     config = _read_toml(Path(path)) if path is not None else {}
     if preset is not None:
         config["preset"] = preset
     for item in overrides or ():
         key, value = parse_override(item)
-        set_key(config, key, value)
+        setter(config, key, value)
     for key, flag in (("out", out), ("dask", dask)):
         if flag is not None:
             config[key] = str(flag)
@@ -84,7 +90,7 @@ def load_config(preset=None, path=None, overrides=(), data=None, out=None, dask=
         if not isinstance(config.get("data"), dict):
             config["data"] = {}
         config["data"]["path"] = str(data)
-    return resolve(config)
+    return config
 
 
 def resolve(config: dict) -> dict:

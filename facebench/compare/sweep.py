@@ -2,7 +2,7 @@
 
 ``sweep(config)`` draws the first trial's split exactly as ``facebench run`` does
 (same seed, test size and data), keeps its training part only (the test images are
-never decoded, so never read), carves a stratified validation part from it, and
+decoded for no model: only the data scan, which checks every file, opens them), carves a stratified validation part from it, and
 evaluates points of the space with Optuna (TPE, random or grid samplers; or the
 study's "independent variable" design, one parameter at a time around the base). The
 study lives in ``study.db`` in the sweep directory: rerunning the same command resumes,
@@ -86,7 +86,7 @@ def _sweep(config, out, *, quiet, command):
     atomic_write_text(out / SWEEP_FILE, dumps(config))
     data = validation_data(config)
     _say(quiet, f"{data['n_fit']} training and {data['n_val']} validation faces from the training part "
-                f"({data['n_test_unread']} test faces never read)")
+                f"({data['n_test_unread']} test faces left out)")
     study = _study(out, config)
     previous = _read_info(out)
     info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.sweep",
@@ -153,7 +153,7 @@ def validation_data(config: dict) -> dict:
 
     The split is ``make_split(table, seed, test_size)`` on the same table as ``facebench
     run`` builds (same data, ``max_images``), so the run's trial 0 test part is exactly
-    the one never read here.
+    the one no model sees here.
     """
     dataset = load_dataset(config["data"]["path"])
     table = dataset.table

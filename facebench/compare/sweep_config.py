@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import UserError
-from .config import _read_toml, merge, parse_override
+from .config import assemble, merge
 
 SWEEP_PRESETS = ("seed-scope",)
 METHODS = ("grid", "random", "tpe", "one-at-a-time")
@@ -61,20 +61,8 @@ EXECUTION_KEYS = ("n_jobs", "dask", "out", "description", "preset", "n", "budget
 
 
 def load_sweep_config(preset=None, path=None, overrides=(), data=None, out=None, dask=None) -> dict:
-    config = _read_toml(Path(path)) if path is not None else {}
-    if preset is not None:
-        config["preset"] = preset
-    for item in overrides or ():
-        key, value = parse_override(item)
-        _set(config, key, value)
-    for key, flag in (("out", out), ("dask", dask)):
-        if flag is not None:
-            config[key] = str(flag)
-    if data is not None:
-        if not isinstance(config.get("data"), dict):
-            config["data"] = {}
-        config["data"]["path"] = str(data)
-    return resolve_sweep(config)
+    """Resolve and validate a sweep config, in the order the module docstring gives."""
+    return resolve_sweep(assemble(path, preset, overrides, data, out, dask, _set))
 
 
 def resolve_sweep(config: dict) -> dict:

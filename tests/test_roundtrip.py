@@ -105,14 +105,23 @@ def _documented():
     return names, columns
 
 
+LABEL_FILES = {"label_issues.csv", "label_metrics.csv", "label_paired.csv"}
+
+
 def test_the_document_lists_exactly_what_a_run_writes(real_run):
+    import tomllib
+
     names, columns = _documented()
+    assert LABEL_FILES <= names
     written = {p.name for p in real_run.iterdir()} - {".lock", ".lock.holder"}
-    assert written == names
+    mode = tomllib.loads((real_run / "config.toml").read_text(encoding="utf-8"))["data"]["label_errors"]
+    # The label files are written unless the run turned label errors off (as the quick preset does).
+    assert written == (names - LABEL_FILES if mode == "off" else names), mode
     assert set(columns) >= {"predictions.csv.gz", "metrics.csv", "paired.csv", "timings.csv", "split.csv",
                             "models.csv"}
     for file, cols in columns.items():
-        assert list(pd.read_csv(real_run / file, nrows=0).columns) == cols, file
+        if file in written:
+            assert list(pd.read_csv(real_run / file, nrows=0).columns) == cols, file
     doc = (ROOT / "docs" / "run-directory.md").read_text(encoding="utf-8")
     unit_rows = doc.split("## units/{unit}/")[1].split("##")[0]
     documented = set(re.findall(r"^\| ([\w., ]+) \|", unit_rows, flags=re.M))
@@ -127,3 +136,13 @@ def test_the_import_rules_hold():
         pytest.skip("lint-imports is not installed (pip install -e '.[test]')")
     done = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_the_document_names_the_label_files_columns():
+    from facebench.rundir.labels import ISSUE_COLUMNS, LABEL_METRIC_COLUMNS
+
+    doc = (ROOT / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    section = re.sub(r"\s+", " ", doc.split("## label_issues.csv")[1].split("\n## ")[0])
+    section = re.sub(r' \("[^)]*\)', "", section)  # drop the value lists, e.g. ("train" | "test")
+    assert ", ".join(ISSUE_COLUMNS) in section
+    assert ", ".join(LABEL_METRIC_COLUMNS) in section

@@ -235,3 +235,54 @@ def test_sampled_sweep_counts_the_points_that_trained(faces, tmp_path):
     failed = points[points.state == "failed"]
     assert set(failed["param.pixels_per_cell"]) <= {"[128, 128]", "[96, 96]"}
     assert json.loads((tmp_path / "r" / "sweep.json").read_text())["stopped_by"] == "n"
+
+
+def test_a_cnn_point_that_cannot_be_built_costs_no_training_and_is_drawn_again(faces, tmp_path, monkeypatch):
+    import optuna
+
+    import facebench.compare.sweep as sweep_module
+
+    decoded = []
+    real_decode = sweep_module.decode
+    monkeypatch.setattr(sweep_module, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    path = tmp_path / "cnn.toml"
+    path.write_text("""
+base = "cnn:seed"
+method = "random"
+n = 2
+bootstrap = 100
+[fixed]
+image_size = 16
+padding = "same"
+epochs = 1
+dense_units = 8
+jit_compile = false
+[space]
+filters = [[8], [4, 4], [8, 8, 8, 8, 8], [4, 4, 4, 4, 4]]
+""")
+    sweep(load_sweep_config(path=path, data=faces, out=tmp_path / "s"), quiet=True)
+    points = pd.read_csv(tmp_path / "s" / "points.csv")
+    trained = points[points.state != "failed"]
+    unbuildable = points[points.state == "failed"]
+    # at 16 px four 2x2 pools fit (the base's four blocks), five do not
+    assert trained.is_base.sum() == 1 and len(trained) == 3
+    assert set(trained[~trained.is_base]["param.filters"]) <= {"[8]", "[4, 4]"}
+    assert len(unbuildable) and set(unbuildable["param.filters"]) <= {"[8, 8, 8, 8, 8]", "[4, 4, 4, 4, 4]"}
+    assert len(decoded) == 3  # no image was decoded for a point that cannot be built
+    assert unbuildable.reason.str.startswith("cannot be built at 16 px").all()
+    study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}")
+    states = {t.number: t.state for t in study.trials}
+    # told to Optuna as pruned before any epoch, so that TPE ranks them below every trained point
+    assert all(states[n] == optuna.trial.TrialState.PRUNED for n in unbuildable.number)
+    info = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert info["stopped_by"] == "n" and info["counts"]["failed"] == len(unbuildable)
+
+
+def test_cannot_build_names_the_image_size():
+    from facebench.compare.sweep import cannot_build
+
+    seed = {"base": "cnn:seed", "fixed": {"image_size": 32}}
+    assert cannot_build({**seed, "fixed": {"image_size": 64}}, {}) is None
+    assert "at 32 px" in cannot_build(seed, {"kernel_size": 5})
+    assert cannot_build(seed, {"kernel_size": 5, "padding": "same"}) is None
+    assert cannot_build({"base": "hog+ridge", "fixed": {}}, {"hog__orientations": 6}) is None

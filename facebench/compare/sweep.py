@@ -15,6 +15,7 @@ the test part, with trials and paired tests, is ``facebench run --config best.to
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ from ..io import atomic_write, atomic_write_text, writable_dir, write_json
 from ..machine import cpu_name, usable_cores
 from .config import dumps
 from .metrics import age_bootstrap, bootstrap_indices, gender_bootstrap, percentile_interval
-from .sweep_config import (decode_value, encode, grid_points, is_cnn, is_int_range, model_definition,
+from .sweep_config import (cnn_name, decode_value, encode, grid_points, is_cnn, is_int_range, model_definition,
                            one_at_a_time_points, resolve_sweep, science)
 
 log = logging.getLogger("facebench.sweep")
@@ -45,6 +46,9 @@ REPORT_FILE = "report.html"
 FORMAT = 1
 #: A sampled sweep stops when its failed points reach this many per point asked for.
 MAX_FAILED_PER_POINT = 3
+#: Drawn points that cannot be built cost no training (checked before any image is
+#: decoded), so a sampled sweep draws again; it stops after this many per point asked for.
+MAX_UNBUILDABLE_PER_POINT = 25
 #: Name of the winner in best.toml, beside its base.
 BEST_NAME = "sweep-best"
 METRICS = ("val_age_mae", "val_gender_accuracy")
@@ -116,8 +120,11 @@ def _sweep(config, out, *, quiet, command):
             if done >= total:
                 stopped_by = "n" if sampled or config["n"] else "grid exhausted"
                 break
-            if sampled and _finished(study) - done >= MAX_FAILED_PER_POINT * total:
+            if sampled and _failed(study) >= MAX_FAILED_PER_POINT * total:
                 stopped_by = "too many failed points"
+                break
+            if sampled and _failed(study, unbuildable=True) >= MAX_UNBUILDABLE_PER_POINT * total:
+                stopped_by = "too many points that cannot be built"
                 break
             spent = spent_before + time.perf_counter() - started
             if spent >= config["budget_minutes"] * 60:
@@ -255,7 +262,14 @@ def _finished(study, trained_only: bool = False) -> int:
     from optuna.trial import TrialState
 
     states = (TrialState.COMPLETE, TrialState.PRUNED) + (() if trained_only else (TrialState.FAIL,))
-    return sum(1 for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get("interrupted"))
+    return sum(1 for t in study.get_trials(deepcopy=False, states=states)
+               if not t.user_attrs.get("interrupted") and not (trained_only and t.user_attrs.get("unbuildable")))
+
+
+def _failed(study, unbuildable: bool = False) -> int:
+    """Points that failed while training (or, with ``unbuildable``, that could not be built at all)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("state") == "failed"
+               and not t.user_attrs.get("interrupted") and bool(t.user_attrs.get("unbuildable")) == unbuildable)
 
 
 def _batch_size(config: dict, left: int) -> int:
@@ -348,6 +362,10 @@ def evaluate_point(params: dict, config: dict, data: dict, trial=None) -> dict:
     """
     start = time.perf_counter()
     try:
+        problem = cannot_build(config, params)
+        if problem:
+            return {"state": "failed", "reason": problem[:300], "metrics": {}, "curve": [], "epochs_run": None,
+                    "unbuildable": True, "seconds": round(time.perf_counter() - start, 2)}
         definition = model_definition(config, params)
         if definition["kind"] == "cnn":
             result = _evaluate_cnn(definition, config, data, trial)
@@ -363,6 +381,28 @@ def evaluate_point(params: dict, config: dict, data: dict, trial=None) -> dict:
                   "epochs_run": None}
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
+
+
+def cannot_build(config: dict, params: dict) -> str | None:
+    """Why a CNN point cannot be built at its image size, before any image is decoded; else None.
+
+    Too many valid-padded blocks, strides or pools for the image leave no feature map.
+    Classical points pass, as do CNNs registered from Python (their builder alone knows).
+    """
+    if not is_cnn(config):
+        return None
+    from ..cnn import ParamError, resolve_params
+
+    try:
+        # resolving checks the builder's parameters against the image size
+        resolve_params(cnn_name(config), copy.deepcopy({**config["fixed"], **params}))
+    except ParamError as exc:
+        if exc.key not in ("image_size", "input_shape") or "large enough" not in str(exc.expected):
+            return None  # a bad value: the point fails with its own message
+        size = exc.value if exc.key == "image_size" else exc.value[0]
+        return (f"cannot be built at {size} px: the feature map shrinks to nothing (fewer blocks, "
+                "smaller kernels, pools or strides, or padding 'same')")
+    return None
 
 
 def _evaluate_cnn(definition, config, data, trial):
@@ -463,9 +503,16 @@ def _tell(study, trial, result: dict, config: dict) -> None:
 
     attrs = {"state": result["state"], "reason": result["reason"], "seconds": result["seconds"],
              "epochs_run": result["epochs_run"], "metrics": result["metrics"], "curve": result["curve"]}
+    if result.get("unbuildable"):
+        attrs["unbuildable"] = True
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     m = result["metrics"]
+    if result.get("unbuildable") and config["objective"] != "both":
+        # Told to Optuna as pruned before its first epoch: TPE ranks such points below every
+        # trained one, so it learns to draw fewer of them (a failed trial teaches it nothing).
+        study.tell(trial, state=TrialState.PRUNED)
+        return
     if result["state"] == "failed":
         study.tell(trial, state=TrialState.FAIL)
         return

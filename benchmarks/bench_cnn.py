@@ -17,6 +17,11 @@ spread (p10-p90 of the step times) it prints.
     python benchmarks/bench_cnn.py                      # seed at 128 px vs default, 19,000 images
     python benchmarks/bench_cnn.py --steps 10 --n-train 4000
     python benchmarks/bench_cnn.py --models default --set default.filters=[24,48,96,192]
+    python benchmarks/bench_cnn.py --models default --n-train 4000 --precisions float32 bfloat16 --xla on off
+
+With ``--precisions`` and ``--xla`` every model is timed in each combination, one after the
+other in this one process, and the bfloat16 / float32 rate ratios are printed side by side
+(bfloat16 pays only on a CPU with AMX or AVX512-BF16, which the header line says).
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 
 import numpy as np
@@ -95,6 +99,9 @@ def main(argv=None):
         "--set", action="append", default=[], metavar="MODEL.KEY=JSON",
         help="override a parameter, e.g. seed.image_size=64 or default.jit_compile=false (repeatable)",
     )
+    ap.add_argument("--precisions", nargs="+", choices=["float32", "bfloat16"],
+                    help="time each model in each precision (default: the preset's own)")
+    ap.add_argument("--xla", nargs="+", choices=["on", "off"], help="time each model with and/or without XLA")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
 
@@ -111,17 +118,35 @@ def main(argv=None):
         if isinstance(overrides[model][param], list):
             overrides[model][param] = tuple(overrides[model][param])
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"# {platform.processor() or platform.machine()}, {cores} cores usable, load average "
-          f"{os.getloadavg()[0]:.2f}; {args.n_train} training images; {args.steps} timed steps after {args.warmup}")
-    rows = [bench(m, args.n_train, args.steps, args.warmup, overrides[m]) for m in args.models]
-    header = f"{'model':<8} {'input':>10} {'params':>10} {'batch':>5} {'img/s':>7} {'s/step (p10-p90)':>22} {'val s':>6} {'s/epoch':>8} {'cpu-s/epoch':>11}"
+    from facebench.machine import cpu_name, has_bf16, usable_cores
+
+    print(f"# {cpu_name()}, {usable_cores()} cores usable, native bfloat16: {'yes' if has_bf16() else 'no'}, "
+          f"load average {os.getloadavg()[0]:.2f}; {args.n_train} training images; {args.steps} timed steps "
+          f"after {args.warmup}")
+    variants = [({} if prec is None else {"precision": prec}) | ({} if xla is None else {"jit_compile": xla == "on"})
+                for xla in (args.xla or [None]) for prec in (args.precisions or [None])]
+    rows = []
+    for m in args.models:
+        for variant in variants:
+            row = bench(m, args.n_train, args.steps, args.warmup, {**overrides[m], **variant})
+            row["precision"] = variant.get("precision", "preset")
+            row["xla"] = {True: "on", False: "off"}.get(variant.get("jit_compile"), "preset")
+            rows.append(row)
+    header = (f"{'model':<8} {'precision':>9} {'xla':>6} {'input':>10} {'params':>10} {'batch':>5} {'img/s':>7} "
+              f"{'s/step (p10-p90)':>22} {'val s':>6} {'s/epoch':>8} {'cpu-s/epoch':>11}")
     print(header)
     for r in rows:
         spread = f"{r['s_per_step']:.3f} ({r['p10']:.3f}-{r['p90']:.3f})"
-        print(f"{r['model']:<8} {r['input']:>10} {r['params']:>10,} {r['batch']:>5} {r['img_per_s']:>7.0f} "
-              f"{spread:>22} {r['val_s']:>6.1f} {r['s_per_epoch']:>8.1f} {r['cpu_s_per_epoch_train']:>11.1f}")
-    if len(rows) == 2:
+        print(f"{r['model']:<8} {r['precision']:>9} {r['xla']:>6} {r['input']:>10} {r['params']:>10,} {r['batch']:>5} "
+              f"{r['img_per_s']:>7.0f} {spread:>22} {r['val_s']:>6.1f} {r['s_per_epoch']:>8.1f} "
+              f"{r['cpu_s_per_epoch_train']:>11.1f}")
+    by_key = {(r["model"], r["xla"], r["precision"]): r for r in rows}
+    for (model, xla, prec), r in by_key.items():
+        base = by_key.get((model, xla, "float32"))
+        if prec == "bfloat16" and base:
+            print(f"# {model}, XLA {xla}: bfloat16 trains at {base['s_per_step'] / r['s_per_step']:.2f}x the float32 "
+                  f"rate ({r['img_per_s']:.0f} against {base['img_per_s']:.0f} images/s)")
+    if len(rows) == 2 and len(args.models) == 2:
         print(f"# {rows[0]['model']} / {rows[1]['model']} per epoch: {rows[0]['s_per_epoch'] / rows[1]['s_per_epoch']:.1f}x")
     if args.json:
         with open(args.json, "w") as fh:

@@ -10,7 +10,7 @@ import numbers
 import os
 import platform
 
-__all__ = ["cpu_name", "memory_bytes", "resolve_n_jobs", "usable_cores"]
+__all__ = ["cpu_flags", "cpu_name", "has_bf16", "memory_bytes", "resolve_n_jobs", "usable_cores"]
 
 
 def usable_cores() -> int:
@@ -47,6 +47,27 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags the CPU reports (``/proc/cpuinfo``); empty where the system does not say."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_bf16() -> bool:
+    """Whether the CPU computes in bfloat16 natively (AMX-BF16 or AVX512-BF16).
+
+    Elsewhere TensorFlow emulates bfloat16 and mixed precision trains slower than float32.
+    """
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
 def resolve_n_jobs(n_jobs) -> int:

@@ -326,3 +326,52 @@ def test_test_time_flip_averages_each_face_with_its_mirror(fitted_default):
     flipped = fitted.predict(x[:, :, ::-1])
     np.testing.assert_allclose(both["p_female"], flipped["p_female"], rtol=1e-5)
     assert cnn.default_params("seed")["test_time_flip"] is False  # the study's model as published
+
+
+# --- precision -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", cnn.MODEL_NAMES)
+def test_bfloat16_trains_in_mixed_precision_with_float32_heads_and_round_trips(name, tmp_path):
+    from facebench.cnn.models import keras_module
+
+    keras = keras_module()
+    size = TINY[name]["image_size"]
+    x, age, gender = faces(40, size, seed=5)
+    fitted = cnn.fit(name, x, age, gender, params={**TINY[name], "precision": "bfloat16"}, seed=0)
+    assert fitted.timings["precision"] == "bfloat16"
+    policies = {layer.name: layer.dtype_policy.name for layer in fitted.model.layers}
+    assert policies["gender"] == policies["age"] == "float32"
+    assert "mixed_bfloat16" in policies.values()
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
+    pred = fitted.predict(x[:5])
+    assert pred["age"].dtype == np.float64 and np.all(np.isfinite(pred["age"]))
+    fitted.save(tmp_path / "m")
+    again = cnn.load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict(x[:5])["age"], pred["age"])
+    assert again.params["precision"] == "bfloat16"
+
+
+def test_precision_auto_follows_the_cpu_and_bad_values_are_named(monkeypatch):
+    from facebench import machine
+
+    monkeypatch.setattr(machine, "has_bf16", lambda: True)
+    assert cnn_train.compute_precision("auto") == "bfloat16"
+    monkeypatch.setattr(machine, "has_bf16", lambda: False)
+    assert cnn_train.compute_precision("auto") == "float32"
+    assert cnn_train.compute_precision("bfloat16") == "bfloat16"
+    with pytest.raises(cnn.ParamError, match="precision='float16'"):
+        cnn.resolve_params("default", {"precision": "float16"})
+
+
+def test_cnn_views_work_on_a_bfloat16_model():
+    from facebench.cnn.introspect import cnn_views
+
+    size = TINY["default"]["image_size"]
+    x, age, gender = faces(32, size, seed=6)
+    fitted = cnn.fit("default", x, age, gender, params={**TINY["default"], "precision": "bfloat16"}, seed=0)
+    views = cnn_views(fitted, x[0])
+    for key in ("cam_age", "cam_gender"):
+        assert views[key].dtype in (np.float32, np.float64) and views[key].shape == (size, size) and np.all(np.isfinite(views[key]))
+    assert views["filters"][1].dtype == np.float32
+    assert views["maps"] and all(m.dtype == np.float32 for _, m in views["maps"])

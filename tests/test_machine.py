@@ -35,3 +35,13 @@ def test_resolve_n_jobs_reads_counts_as_joblib_does(monkeypatch):
     for bad in (0, 1.5, "2", True):
         with pytest.raises(ValueError, match="n_jobs"):
             machine.resolve_n_jobs(bad)
+
+
+def test_bf16_support_is_read_from_the_cpu_flags(monkeypatch):
+    flags = machine.cpu_flags()
+    assert isinstance(flags, frozenset)
+    assert machine.has_bf16() == bool({"amx_bf16", "avx512_bf16"} & flags)
+    for reported, expected in ((frozenset({"avx2", "fma"}), False), (frozenset({"avx512f", "avx512_bf16"}), True),
+                               (frozenset({"amx_bf16", "amx_tile"}), True), (frozenset(), False)):
+        monkeypatch.setattr(machine, "cpu_flags", lambda reported=reported: reported)
+        assert machine.has_bf16() is expected

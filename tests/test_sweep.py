@@ -162,6 +162,7 @@ def test_a_changed_sweep_in_the_same_directory_is_refused(grid, grid_file, faces
     (["space.orientations={low=1, high=5, log=true, step=1}"], r"give log or step, not both"),
     (["space.orientations=[]"], r"expected at least one choice"),
     (["budget_minutes=0"], r"'budget_minutes' = 0 is invalid"),
+    (["prune_after=-1"], r"'prune_after' = -1 is invalid: expected the epoch of a CNN point's first pruning check"),
     (["nn=3"], r"'nn' is unknown"),
 ])
 def test_bad_sweep_config_is_one_line(grid_file, faces, overrides, message):
@@ -286,3 +287,21 @@ def test_cannot_build_names_the_image_size():
     assert "at 32 px" in cannot_build(seed, {"kernel_size": 5})
     assert cannot_build(seed, {"kernel_size": 5, "padding": "same"}) is None
     assert cannot_build({"base": "hog+ridge", "fixed": {}}, {"hog__orientations": 6}) is None
+
+
+@pytest.mark.parametrize("prune_after", [0, 10])
+def test_prune_after_sets_the_first_pruning_check(faces, tmp_path, prune_after):
+    import optuna
+
+    from facebench.compare.sweep import _study
+
+    path = tmp_path / "cnn.toml"
+    path.write_text(f'base = "cnn:seed"\nmethod = "tpe"\nn = 2\nprune_after = {prune_after}\n'
+                    '[fixed]\nimage_size = 48\n[space]\nkernel_size = [3, 5]\n')
+    config = load_sweep_config(path=path, data=faces, out=tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    pruner = _study(tmp_path / "s", config).pruner
+    if prune_after:
+        assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner) and pruner._min_resource == prune_after
+    else:
+        assert isinstance(pruner, optuna.pruners.NopPruner)

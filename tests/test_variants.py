@@ -245,3 +245,17 @@ def test_a_reviewed_list_of_files_is_left_out_with_data_exclude(faces, grown, tm
     bad.write_text("name\nx.jpg\n")
     with pytest.raises(UserError, match="expected an image_id"):
         run(_config(faces, tmp_path / "b", [f"data.exclude='{bad}'"]), quiet=True)
+
+
+def test_a_cnn_parameter_added_later_leaves_the_definition_of_older_units_alone(faces, tmp_path):
+    from facebench.compare.variants import LATER_CNN_KEYS, definition_digest, unit_definition
+
+    unit = {"kind": "cnn", "cnn": "default", "trial": 0, "fraction": 1.0, "seed": 0, "train": [0, 1], "test": [2]}
+    plain = resolve(_config(faces, tmp_path / "a", ["models.cnn=['default']"]))
+    same = resolve(_config(faces, tmp_path / "b", ["models.cnn=['default']", "cnn.default.precision='float32'"]))
+    other = resolve(_config(faces, tmp_path / "c", ["models.cnn=['default']", "cnn.default.precision='bfloat16'"]))
+    assert set(LATER_CNN_KEYS) == {"precision"}
+    assert "precision" not in unit_definition(plain, unit)["params"]
+    assert definition_digest(unit_definition(plain, unit)) == definition_digest(unit_definition(same, unit))
+    assert unit_definition(other, unit)["params"]["precision"] == "bfloat16"
+    assert definition_digest(unit_definition(plain, unit)) != definition_digest(unit_definition(other, unit))

@@ -101,12 +101,12 @@ def grad_cam(model, image, head, layer=None) -> np.ndarray:
     with tf.GradientTape() as tape:
         maps, t = grad_model(x, training=False)
         tape.watch(maps)
-        score = tf.matmul(t, out_layer.kernel) + out_layer.bias if logit else t
+        score = tf.matmul(tf.cast(t, out_layer.kernel.dtype), out_layer.kernel) + out_layer.bias if logit else t
         score = tf.reshape(score, [-1])[0]
         if logit:
             score = tf.abs(score)  # evidence for the predicted class
     grads = tape.gradient(score, maps)
-    maps, grads = np.asarray(maps)[0], np.asarray(grads)[0]
+    maps, grads = np.asarray(maps, dtype=np.float32)[0], np.asarray(grads, dtype=np.float32)[0]
     weights = grads.mean(axis=(0, 1))
     cam = np.maximum((maps * weights).sum(axis=-1), 0.0).astype(np.float32)
     h, w = x.shape[1], x.shape[2]
@@ -124,7 +124,7 @@ def first_layer_filters(model, n: int = 16) -> tuple[str, np.ndarray]:
     """
     for layer in model.layers:
         if type(layer).__name__ == "Conv2D":
-            kernel = np.asarray(layer.kernel)  # (kh, kw, cin, cout)
+            kernel = np.asarray(layer.kernel, dtype=np.float32)  # (kh, kw, cin, cout)
             return layer.name, np.transpose(kernel, (3, 0, 1, 2))[:n]
     raise ValueError(f"model {model.name!r} has no Conv2D layer")
 
@@ -156,7 +156,7 @@ def feature_maps(model, image, per_block: int = 4) -> list[tuple[str, np.ndarray
         outputs = [outputs]
     result = []
     for layer, out in zip(chosen, outputs):
-        a = np.asarray(out)[0]  # (h, w, c)
+        a = np.asarray(out, dtype=np.float32)[0]  # (h, w, c)
         top = np.argsort(-a.mean(axis=(0, 1)), kind="stable")[:per_block]
         result.append((layer.name, np.transpose(a[..., top], (2, 0, 1))))
     return result

@@ -125,10 +125,10 @@ def build_seed(
     x = layers.Flatten(name="flatten")(x)
     d1 = layers.Dense(dense_units, activation="relu", name="d1")(x)
     g = layers.Dropout(dropout, name="gender_dropout")(d1)
-    gender = layers.Dense(1, activation="sigmoid", name="gender")(g)
+    gender = layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(g)
     a = layers.Dense(dense_units, activation="relu", name="age_dense")(d1)
     a = layers.Dropout(dropout, name="age_dropout")(a)
-    age = layers.Dense(1, activation=age_activation, name="age")(a)
+    age = layers.Dense(1, activation=age_activation, name="age", dtype="float32")(a)
     return keras.Model(inputs, {"age": age, "gender": gender}, name="seed")
 
 
@@ -207,9 +207,10 @@ def build_default(
     x = layers.Dropout(dropout, name="dropout")(x)
     if dense_units:
         x = layers.Dense(dense_units, activation="relu", name="dense")(x)
-    gender = layers.Dense(1, activation="sigmoid", name="gender")(x)
-    age_z = layers.Dense(1, name="age_z")(x)
-    age = layers.Rescaling(scale=age_std, offset=age_mean, name="age")(age_z)
+    # the heads compute in float32 under mixed precision too
+    gender = layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)
+    age_z = layers.Dense(1, name="age_z", dtype="float32")(x)
+    age = layers.Rescaling(scale=age_std, offset=age_mean, name="age", dtype="float32")(age_z)
     return keras.Model(inputs, {"age": age, "gender": gender}, name="default")
 
 

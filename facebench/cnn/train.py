@@ -230,7 +230,9 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
     )
     steps_per_epoch = math.ceil(len(train_idx) / p["batch_size"])
 
-    model = build_model(name, x.shape[1:], **{k: p[k] for k in builder_keys(name)})
+    precision = compute_precision(p["precision"])
+    with _dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"):
+        model = build_model(name, x.shape[1:], **{k: p[k] for k in builder_keys(name)})
     model.compile(
         optimizer=_make_optimizer(p, steps_per_epoch),
         loss={"age": _age_loss(p), "gender": "binary_crossentropy"},
@@ -276,11 +278,43 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
         "epoch_s": timer.epoch_s,
         "n_train": int(len(train_idx)),
         "n_validation": int(len(val_idx)),
+        "precision": precision,
     }
     return FittedCNN(model, name, p, history=history, timings=timings, validation_index=val_idx)
 
 
 # --- helpers -----------------------------------------------------------------------
+
+
+def compute_precision(setting):
+    """``"float32"`` or ``"bfloat16"``: the precision a fit with ``precision=setting`` computes in.
+
+    ``"auto"`` is bfloat16 only on a CPU that computes it natively (AMX or AVX512-BF16);
+    elsewhere TensorFlow emulates it and training would be slower than in float32.
+    """
+    if setting == "auto":
+        from facebench.machine import has_bf16
+
+        return "bfloat16" if has_bf16() else "float32"
+    return setting
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy):
+    """Keras' global dtype policy for the layers built inside, restored after.
+
+    Under ``"mixed_bfloat16"`` the layers compute in bfloat16 and keep float32 weights;
+    the built-in presets' output heads ask for float32 themselves (an age in years has
+    only about 3 significant digits in bfloat16).
+    """
+    keras = keras_module()
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
 
 
 @contextlib.contextmanager

@@ -100,7 +100,7 @@ def _sweep(config, out, *, quiet, command):
             "budget_minutes": config["budget_minutes"], "stopped_by": None,
             "counts": {}, "validation": {"n_train": data["n_fit"], "n_val": data["n_val"], "test_part_read": False},
             "cpu": cpu_name(), "cores": usable_cores(), "base_point": None,
-            "pruning": is_cnn(config) and config["objective"] != "both" and not config["dask"]}
+            "pruning": _prunes(config) and not config["dask"]}
     spent_before = info["elapsed_s"]
     _recover_interrupted(study)
     total = _plan(study, config)
@@ -180,6 +180,10 @@ def validation_data(config: dict) -> dict:
 # --------------------------------------------------------------------------- the study
 
 
+def _prunes(config: dict) -> bool:
+    return is_cnn(config) and config["objective"] != "both" and config["prune_after"] > 0
+
+
 def _study(out: Path, config: dict):
     import optuna
 
@@ -187,11 +191,11 @@ def _study(out: Path, config: dict):
     storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
     both = config["objective"] == "both"
     direction = {"age_mae": "minimize", "gender_accuracy": "maximize"}.get(config["objective"])
-    # Asynchronous successive halving: at epochs 3, 9, 27, ... a point goes on only while its
-    # validation loss is in the best third of the points that reached that epoch. CPU epochs
-    # are dear: a median rule would keep half of the weak points training.
-    pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3)
-              if is_cnn(config) and not both else optuna.pruners.NopPruner())
+    # Asynchronous successive halving: at epochs p, 3p, 9p, ... (p = prune_after) a point goes
+    # on only while its validation loss is in the best third of the points that reached that
+    # epoch. CPU epochs are dear: a median rule would keep half of the weak points training.
+    pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config["prune_after"], reduction_factor=3)
+              if _prunes(config) else optuna.pruners.NopPruner())
     kwargs = {"directions": ["minimize", "maximize"]} if both else {"direction": direction}
     try:
         return optuna.create_study(storage=storage, study_name="sweep", sampler=sampler, pruner=pruner,
@@ -435,7 +439,7 @@ def _evaluate_cnn(definition, config, data, trial):
             for listener in EPOCH_LISTENERS:
                 listener(line)
             if trial is not None and config["objective"] != "both" and "val_loss" in logs:
-                trial.report(float(logs["val_loss"]), epoch)
+                trial.report(float(logs["val_loss"]), epoch + 1)  # step k: after k epochs
                 # the base's own point is the yardstick: it always trains to its end
                 if not trial.user_attrs.get("is_base") and trial.should_prune():
                     Watch.pruned = True

@@ -44,6 +44,7 @@ SWEEP_DEFAULTS: dict = {
     "n": 0,
     "budget_minutes": 60.0,
     "objective": "age_mae",
+    "prune_after": 3,
     "seed": 0,
     "test_size": 0.2,
     "validation": 0.2,
@@ -125,6 +126,8 @@ def validate_sweep(c: dict) -> dict:
     c["budget_minutes"] = float(c["budget_minutes"])
     for key in ("seed", "bootstrap", "n_jobs"):
         need(_is_int(c[key]), key, c[key], "an integer")
+    need(_is_int(c["prune_after"]) and c["prune_after"] >= 0, "prune_after", c["prune_after"],
+         "the epoch of a CNN point's first pruning check (0: no pruning)")
     need(c["bootstrap"] == 0 or 100 <= c["bootstrap"] <= 100_000, "bootstrap", c["bootstrap"],
          "0 (no intervals) or 100-100000 resamples")
     need(c["n_jobs"] == -1 or c["n_jobs"] >= 1, "n_jobs", c["n_jobs"], "-1 (every core) or a count of processes")

@@ -210,6 +210,12 @@ def cnn_params(config: dict, name: str) -> dict:
 # --------------------------------------------------------------------------- definitions
 
 
+#: CNN parameters added after run directories of this format were first written, with the
+#: value that trains as before: left out of a definition at that value, so that a finished
+#: run's CNN units are still reused.
+LATER_CNN_KEYS = {"precision": "float32"}
+
+
 def unit_definition(config: dict, unit: dict) -> dict:
     """Everything that decides a unit's results; a finished unit is reused while this is unchanged.
 
@@ -220,8 +226,8 @@ def unit_definition(config: dict, unit: dict) -> dict:
     common = {"trial": unit["trial"], "fraction": unit["fraction"], "seed": unit["seed"], "rows": rows[:16],
               "bootstrap": config["bootstrap"]}
     if unit["kind"] == "cnn":
-        return {**common, "kind": "cnn", "base": cnn_base(config, unit["cnn"]),
-                "params": _jsonable(cnn_params(config, unit["cnn"]))}
+        params = {k: v for k, v in cnn_params(config, unit["cnn"]).items() if LATER_CNN_KEYS.get(k, ()) != v}
+        return {**common, "kind": "cnn", "base": cnn_base(config, unit["cnn"]), "params": _jsonable(params)}
     return {**common, "kind": "classical", "base": classical_base(config, unit["model"]),
             "params": _jsonable(classical_params(config, unit["model"])), "tasks": list(unit["tasks"]),
             "features": dict(config["features"])}

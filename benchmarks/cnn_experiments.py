@@ -74,14 +74,14 @@ def speed(args):
     return rows
 
 
-def load_faces(data, size, color):
+def load_faces(data, size, color, split_seed=0):
     """(images, age, gender, train_idx, test_idx) for the subset: facebench.data if present, else OpenCV."""
     try:
         from facebench.data import decode, load_dataset, make_split
 
         table = load_dataset(data).table
         images = decode(table, size=size, color=color)
-        train_idx, test_idx = make_split(table, seed=0, test_size=0.2)
+        train_idx, test_idx = make_split(table, seed=split_seed, test_size=0.2)
         return images, table["age"].to_numpy(), table["gender"].to_numpy(), np.asarray(train_idx), np.asarray(test_idx), "facebench.data"
     except ImportError:
         pass
@@ -105,7 +105,7 @@ def load_faces(data, size, color):
     ages, genders = np.array(ages), np.array(genders)
     bands = np.digitize(ages, [3, 13, 20, 30, 40, 50, 60, 70])
     idx = np.arange(len(paths))
-    train_idx, test_idx = train_test_split(idx, test_size=0.2, random_state=0, stratify=bands * 2 + genders)
+    train_idx, test_idx = train_test_split(idx, test_size=0.2, random_state=split_seed, stratify=bands * 2 + genders)
     return np.stack(images), ages, genders, np.sort(train_idx), np.sort(test_idx), "opencv"
 
 
@@ -124,7 +124,7 @@ def train(args):
         key = (p["image_size"], p["color"])
         if key not in cache:
             t = time.perf_counter()
-            cache[key] = load_faces(args.data, *key)
+            cache[key] = load_faces(args.data, *key, split_seed=args.split_seed)
             print(f"# decoded {key} with {cache[key][5]} in {time.perf_counter() - t:.1f}s", flush=True)
         images, age, gender, tr, te, _ = cache[key]
         t = time.perf_counter()
@@ -137,6 +137,8 @@ def train(args):
         best = int(np.argmin(h["val_loss"])) if "val_loss" in h else -1
         row = {
             "config": name,
+            "split_seed": args.split_seed,
+            "precision": fitted.timings.get("precision"),
             "preset": preset,
             "overrides": over,
             "epochs_run": fitted.timings["epochs_run"],
@@ -197,6 +199,7 @@ def main(argv=None):
     t.add_argument("--configs", nargs="+", required=True,
                    help=f"from {', '.join(TRAIN_CONFIGS)} or PRESET:JSON overrides")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--split-seed", type=int, default=0, help="seed of the 80/20 split (default 0)")
     t.add_argument("--verbose", type=int, default=0)
     t.add_argument("--out", help="write results (with histories) to this JSON file")
     r = sub.add_parser("tta")

@@ -305,3 +305,31 @@ def test_prune_after_sets_the_first_pruning_check(faces, tmp_path, prune_after):
         assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner) and pruner._min_resource == prune_after
     else:
         assert isinstance(pruner, optuna.pruners.NopPruner)
+
+
+def test_a_cnn_point_is_pruned_only_before_its_last_epoch(faces, tmp_path):
+    from facebench.compare.sweep import evaluate_point
+
+    class AlwaysPrune:  # an Optuna trial whose pruner would stop every point at every step
+        number = 7
+
+        def __init__(self):
+            self.user_attrs, self.steps = {}, []
+
+        def report(self, value, step):
+            self.steps.append(step)
+
+        def should_prune(self):
+            return True
+
+    path = tmp_path / "cnn.toml"
+    path.write_text('base = "cnn:seed"\nmethod = "tpe"\nn = 1\nbootstrap = 100\n'
+                    '[fixed]\nimage_size = 48\nfilters = [4, 4]\ndense_units = 8\njit_compile = false\n'
+                    '[space]\nepochs = [1, 2]\n')
+    config = load_sweep_config(path=path, data=faces, out=tmp_path / "s")
+    data = validation_data(config)
+    trial = AlwaysPrune()
+    two = evaluate_point({"epochs": 2}, config, data, trial)
+    assert two["state"] == "pruned" and two["epochs_run"] == 1 and trial.steps == [1]  # step k: after k epochs
+    one = evaluate_point({"epochs": 1}, config, data, AlwaysPrune())
+    assert one["state"] == "complete" and one["epochs_run"] == 1

@@ -440,8 +440,9 @@ def _evaluate_cnn(definition, config, data, trial):
                 listener(line)
             if trial is not None and config["objective"] != "both" and "val_loss" in logs:
                 trial.report(float(logs["val_loss"]), epoch + 1)  # step k: after k epochs
-                # the base's own point is the yardstick: it always trains to its end
-                if not trial.user_attrs.get("is_base") and trial.should_prune():
+                # the base's own point is the yardstick: it always trains to its end; a point
+                # past its last epoch is complete (there is nothing left to save by pruning it)
+                if not trial.user_attrs.get("is_base") and epoch + 1 < epochs and trial.should_prune():
                     Watch.pruned = True
                     self.model.stop_training = True
 

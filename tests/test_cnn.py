@@ -375,3 +375,26 @@ def test_cnn_views_work_on_a_bfloat16_model():
         assert views[key].dtype in (np.float32, np.float64) and views[key].shape == (size, size) and np.all(np.isfinite(views[key]))
     assert views["filters"][1].dtype == np.float32
     assert views["maps"] and all(m.dtype == np.float32 for _, m in views["maps"])
+
+
+# --- age head ------------------------------------------------------------------------
+
+
+def test_distribution_age_head_predicts_the_expected_age_and_round_trips(tmp_path):
+    size = TINY["default"]["image_size"]
+    x, age, gender = faces(40, size, seed=7)
+    fitted = cnn.fit("default", x, age, gender, params={**TINY["default"], "age_head": "distribution"}, seed=0)
+    expected = fitted.model.get_layer("age")
+    assert not expected.trainable  # the ages 0..116 themselves, not learned
+    np.testing.assert_array_equal(expected.get_weights()[0][:, 0], np.arange(117, dtype=np.float32))
+    pred = fitted.predict(x[:5])
+    assert np.all((pred["age"] >= 0) & (pred["age"] <= 116))
+    raw = fitted.model.predict(x[:5, ..., None], verbose=0)["age"].reshape(-1)
+    dist = fitted.model.get_layer("age_dist")
+    probs = cnn.models.keras_module().Model(fitted.model.inputs, dist.output).predict(x[:5, ..., None], verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(raw, probs @ np.arange(117), rtol=1e-4)
+    fitted.save(tmp_path / "m")
+    np.testing.assert_allclose(cnn.load(tmp_path / "m").predict(x[:5])["age"], pred["age"])
+    with pytest.raises(cnn.ParamError, match="age_head='softmax'"):
+        cnn.resolve_params("default", {"age_head": "softmax"})

@@ -25,8 +25,13 @@ import contextlib
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 from facebench.cnn.params import MODEL_NAMES, ParamError, builder_keys, check_builder_params, default_params
 from facebench.machine import usable_cores
+
+#: Ages a distribution head predicts over: 0, 1, ..., 116 years.
+AGE_BINS = 117
 
 
 def build_model(name: str, input_shape: Sequence[int], **params):
@@ -149,6 +154,7 @@ def build_default(
     dropout=0.3,
     age_mean=33.0,
     age_std=20.0,
+    age_head="linear",
 ):
     """A small CNN for CPUs: strided stem, conv-BN-ReLU blocks, global pooling.
 
@@ -166,7 +172,10 @@ def build_default(
     - ``age``: a linear unit on the standardised target, mapped back to years in
       the model itself by a fixed ``Rescaling(scale=age_std, offset=age_mean)``,
       so predictions (and the saved model) are in years. :func:`facebench.cnn.fit`
-      sets ``age_mean``/``age_std`` from the training ages.
+      sets ``age_mean``/``age_std`` from the training ages. With
+      ``age_head="distribution"`` instead: a softmax over the ages 0-116 (``age_dist``)
+      and its expected value (``age``, a fixed, untrained dot product with 0, 1, ..., 116),
+      as in DEX and DLDL-v2; the loss is still on the age in years.
     """
     keras = keras_module()
     layers = keras.layers
@@ -174,7 +183,7 @@ def build_default(
         "stem_filters": stem_filters, "stem_kernel_size": stem_kernel_size, "stem_strides": stem_strides,
         "filters": filters, "convs_per_block": convs_per_block, "kernel_size": kernel_size, "pool_size": pool_size,
         "separable": separable, "batch_norm": batch_norm, "bn_momentum": bn_momentum, "dense_units": dense_units,
-        "dropout": dropout, "age_mean": age_mean, "age_std": age_std})
+        "dropout": dropout, "age_mean": age_mean, "age_std": age_std, "age_head": age_head})
     stem_filters, stem_kernel_size, stem_strides = a["stem_filters"], a["stem_kernel_size"], a["stem_strides"]
     filters, convs_per_block, kernel_size, pool_size = a["filters"], a["convs_per_block"], a["kernel_size"], a["pool_size"]
     separable, batch_norm, bn_momentum = a["separable"], a["batch_norm"], a["bn_momentum"]
@@ -209,8 +218,14 @@ def build_default(
         x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     # the heads compute in float32 under mixed precision too
     gender = layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)
-    age_z = layers.Dense(1, name="age_z", dtype="float32")(x)
-    age = layers.Rescaling(scale=age_std, offset=age_mean, name="age", dtype="float32")(age_z)
+    if a["age_head"] == "distribution":
+        dist = layers.Dense(AGE_BINS, activation="softmax", name="age_dist", dtype="float32")(x)
+        expected = layers.Dense(1, use_bias=False, trainable=False, name="age", dtype="float32")
+        age = expected(dist)
+        expected.set_weights([np.arange(AGE_BINS, dtype=np.float32).reshape(AGE_BINS, 1)])
+    else:
+        age_z = layers.Dense(1, name="age_z", dtype="float32")(x)
+        age = layers.Rescaling(scale=age_std, offset=age_mean, name="age", dtype="float32")(age_z)
     return keras.Model(inputs, {"age": age, "gender": gender}, name="default")
 
 

@@ -56,6 +56,9 @@ _BUILDER_DEFAULTS: dict[str, dict] = {
         "dropout": 0.3,
         "age_mean": 33.0,
         "age_std": 20.0,
+        # "linear": one unit on the standardised age; "distribution": a softmax over the
+        # ages 0-116 whose expected value is the prediction (DEX / DLDL-v2's expectation).
+        "age_head": "linear",
     },
 }
 
@@ -388,7 +391,8 @@ _BUILDER_CHECKS = {
                 "filters": _int_tuple, "convs_per_block": _positive_int, "kernel_size": _positive_int,
                 "pool_size": _positive_int, "separable": _boolean, "batch_norm": _boolean,
                 "bn_momentum": _fraction, "dense_units": _nonnegative_int, "dropout": _fraction,
-                "age_mean": _number, "age_std": _positive_number},
+                "age_mean": _number, "age_std": _positive_number,
+                "age_head": _choice("linear", "distribution")},
 }
 
 

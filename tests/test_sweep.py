@@ -333,3 +333,19 @@ def test_a_cnn_point_is_pruned_only_before_its_last_epoch(faces, tmp_path):
     assert two["state"] == "pruned" and two["epochs_run"] == 1 and trial.steps == [1]  # step k: after k epochs
     one = evaluate_point({"epochs": 1}, config, data, AlwaysPrune())
     assert one["state"] == "complete" and one["epochs_run"] == 1
+
+
+def test_a_sampled_sweep_stops_when_nothing_it_draws_can_be_built(faces, tmp_path):
+    path = tmp_path / "cnn.toml"
+    path.write_text('base = "cnn:seed"\nmethod = "random"\nn = 1\nbootstrap = 100\n'
+                    '[fixed]\nimage_size = 16\npadding = "same"\nepochs = 1\ndense_units = 8\njit_compile = false\n'
+                    '[space]\nfilters = [[4, 4, 4, 4, 4], [8, 8, 8, 8, 8]]\n')
+    sweep(load_sweep_config(path=path, data=faces, out=tmp_path / "s"), quiet=True)
+    points = pd.read_csv(tmp_path / "s" / "points.csv")
+    info = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert info["stopped_by"] == "too many points that cannot be built"
+    assert points.is_base.sum() == 1 and points[points.is_base].state.iloc[0] == "complete"
+    drawn = points[~points.is_base]
+    # 25 per point of the sweep: the one asked for and the base's own
+    assert len(drawn) == 50 and (drawn.state == "failed").all()
+    assert drawn.reason.str.startswith("cannot be built at 16 px").all()

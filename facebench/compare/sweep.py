@@ -44,10 +44,10 @@ SWEEP_FILE, INFO_FILE, POINTS_FILE, CURVES_FILE = "sweep.toml", "sweep.json", "p
 IMPORTANCES_FILE, BEST_FILE, STUDY_FILE, LOG_FILE = "importances.json", "best.toml", "study.db", "sweep.log"
 REPORT_FILE = "report.html"
 FORMAT = 1
-#: A sampled sweep stops when its failed points reach this many per point asked for.
+#: A sampled sweep stops when its failed points reach this many per point of the sweep (base included).
 MAX_FAILED_PER_POINT = 3
 #: Drawn points that cannot be built cost no training (checked before any image is
-#: decoded), so a sampled sweep draws again; it stops after this many per point asked for.
+#: decoded), so a sampled sweep draws again; it stops after this many per point of the sweep.
 MAX_UNBUILDABLE_PER_POINT = 25
 #: Name of the winner in best.toml, beside its base.
 BEST_NAME = "sweep-best"

@@ -398,3 +398,26 @@ def test_distribution_age_head_predicts_the_expected_age_and_round_trips(tmp_pat
     np.testing.assert_allclose(cnn.load(tmp_path / "m").predict(x[:5])["age"], pred["age"])
     with pytest.raises(cnn.ParamError, match="age_head='softmax'"):
         cnn.resolve_params("default", {"age_head": "softmax"})
+
+
+def test_an_untrained_distribution_head_starts_at_the_training_ages():
+    from facebench.cnn.models import build_model
+
+    ages = np.array([20.0] * 2250 + [40.0] * 750)
+    p = cnn.resolve_params("default", {**TINY["default"], "age_head": "distribution"})
+    model = build_model("default", (32, 32, 1), **{k: p[k] for k in cnn.builder_keys("default")})
+    cnn_train._start_at_the_age_prior(model, ages)
+    bias = model.get_layer("age_dist").get_weights()[1]
+    prior = np.exp(bias) / np.exp(bias).sum()
+    assert prior.argmax() == 20 and prior[40] > prior[30]  # the histogram, smoothed
+    # with a zero kernel the head outputs that prior whatever the face: its mean age
+    kernel = model.get_layer("age_dist").get_weights()[0]
+    model.get_layer("age_dist").set_weights([np.zeros_like(kernel), bias])
+    x, _, _ = faces(2, 32, seed=8)
+    age = model.predict(x[..., None], verbose=0)["age"].reshape(-1)
+    np.testing.assert_allclose(age, prior @ np.arange(117), rtol=1e-4)
+    assert 20 < age[0] < 30  # near the mean age, 25 (the smoothing weighs 1.9 % here)
+    linear = build_model("default", (32, 32, 1), **{k: p[k] for k in cnn.builder_keys("default")} | {"age_head": "linear"})
+    before = [w.copy() for w in linear.get_weights()]
+    cnn_train._start_at_the_age_prior(linear, ages)  # no distribution head: left alone
+    assert all(np.array_equal(a, b) for a, b in zip(before, linear.get_weights()))

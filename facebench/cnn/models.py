@@ -175,7 +175,8 @@ def build_default(
       sets ``age_mean``/``age_std`` from the training ages. With
       ``age_head="distribution"`` instead: a softmax over the ages 0-116 (``age_dist``)
       and its expected value (``age``, a fixed, untrained dot product with 0, 1, ..., 116),
-      as in DEX and DLDL-v2; the loss is still on the age in years.
+      as in DEX and DLDL-v2; the loss is still on the age in years, and
+      :func:`facebench.cnn.fit` starts the softmax at the training ages' histogram.
     """
     keras = keras_module()
     layers = keras.layers

@@ -241,7 +241,7 @@ def test_sampled_sweep_counts_the_points_that_trained(faces, tmp_path):
 def test_a_cnn_point_that_cannot_be_built_costs_no_training_and_is_drawn_again(faces, tmp_path, monkeypatch):
     import optuna
 
-    import facebench.compare.sweep as sweep_module
+    import facebench.compare.sweep_points as sweep_module
 
     decoded = []
     real_decode = sweep_module.decode
@@ -280,7 +280,7 @@ filters = [[8], [4, 4], [8, 8, 8, 8, 8], [4, 4, 4, 4, 4]]
 
 
 def test_cannot_build_names_the_image_size():
-    from facebench.compare.sweep import cannot_build
+    from facebench.compare.sweep_points import cannot_build
 
     seed = {"base": "cnn:seed", "fixed": {"image_size": 32}}
     assert cannot_build({**seed, "fixed": {"image_size": 64}}, {}) is None
@@ -308,7 +308,7 @@ def test_prune_after_sets_the_first_pruning_check(faces, tmp_path, prune_after):
 
 
 def test_a_cnn_point_is_pruned_only_before_its_last_epoch(faces, tmp_path):
-    from facebench.compare.sweep import evaluate_point
+    from facebench.compare.sweep_points import evaluate_point
 
     class AlwaysPrune:  # an Optuna trial whose pruner would stop every point at every step
         number = 7

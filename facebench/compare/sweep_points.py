@@ -1,0 +1,201 @@
+"""One point of a sweep: the validation data, the fit of the point's model, its metrics.
+
+:func:`validation_data` cuts the training part of the run's first split into fit and
+validation rows (the test part is never decoded for a model); :func:`evaluate_point` fits
+one point on the fit rows and measures it on the validation rows; :func:`cannot_build`
+says, before any image is decoded, when a CNN point has no feature map at its image size.
+The search around them (Optuna, the study, the outputs) is :mod:`facebench.compare.sweep`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..data import decode, load_dataset, make_split
+from ..errors import UserError
+from .metrics import age_bootstrap, bootstrap_indices, gender_bootstrap, percentile_interval
+from .sweep_config import cnn_name, is_cnn, model_definition
+
+log = logging.getLogger("facebench.sweep")
+
+#: Called with one line per finished CNN epoch (the command line shows it in its progress bar).
+EPOCH_LISTENERS: list = []
+
+# --------------------------------------------------------------------------- data
+
+
+def validation_data(config: dict) -> dict:
+    """The training part of the run's first split, cut into fit and validation rows; images decoded.
+
+    The split is ``make_split(table, seed, test_size)`` on the same table as ``facebench
+    run`` builds (same data, ``max_images``), so the run's trial 0 test part is exactly
+    the one no model sees here.
+    """
+    dataset = load_dataset(config["data"]["path"])
+    table = dataset.table
+    if config["data"]["max_images"] and config["data"]["max_images"] < len(table):
+        from .runner import _limit
+
+        table = _limit(table, config["data"]["max_images"], config["seed"])
+    if len(table) < 40:
+        raise UserError(f"--data {config['data']['path']}: only {len(table)} usable image(s); a sweep needs 40")
+    train, test = make_split(table, seed=config["seed"], test_size=config["test_size"])
+    part = table.iloc[np.sort(np.asarray(train))].reset_index(drop=True)
+    fit_rows, val_rows = make_split(part, seed=config["seed"] + 10_000, test_size=config["validation"])
+    return {"table": part, "fit": np.sort(np.asarray(fit_rows)), "val": np.sort(np.asarray(val_rows)),
+            "n_fit": len(fit_rows), "n_val": len(val_rows), "n_test_unread": len(test)}
+
+
+# --------------------------------------------------------------------------- one point
+
+
+def evaluate_point(params: dict, config: dict, data: dict, trial=None) -> dict:
+    """Fit the base with ``params`` on the fit rows, measure it on the validation rows.
+
+    Returns ``{"state": "complete" | "pruned" | "failed", "reason", "seconds", "epochs_run",
+    "metrics": {...}, "curve": [...]}``; a point that cannot be built or fails is a
+    result with its one-line reason, never an exception.
+    """
+    start = time.perf_counter()
+    try:
+        problem = cannot_build(config, params)
+        if problem:
+            return {"state": "failed", "reason": problem[:300], "metrics": {}, "curve": [], "epochs_run": None,
+                    "unbuildable": True, "seconds": round(time.perf_counter() - start, 2)}
+        definition = model_definition(config, params)
+        if definition["kind"] == "cnn":
+            result = _evaluate_cnn(definition, config, data, trial)
+        else:
+            result = _evaluate_classical(definition, config, data)
+    except Exception as exc:  # noqa: BLE001 - a failed point is recorded, the sweep goes on
+        log.info("point %s failed", params, exc_info=True)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        for prefix in ("config key 'cnn.sweep-point.", "config key 'classical.sweep-point."):
+            text = text.replace(prefix, "'")
+        kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
+        result = {"state": "failed", "reason": f"{kind}{text}"[:300], "metrics": {}, "curve": [],
+                  "epochs_run": None}
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def cannot_build(config: dict, params: dict) -> str | None:
+    """Why a CNN point cannot be built at its image size, before any image is decoded; else None.
+
+    Too many valid-padded blocks, strides or pools for the image leave no feature map.
+    Classical points pass, as do CNNs registered from Python (their builder alone knows).
+    """
+    if not is_cnn(config):
+        return None
+    from ..cnn import ParamError, resolve_params
+
+    try:
+        # resolving checks the builder's parameters against the image size
+        resolve_params(cnn_name(config), copy.deepcopy({**config["fixed"], **params}))
+    except ParamError as exc:
+        if exc.key not in ("image_size", "input_shape") or "large enough" not in str(exc.expected):
+            return None  # a bad value: the point fails with its own message
+        size = exc.value if exc.key == "image_size" else exc.value[0]
+        return (f"cannot be built at {size} px: the feature map shrinks to nothing (fewer blocks, "
+                "smaller kernels, pools or strides, or padding 'same')")
+    return None
+
+
+def _evaluate_cnn(definition, config, data, trial):
+    from ..cnn import fit
+    from ..cnn.models import keras_module
+
+    params = definition["params"]
+    from ..cnn import resolve_params
+
+    resolved = resolve_params(definition["base"], params)
+    table = data["table"]
+    images = decode(table, size=resolved["image_size"], color=resolved["color"])
+    fit_rows, val_rows = data["fit"], data["val"]
+    keras = keras_module()
+    epochs = resolved["epochs"]
+    number = trial.number if trial is not None else "?"
+
+    class Watch(keras.callbacks.Callback):
+        pruned = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            seconds = time.perf_counter() - self.started
+            line = (f"point {number}: epoch {epoch + 1}/{epochs}, val loss {logs.get('val_loss', float('nan')):.3f}, "
+                    f"val age MAE {logs.get('val_age_mae', float('nan')):.2f}, {seconds:.1f} s/epoch")
+            log.info(line)
+            for listener in EPOCH_LISTENERS:
+                listener(line)
+            if trial is not None and config["objective"] != "both" and "val_loss" in logs:
+                trial.report(float(logs["val_loss"]), epoch + 1)  # step k: after k epochs
+                # the base's own point is the yardstick: it always trains to its end; a point
+                # past its last epoch is complete (there is nothing left to save by pruning it)
+                if not trial.user_attrs.get("is_base") and epoch + 1 < epochs and trial.should_prune():
+                    Watch.pruned = True
+                    self.model.stop_training = True
+
+    fitted = fit(definition["base"], np.asarray(images[fit_rows]), table["age"].to_numpy()[fit_rows],
+                 table["gender"].to_numpy()[fit_rows], params=params, seed=config["seed"], callbacks=[Watch()])
+    out = fitted.predict(np.asarray(images[val_rows]))
+    metrics = _metrics(table.iloc[val_rows], out, config)
+    history = fitted.history
+    curve = [{"epoch": i + 1, **{k: history[k][i] for k in ("loss", "val_loss", "val_age_mae",
+                                                            "val_gender_accuracy") if k in history}}
+             for i in range(len(history.get("loss", [])))]
+    state = "pruned" if Watch.pruned else "complete"
+    reason = (f"pruned after epoch {len(curve)} (validation loss not in the best third at that epoch)"
+              if Watch.pruned else "")
+    return {"state": state, "reason": reason, "metrics": metrics, "curve": curve, "epochs_run": len(curve)}
+
+
+def _evaluate_classical(definition, config, data):
+    from ..baselines import predict_outputs
+    from .units import prepare_features
+    from .variants import build_classical, classical_tasks
+
+    run_config = {"features": config["features"],
+                  "classical": {"point": {"base": definition["base"], "params": definition["params"]}}}
+    table = data["table"]
+    tasks = classical_tasks(run_config, "point")
+    inputs = prepare_features(table, run_config, [{"model": "point", "tasks": tasks}])["point"]
+    features = np.load(inputs["file"], mmap_mode="r")
+    fit_rows, val_rows = data["fit"], data["val"]
+    out = {}
+    for task in tasks:
+        model = build_classical(run_config, "point", task, random_state=config["seed"], n_jobs=1)
+        head = model[1:]
+        head.fit(np.asarray(features[fit_rows]), table[task].to_numpy()[fit_rows])
+        out.update(predict_outputs(head, np.asarray(features[val_rows]), task))
+    return {"state": "complete", "reason": "", "metrics": _metrics(table.iloc[val_rows], out, config), "curve": [],
+            "epochs_run": None}
+
+
+def _metrics(rows: pd.DataFrame, out: dict, config: dict) -> dict:
+    """Validation MAE and accuracy with percentile-bootstrap 95 % intervals."""
+    n_boot = config["bootstrap"]
+    idx = bootstrap_indices(len(rows), n_boot, config["seed"]) if n_boot else None
+    metrics = {}
+    if "age" in out:
+        truth, pred = rows["age"].to_numpy(float), np.asarray(out["age"], float)
+        metrics["val_age_mae"] = float(np.mean(np.abs(pred - truth)))
+        low, high = percentile_interval(age_bootstrap(truth, pred, idx)["mae"]) if n_boot else (math.nan,) * 2
+        metrics |= {"val_age_mae_low": low, "val_age_mae_high": high}
+    if "gender" in out:
+        truth, pred = rows["gender"].to_numpy(int), np.asarray(out["gender"], int)
+        metrics["val_gender_accuracy"] = float(np.mean(pred == truth))
+        if n_boot:
+            low, high = percentile_interval(gender_bootstrap(truth, pred, None, idx)["accuracy"])
+        else:
+            low, high = math.nan, math.nan
+        metrics |= {"val_gender_accuracy_low": low, "val_gender_accuracy_high": high}
+    return metrics

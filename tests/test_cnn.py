@@ -421,3 +421,34 @@ def test_an_untrained_distribution_head_starts_at_the_training_ages():
     before = [w.copy() for w in linear.get_weights()]
     cnn_train._start_at_the_age_prior(linear, ages)  # no distribution head: left alone
     assert all(np.array_equal(a, b) for a, b in zip(before, linear.get_weights()))
+
+
+def test_the_age_distribution_loss_is_the_kl_from_a_gaussian_around_each_age():
+    from facebench.cnn.models import keras_module
+
+    ops = keras_module().ops
+    loss = cnn_train._age_distribution_loss(2.0)
+    bins = np.arange(117, dtype=np.float32)
+    ages = np.array([3.0, 40.0, 90.0], dtype=np.float32)
+    q = np.exp(-((bins[None] - ages[:, None]) ** 2) / 8.0)
+    q /= q.sum(axis=1, keepdims=True)
+    same = np.asarray(ops.convert_to_numpy(loss(ages, q.astype(np.float32))))
+    np.testing.assert_allclose(same, 0.0, atol=1e-4)  # the target itself: no divergence
+    uniform = np.full((3, 117), 1 / 117, dtype=np.float32)
+    expected = (q * (np.log(np.clip(q, 1e-7, 1)) - np.log(1 / 117))).sum(axis=1)
+    np.testing.assert_allclose(np.asarray(ops.convert_to_numpy(loss(ages, uniform))), expected, rtol=1e-4)
+    assert np.all(expected > 2.5)
+
+
+def test_a_distribution_head_trains_with_its_kl_loss_and_bad_weights_are_named():
+    size = TINY["default"]["image_size"]
+    x, age, gender = faces(40, size, seed=9)
+    params = {**TINY["default"], "age_head": "distribution", "age_kl_weight": 0.5}
+    fitted = cnn.fit("default", x, age, gender, params=params, seed=0)
+    assert {"age_dist_loss", "val_age_dist_loss"} <= set(fitted.history)
+    assert np.isfinite(fitted.history["age_dist_loss"][0]) and fitted.history["age_dist_loss"][0] > 0
+    assert set(fitted.predict(x[:3])) == {"age", "p_female", "gender"}
+    with pytest.raises(cnn.ParamError, match="age_kl_weight=-1"):
+        cnn.resolve_params("default", {"age_kl_weight": -1})
+    with pytest.raises(cnn.ParamError, match="age_sigma=0"):
+        cnn.resolve_params("default", {"age_sigma": 0})

@@ -38,6 +38,9 @@ def split_validation(n, fraction, seed):
 def make_dataset(images, age, gender, params, *, seed=0, training=True):
     """A ``tf.data.Dataset`` of ``(float32 images, {"age", "gender"})`` batches.
 
+    With ``params["age_head"] == "distribution"`` the targets also hold ``"age_dist"``:
+    the age in years again, for the loss on the head's distribution.
+
     Only the rows passed in are captured. ``training=True``: reshuffled every
     epoch, augmented (``params["augment"]``) and repeated forever (``fit``
     passes ``steps_per_epoch``); otherwise in order, once, unaugmented. Batches
@@ -51,6 +54,7 @@ def make_dataset(images, age, gender, params, *, seed=0, training=True):
     yt_gender = tf.constant(np.asarray(gender, dtype=np.float32))
     augment = params.get("augment") if training else None
     batch_size = int(params["batch_size"])
+    with_dist = params.get("age_head") == "distribution"
 
     ds = tf.data.Dataset.range(n)
     if training:
@@ -68,7 +72,10 @@ def make_dataset(images, age, gender, params, *, seed=0, training=True):
         xb = tf.cast(tf.gather(xt, idx), tf.float32)
         if augment:
             xb = augment_batch(xb, batch_seed, augment)
-        return xb, {"age": tf.gather(yt_age, idx), "gender": tf.gather(yt_gender, idx)}
+        targets = {"age": tf.gather(yt_age, idx), "gender": tf.gather(yt_gender, idx)}
+        if with_dist:
+            targets["age_dist"] = targets["age"]
+        return xb, targets
 
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

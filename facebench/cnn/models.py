@@ -177,6 +177,8 @@ def build_default(
       and its expected value (``age``, a fixed, untrained dot product with 0, 1, ..., 116),
       as in DEX and DLDL-v2; the loss is still on the age in years, and
       :func:`facebench.cnn.fit` starts the softmax at the training ages' histogram.
+      The distribution is a third output, ``age_dist``, which the training loss may pull
+      towards a Gaussian around each face's age (``age_kl_weight``, DLDL-v2).
     """
     keras = keras_module()
     layers = keras.layers
@@ -224,6 +226,7 @@ def build_default(
         expected = layers.Dense(1, use_bias=False, trainable=False, name="age", dtype="float32")
         age = expected(dist)
         expected.set_weights([np.arange(AGE_BINS, dtype=np.float32).reshape(AGE_BINS, 1)])
+        return keras.Model(inputs, {"age": age, "gender": gender, "age_dist": dist}, name="default")
     else:
         age_z = layers.Dense(1, name="age_z", dtype="float32")(x)
         age = layers.Rescaling(scale=age_std, offset=age_mean, name="age", dtype="float32")(age_z)

@@ -109,6 +109,10 @@ _TRAINING_DEFAULTS: dict[str, dict] = {
         "age_loss": "mae",
         "huber_delta": 1.0,
         "loss_weights": {"age": 1.0, "gender": 1.0},
+        # with age_head = "distribution": the weight of a KL loss between the head's
+        # distribution and a Gaussian of age_sigma years around each face's age (DLDL-v2)
+        "age_kl_weight": 0.0,
+        "age_sigma": 2.0,
         "standardize_age": True,
         "deterministic": False,
         "jit_compile": "auto",
@@ -444,3 +448,7 @@ def _check_training_params(name, p):
     if p["jit_compile"] not in ("auto", True, False):
         bad("jit_compile", "'auto', true or false")
     _choice(*PRECISIONS)("precision", p["precision"])
+    if "age_kl_weight" in p:
+        if not _is_number(p["age_kl_weight"]) or p["age_kl_weight"] < 0:
+            bad("age_kl_weight", "a number >= 0")
+        _positive_number("age_sigma", p["age_sigma"])

@@ -234,10 +234,14 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
     with _dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"):
         model = build_model(name, x.shape[1:], **{k: p[k] for k in builder_keys(name)})
     _start_at_the_age_prior(model, age[train_idx])
+    losses, weights = {"age": _age_loss(p), "gender": "binary_crossentropy"}, _effective_loss_weights(p)
+    if "age_dist" in model.output_names:
+        losses["age_dist"] = _age_distribution_loss(p.get("age_sigma", 2.0))
+        weights["age_dist"] = float(p.get("age_kl_weight", 0.0))
     model.compile(
         optimizer=_make_optimizer(p, steps_per_epoch),
-        loss={"age": _age_loss(p), "gender": "binary_crossentropy"},
-        loss_weights=_effective_loss_weights(p),
+        loss=losses,
+        loss_weights=weights,
         metrics={"age": ["mae"], "gender": ["accuracy"]},
         jit_compile=_jit(p["jit_compile"], p["epochs"] * steps_per_epoch),
     )
@@ -285,6 +289,27 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
 
 
 # --- helpers -----------------------------------------------------------------------
+
+
+def _age_distribution_loss(sigma):
+    """KL divergence from a Gaussian of ``sigma`` years around each age to the predicted distribution.
+
+    The label distribution of DLDL-v2: ``q_k`` proportional to ``exp(-(k - age)^2 / (2 sigma^2))``
+    over the ages ``k = 0 .. 116``; the loss is ``sum_k q_k (log q_k - log p_k)``. Written
+    here because Keras' own KL loss needs the target distribution as data, and the
+    targets are ages.
+    """
+    keras = keras_module()
+    ops = keras.ops
+
+    def age_distribution_kl(y_true, y_pred):
+        bins = ops.arange(y_pred.shape[-1], dtype="float32")
+        age = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
+        q = ops.softmax(-ops.square(bins - age) / (2.0 * sigma * sigma), axis=-1)
+        p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)
+        return ops.sum(q * (ops.log(ops.clip(q, 1e-7, 1.0)) - ops.log(p)), axis=-1)
+
+    return age_distribution_kl
 
 
 def _start_at_the_age_prior(model, ages):

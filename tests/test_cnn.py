@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from facebench import cnn  # noqa: E402
+from facebench.cnn import precision as cnn_precision  # noqa: E402
 from facebench.cnn import train as cnn_train  # noqa: E402
 
 # A small version of each preset, so one epoch on a few images takes a second or two.
@@ -356,10 +357,10 @@ def test_precision_auto_follows_the_cpu_and_bad_values_are_named(monkeypatch):
     from facebench import machine
 
     monkeypatch.setattr(machine, "has_bf16", lambda: True)
-    assert cnn_train.compute_precision("auto") == "bfloat16"
+    assert cnn_precision.compute_precision("auto") == "bfloat16"
     monkeypatch.setattr(machine, "has_bf16", lambda: False)
-    assert cnn_train.compute_precision("auto") == "float32"
-    assert cnn_train.compute_precision("bfloat16") == "bfloat16"
+    assert cnn_precision.compute_precision("auto") == "float32"
+    assert cnn_precision.compute_precision("bfloat16") == "bfloat16"
     with pytest.raises(cnn.ParamError, match="precision='float16'"):
         cnn.resolve_params("default", {"precision": "float16"})
 

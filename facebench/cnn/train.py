@@ -22,6 +22,7 @@ import numpy as np
 from facebench.cnn.inputs import _add_channel, make_dataset, split_validation
 from facebench.cnn.models import build_model, keras_module, tf_module
 from facebench.cnn.params import builder_keys, cnn_names, default_params, resolve_params
+from facebench.cnn.precision import compute_precision, dtype_policy
 from facebench.io import atomic_write_text
 
 AGE_MAX = 116.0
@@ -231,7 +232,7 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
     steps_per_epoch = math.ceil(len(train_idx) / p["batch_size"])
 
     precision = compute_precision(p["precision"])
-    with _dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"):
+    with dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"):
         model = build_model(name, x.shape[1:], **{k: p[k] for k in builder_keys(name)})
     _start_at_the_age_prior(model, age[train_idx])
     losses, weights = {"age": _age_loss(p), "gender": "binary_crossentropy"}, _effective_loss_weights(p)
@@ -328,36 +329,6 @@ def _start_at_the_age_prior(model, ages):
     counts = np.bincount(np.clip(np.rint(ages), 0, len(bias) - 1).astype(np.int64), minlength=len(bias))
     prior = (counts + 0.5) / (counts.sum() + 0.5 * len(bias))  # every age keeps some mass
     dist.set_weights([kernel, np.log(prior).astype(bias.dtype)])
-
-
-def compute_precision(setting):
-    """``"float32"`` or ``"bfloat16"``: the precision a fit with ``precision=setting`` computes in.
-
-    ``"auto"`` is bfloat16 only on a CPU that computes it natively (AMX or AVX512-BF16);
-    elsewhere TensorFlow emulates it and training would be slower than in float32.
-    """
-    if setting == "auto":
-        from facebench.machine import has_bf16
-
-        return "bfloat16" if has_bf16() else "float32"
-    return setting
-
-
-@contextlib.contextmanager
-def _dtype_policy(policy):
-    """Keras' global dtype policy for the layers built inside, restored after.
-
-    Under ``"mixed_bfloat16"`` the layers compute in bfloat16 and keep float32 weights;
-    the built-in presets' output heads ask for float32 themselves (an age in years has
-    only about 3 significant digits in bfloat16).
-    """
-    keras = keras_module()
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(before)
 
 
 

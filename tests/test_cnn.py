@@ -453,3 +453,77 @@ def test_a_distribution_head_trains_with_its_kl_loss_and_bad_weights_are_named()
         cnn.resolve_params("default", {"age_kl_weight": -1})
     with pytest.raises(cnn.ParamError, match="age_sigma=0"):
         cnn.resolve_params("default", {"age_sigma": 0})
+
+
+# --- weight averaging ------------------------------------------------------------------
+
+
+class _Snapshots:
+    """Trainable weights at the start of training and after every batch (raw, not averaged)."""
+
+    @staticmethod
+    def callback(store):
+        from facebench.cnn.models import keras_module
+
+        class Snap(keras_module().callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                store.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+            def on_train_batch_end(self, batch, logs=None):
+                store.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+        return Snap()
+
+
+def _distance(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("patience", [None, 0])
+def test_ema_ends_with_the_averaged_weights_and_validates_on_them(patience, tmp_path):
+    x, age, gender = faces(48, 32, seed=11)
+    base = {**TINY["default"], "epochs": 2, "patience": patience, "learning_rate": 0.02}
+    raw_steps, ema_steps = [], []
+    raw = cnn.fit("default", x, age, gender, params=base, seed=3, callbacks=[_Snapshots.callback(raw_steps)])
+    # a momentum near 1 keeps the average within a hair of where training started
+    averaged = cnn.fit("default", x, age, gender, params={**base, "ema": 0.99999}, seed=3,
+                       callbacks=[_Snapshots.callback(ema_steps)])
+    final_raw = [w.numpy() for w in raw.model.trainable_weights]
+    final_ema = [w.numpy() for w in averaged.model.trainable_weights]
+    if patience is None:
+        assert _distance(raw_steps[-1], final_raw) == 0  # without EMA: the last step's weights
+    moved = _distance(ema_steps[0], ema_steps[-1])
+    assert moved > 1e-2  # the raw weights did travel
+    assert min(_distance(final_ema, s) for s in ema_steps[:2]) < moved / 100  # the average barely did
+    if patience is None:
+        # the last validation loss is the averaged weights' loss, not the raw weights'
+        from facebench.cnn.inputs import make_dataset
+
+        vi = averaged.validation_index
+        val_ds = make_dataset(x[vi], age[vi], gender[vi], averaged.params, seed=3, training=False)
+        on_average = averaged.model.evaluate(val_ds, return_dict=True, verbose=0)["loss"]
+        np.testing.assert_allclose(on_average, averaged.history["val_loss"][-1], rtol=1e-4)
+        kept = [w.numpy().copy() for w in averaged.model.trainable_weights]
+        for w, v in zip(averaged.model.trainable_weights, ema_steps[-1]):
+            w.assign(v)
+        on_raw = averaged.model.evaluate(val_ds, return_dict=True, verbose=0)["loss"]
+        assert abs(on_raw - on_average) > 1e-3
+        for w, v in zip(averaged.model.trainable_weights, kept):
+            w.assign(v)
+    # the averaged model is the one saved and loaded
+    loaded = cnn.load(averaged.save(tmp_path / "ema"))
+    assert loaded.params["ema"] == 0.99999
+    before, after = averaged.predict(x), loaded.predict(x)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_ema_is_deterministic_with_a_seed_and_bad_momenta_are_named():
+    x, age, gender = faces(40, 32, seed=12)
+    params = {**TINY["default"], "deterministic": True, "ema": 0.9}
+    a = cnn.fit("default", x, age, gender, params=params, seed=5).predict(x)
+    b = cnn.fit("default", x, age, gender, params=params, seed=5).predict(x)
+    assert np.array_equal(a["age"], b["age"]) and np.array_equal(a["p_female"], b["p_female"])
+    for bad in (1, 1.5, -0.1, "yes", True):
+        with pytest.raises(cnn.ParamError, match="ema="):
+            cnn.resolve_params("default", {"ema": bad})
+    assert cnn.default_params("seed")["ema"] == cnn.default_params("default")["ema"] == 0.0

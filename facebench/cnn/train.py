@@ -249,6 +249,11 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
 
     timer = _epoch_timer()
     cbs = [timer]
+    if p["ema"]:
+        # Before EarlyStopping, so that it judges and keeps the averaged weights: Keras
+        # swaps them in for validation and at each epoch's end, and finalises them at
+        # the last epoch; an early stop restores the best epoch's averaged weights.
+        cbs.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if p["patience"] is not None:
         cbs.append(
             keras.callbacks.EarlyStopping(
@@ -386,6 +391,7 @@ def _jit(setting, steps):
 
 def _make_optimizer(p, steps_per_epoch):
     keras = keras_module()
+    ema = {"use_ema": True, "ema_momentum": float(p["ema"])} if p["ema"] else {}
     lr = p["learning_rate"]
     if p["lr_schedule"] == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
@@ -393,14 +399,14 @@ def _make_optimizer(p, steps_per_epoch):
         )
     name = p["optimizer"]
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, weight_decay=p["weight_decay"] or None)
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=p["weight_decay"] or None, **ema)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=p["weight_decay"] or 1e-4)
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=p["weight_decay"] or 1e-4, **ema)
     if name == "sgd":
         return keras.optimizers.SGD(
-            learning_rate=lr, momentum=0.9, nesterov=True, weight_decay=p["weight_decay"] or None
+            learning_rate=lr, momentum=0.9, nesterov=True, weight_decay=p["weight_decay"] or None, **ema
         )
-    return keras.optimizers.RMSprop(learning_rate=lr, weight_decay=p["weight_decay"] or None)
+    return keras.optimizers.RMSprop(learning_rate=lr, weight_decay=p["weight_decay"] or None, **ema)
 
 
 def _age_loss(p):

@@ -213,7 +213,7 @@ def cnn_params(config: dict, name: str) -> dict:
 #: CNN parameters added after run directories of this format were first written, with the
 #: value that trains as before: left out of a definition at that value, so that a finished
 #: run's CNN units are still reused.
-LATER_CNN_KEYS = {"precision": "float32", "age_head": "linear", "age_kl_weight": 0.0, "age_sigma": 2.0}
+LATER_CNN_KEYS = {"precision": "float32", "ema": 0.0, "age_head": "linear", "age_kl_weight": 0.0, "age_sigma": 2.0}
 
 
 def unit_definition(config: dict, unit: dict) -> dict:

@@ -18,7 +18,9 @@ parameters, and the features' milliseconds per image (one pass; flip models take
 Model names: any registry name; a registry name with one feature replaced by a BIF
 variant, e.g. ``bif.max+svr`` (see ``BIF_VARIANTS``); add ``@halving`` to tune C and gamma by
 ``HalvingGridSearchCV`` (3-fold, factor 3, on the training part only) instead of the
-registry's C grid.
+registry's C grid. ``vote:A,B[,C]`` is the equal-weight soft vote of those models (each
+fitted as above): the mean of their decision values for gender (the sign decides), the
+mean of their predicted ages for age; no weight is tuned, so nothing looks at a test face.
 """
 
 from __future__ import annotations
@@ -140,7 +142,34 @@ def halving(tail, task, seed):
     return Search()
 
 
-def score(model, X, labels, train, test, seed):
+def members(model):
+    """The models of a ``vote:A,B`` spec (all of one task), or ``[model]``."""
+    if not model.startswith("vote:"):
+        return [model]
+    names = model[len("vote:"):].split(",")
+    if len(names) < 2 or len({parse(n)[0] for n in names}) != 1:
+        raise SystemExit(f"{model!r}: a vote needs two or more models of one task")
+    return names
+
+
+def vote(model, inputs, labels, train, test, seed):
+    """Fit every member of ``vote:A,B``, then score the mean of their test outputs."""
+    task = parse(members(model)[0])[0]
+    outputs, fit_s, alone = [], 0.0, {}
+    for name in members(model):
+        row, out = score(name, inputs[name], labels, train, test, seed, outputs=True)
+        outputs.append(out)
+        fit_s += row["fit_s"]
+        alone[name] = row.get("accuracy", row.get("mae"))
+    y = labels[task][test]
+    mean = np.mean(outputs, axis=0)
+    value = ({"accuracy": round(100 * float(((mean > 0).astype(int) == y).mean()), 2)} if task == "gender"
+             else {"mae": round(float(np.abs(np.clip(mean, 0, 116) - y).mean()), 3)})
+    return {"seed": seed, "model": model, **value, "fit_s": round(fit_s, 1), "chosen": "equal weights",
+            "members": alone}
+
+
+def score(model, X, labels, train, test, seed, outputs=False):
     task, _, head, search = parse(model)
     tail = make_head(model if model in MODELS else _reference(head), task, random_state=seed, n_jobs=1)
     y = labels[task]
@@ -156,14 +185,17 @@ def score(model, X, labels, train, test, seed):
         chosen = {k.split("__")[-1]: v for k, v in chosen.items()} if isinstance(chosen, dict) else chosen
     if task == "gender":
         if search == "halving":
-            predicted = (fitted.decision_function(X[test]) > 0).astype(int)
+            decision = fitted.decision_function(X[test])
         else:
-            predicted = predict_outputs(tail, X[test], task)["gender"]
-        value = {"accuracy": round(100 * float((predicted == y[test]).mean()), 2)}
+            p = np.clip(predict_outputs(tail, X[test], task)["p_female"], 1e-12, 1 - 1e-12)
+            decision = np.log(p / (1 - p))  # the decision value (p_female is its logistic)
+        out = decision
+        value = {"accuracy": round(100 * float(((decision > 0).astype(int) == y[test]).mean()), 2)}
     else:
-        predicted = np.clip(fitted.predict(X[test]), 0, 116)
-        value = {"mae": round(float(np.abs(predicted - y[test]).mean()), 3)}
-    return {"seed": seed, "model": model, **value, "fit_s": round(fit_s, 1), "chosen": str(chosen)}
+        out = np.clip(fitted.predict(X[test]), 0, 116)
+        value = {"mae": round(float(np.abs(out - y[test]).mean()), 3)}
+    row = {"seed": seed, "model": model, **value, "fit_s": round(fit_s, 1), "chosen": str(chosen)}
+    return (row, out) if outputs else row
 
 
 def summary(rows):
@@ -198,7 +230,8 @@ def main(argv=None):
         print(summary([json.loads(line) for f in args.summary for line in f.read_text().splitlines() if line.strip()]))
         return None
     for model in args.models:
-        parse(model)
+        for name in members(model):
+            parse(name)
     cv2.setNumThreads(1)
     table = load_dataset(args.data).table
     rgb = np.asarray(decode(table, size=64, color="rgb"))
@@ -209,11 +242,14 @@ def main(argv=None):
     splits = {seed: tuple(np.asarray(p) for p in make_split(table, seed=seed, test_size=0.2)) for seed in args.seeds}
     rows = []
     for model in args.models:
-        X, ms = model_inputs(model, stacks, args.cache)
-        X = np.ascontiguousarray(X)
+        inputs, ms = {}, 0.0
+        for name in members(model):
+            X, name_ms = model_inputs(name, stacks, args.cache)
+            inputs[name], ms = np.ascontiguousarray(X), ms + name_ms
         for seed, (train, test) in splits.items():
-            rows.append({**score(model, X, labels, train, test, seed), "features_ms": round(ms, 2),
-                         "n_features": X.shape[1]})
+            row = (vote(model, inputs, labels, train, test, seed) if model.startswith("vote:")
+                   else score(model, inputs[model], labels, train, test, seed))
+            rows.append({**row, "features_ms": round(ms, 2), "n_features": sum(X.shape[1] for X in inputs.values())})
             print(json.dumps(rows[-1]), flush=True)
             if args.out:
                 with args.out.open("a") as fh:

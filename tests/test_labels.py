@@ -13,10 +13,10 @@ from facebench.compare.labels import (
     GENDER_DETECTOR,
     drop_suspected,
     empty_issues,
-    label_metrics,
     suspect_labels,
     suspect_labels_for_run,
 )
+from facebench.compare.label_metrics import label_metrics
 from facebench.compare.metrics import age_metrics, gender_metrics
 from facebench.data import decode, load_dataset, make_split, synthesize
 from facebench.reports import write_report
@@ -250,7 +250,7 @@ def test_report_section(tmp_path):
 
 
 def test_paired_tests_are_repeated_without_the_suspected_test_faces(tmp_path):
-    from facebench.compare.labels import cleaned_paired_tests, with_agreement
+    from facebench.compare.label_metrics import cleaned_paired_tests, with_agreement
     from facebench.compare.metrics import paired_tests
 
     run_dir = build_run_dir(tmp_path / "run", n_trials=1, fractions=(1.0,), n_test=40, n_train=80)

@@ -17,7 +17,6 @@ from sklearn import metrics as skm
 
 from ..data import age_band, gender_name, race_name
 
-from ..rundir.layout import AGE_METRICS, GENDER_METRICS  # the names of metrics.csv
 COUNTS = ("tn", "fp", "fn", "tp", "n")
 
 

@@ -117,7 +117,7 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         whole = [u["id"] for u in planned if u["id"] not in failed]
         results = aggregate(run_dir, whole, n_boot=config["bootstrap"], seed=config["seed"])
         if issues is not None:
-            from .labels import label_metrics_for_run
+            from .label_metrics import label_metrics_for_run
 
             label_metrics_for_run(run_dir, issues, n_boot=config["bootstrap"], seed=config["seed"])
         _store_views(run_dir, quiet)

@@ -13,7 +13,7 @@ HOG + LBP + colour features of ``hog+lbp+color+svm``):
 
 Usage::
 
-    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5]
+    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5] [--filter threshold] [--threshold 0.4]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.compare.config import resolve
-from facebench.compare.labels import detector_features, suspect_labels
+from facebench.compare.labels import GENDER_THRESHOLD, detector_features, suspect_labels
 from facebench.data import load_dataset, make_split
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface-5k"
@@ -38,7 +38,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plant", type=int, default=100, help="gender labels flipped in the training part")
     ap.add_argument("--n-jobs", type=int, default=1)
-    ap.add_argument("--filter", default="prune_by_noise_rate", help="cleanlab filter_by")
+    ap.add_argument("--filter", default="threshold",
+                    help="'threshold' (the default rule) or a cleanlab filter_by such as prune_by_noise_rate")
+    ap.add_argument("--threshold", type=float, default=GENDER_THRESHOLD, help="self-confidence cut of 'threshold'")
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds of the detector (default 5)")
     ap.add_argument("--time-rows", type=int, default=0,
                     help="also time the detection on this many rows (the faces tiled, features jittered), "
@@ -53,7 +55,8 @@ def main(argv=None) -> None:
     train, test = make_split(table, seed=args.seed, test_size=0.2)
     print(f"{len(table)} faces ({len(train)} train, {len(test)} test), features {features.shape[1]} "
           f"({feat_s:.1f} s with scan and decode; cached after the first run)")
-    opts = {"seed": args.seed, "n_jobs": args.n_jobs, "gender_filter": args.filter, "n_folds": args.folds}
+    opts = {"seed": args.seed, "n_jobs": args.n_jobs, "gender_filter": args.filter, "gender_threshold": args.threshold,
+            "n_folds": args.folds}
 
     t, cpu = time.perf_counter(), time.process_time()
     clean = suspect_labels(features, table, train, test_rows=test, **opts)

@@ -205,6 +205,28 @@ def test_run_looks_for_label_errors_and_drop_train_leaves_them_out(faces, grown,
     assert set(pred.image_id) == test_ids  # the test part is untouched
 
 
+def test_the_label_thresholds_come_from_the_config_and_a_new_rule_judges_again(faces, grown, tmp_path, counted):
+    import json
+
+    from facebench.rundir.labels import read_label_issues
+
+    out = _copy(grown, tmp_path)
+    before = read_label_issues(out)
+    recorded = json.loads((out / "run.json").read_text())["label_errors"]["detector"]
+    assert recorded == "hog+lbp+color pca256 svc, self-confidence < 0.4; hog+lbp+color pca256 svr, residual > max(3 sd, 5 years)"
+    run(_config(faces, out, ["data.label_gender_threshold=0.2", "data.label_age_k=6.0"]), quiet=True)
+    after = read_label_issues(out)
+    assert not counted  # with "keep", the models' units stand
+    for task in ("gender", "age"):
+        fewer, more = (set(f[f.task == task].image_id) for f in (after, before))
+        assert fewer <= more and len(fewer) < len(more), task  # stricter rules, nested suspects
+    assert (after[after.task == "gender"].confidence > 0.8).all()
+    assert "< 0.2;" in json.loads((out / "run.json").read_text())["label_errors"]["detector"]
+    for key, bad in (("label_gender_threshold", "1.0"), ("label_age_k", "0"), ("label_age_min_years", "-1")):
+        with pytest.raises(UserError, match=f"data.{key}"):
+            resolve(_config(faces, tmp_path / "x", [f"data.{key}={bad}"]))
+
+
 def test_labels_section_renders_in_headless_chromium(grown, tmp_path):
     from facebench.reports import write_report
     from test_browser import CHROMIUM, _watched_page

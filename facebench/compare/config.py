@@ -41,8 +41,12 @@ DEFAULTS: dict = {
     "out": "",
     # label_errors: "keep" (look for suspected label errors and report them), "drop-train" (also
     # leave the suspected training faces out of every model's training rows) or "off"
+    # label_gender_threshold: a gender label is suspected when the detector's out-of-fold
+    # probability of it is below this; an age label when |given - predicted| exceeds both
+    # label_age_k robust standard deviations (at that predicted age) and label_age_min_years
     # exclude: a CSV (e.g. a reviewed label_issues.csv) whose image_id column lists files to leave out
-    "data": {"path": "", "max_images": 0, "label_errors": "keep", "exclude": ""},
+    "data": {"path": "", "max_images": 0, "label_errors": "keep", "label_gender_threshold": 0.4,
+             "label_age_k": 3.0, "label_age_min_years": 5.0, "exclude": ""},
     "features": {"image_size": 64, "color": "gray"},
     "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []},
     # per-CNN overrides of facebench.cnn.default_params(name), e.g. [cnn.default] epochs = 8,
@@ -199,6 +203,16 @@ def validate(config: dict) -> dict:
     need(isinstance(mi, int) and mi >= 0, "data.max_images", mi, "0 (all) or a positive count")
     need(c["data"]["label_errors"] in LABEL_ERRORS, "data.label_errors", c["data"]["label_errors"],
          " | ".join(repr(m) for m in LABEL_ERRORS))
+    number = (int, float)
+    lt = c["data"]["label_gender_threshold"]
+    need(isinstance(lt, number) and not isinstance(lt, bool) and 0 < lt < 1, "data.label_gender_threshold", lt,
+         "a probability in (0, 1), e.g. 0.4")
+    lk = c["data"]["label_age_k"]
+    need(isinstance(lk, number) and not isinstance(lk, bool) and lk > 0, "data.label_age_k", lk,
+         "a number of robust standard deviations > 0, e.g. 3")
+    ly = c["data"]["label_age_min_years"]
+    need(isinstance(ly, number) and not isinstance(ly, bool) and ly >= 0, "data.label_age_min_years", ly,
+         "a number of years >= 0, e.g. 5")
     size = c["features"]["image_size"]
     need(isinstance(size, int) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
     need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")

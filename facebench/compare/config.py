@@ -203,16 +203,11 @@ def validate(config: dict) -> dict:
     need(isinstance(mi, int) and mi >= 0, "data.max_images", mi, "0 (all) or a positive count")
     need(c["data"]["label_errors"] in LABEL_ERRORS, "data.label_errors", c["data"]["label_errors"],
          " | ".join(repr(m) for m in LABEL_ERRORS))
-    number = (int, float)
-    lt = c["data"]["label_gender_threshold"]
-    need(isinstance(lt, number) and not isinstance(lt, bool) and 0 < lt < 1, "data.label_gender_threshold", lt,
-         "a probability in (0, 1), e.g. 0.4")
-    lk = c["data"]["label_age_k"]
-    need(isinstance(lk, number) and not isinstance(lk, bool) and lk > 0, "data.label_age_k", lk,
-         "a number of robust standard deviations > 0, e.g. 3")
-    ly = c["data"]["label_age_min_years"]
-    need(isinstance(ly, number) and not isinstance(ly, bool) and ly >= 0, "data.label_age_min_years", ly,
-         "a number of years >= 0, e.g. 5")
+    for key, ok, allowed in (("label_gender_threshold", lambda v: 0 < v < 1, "a probability in (0, 1), e.g. 0.4"),
+                             ("label_age_k", lambda v: v > 0, "a number of robust standard deviations > 0, e.g. 3"),
+                             ("label_age_min_years", lambda v: v >= 0, "a number of years >= 0, e.g. 5")):
+        v = c["data"][key]
+        need(isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v), f"data.{key}", v, allowed)
     size = c["features"]["image_size"]
     need(isinstance(size, int) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
     need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")

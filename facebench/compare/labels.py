@@ -377,6 +377,20 @@ def _age_issues(table, train, test, age, oof_age, test_age, k, min_years, trial)
 # --------------------------------------------------------------------------- a run
 
 
+def rules_from_config(config: dict) -> dict:
+    """The detector's cuts from a run config (``data.label_*``), as :func:`suspect_labels` takes them."""
+    d = config["data"]
+    return {"gender_threshold": float(d["label_gender_threshold"]), "age_k": float(d["label_age_k"]),
+            "age_min_years": float(d["label_age_min_years"])}
+
+
+def detector_name(config: dict) -> str:
+    """The detectors and their cuts as ``run.json`` records them: other cuts judge the trials again."""
+    rules = rules_from_config(config)
+    return (f"{gender_detector('threshold', rules['gender_threshold'])}; "
+            f"{AGE_DETECTOR} > max({rules['age_k']:g} sd, {rules['age_min_years']:g} years)")
+
+
 def suspect_labels_for_run(features, table: pd.DataFrame, splits: dict, *, seed: int, log=None,
                            **options) -> pd.DataFrame:
     """:func:`suspect_labels` for every trial of a run, as one table (for ``label_issues.csv``).
@@ -447,4 +461,5 @@ def drop_suspected(train_rows, table: pd.DataFrame, issues: pd.DataFrame | None,
 
 
 __all__ = ["AGE_DETECTOR", "DETECTOR_MODEL", "GENDER_DETECTOR", "age_scales", "detector_features", "drop_suspected",
-           "empty_issues", "suspect_labels", "suspect_labels_for_run"]
+           "detector_name", "empty_issues", "gender_detector", "rules_from_config", "suspect_labels",
+           "suspect_labels_for_run"]

@@ -101,10 +101,10 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         write_split(run_dir / layout.SPLIT_FILE, table, splits)
         issues = _label_issues(run_dir, table, splits, config, previous_info, force, quiet)
         if issues is not None:
-            from .labels import DETECTOR_MODEL
+            from .labels import DETECTOR_MODEL, detector_name
 
             info["label_errors"] = {"mode": config["data"]["label_errors"], "trials": sorted(splits),
-                                    "detector": _detector_name(config), "model": DETECTOR_MODEL}
+                                    "detector": detector_name(config), "model": DETECTOR_MODEL}
         planned = plan_units(config, table, splits, issues)
         saved.write_models_table(run_dir, models_table(config))
         todo = _units_to_run(run_dir, planned, config, previous, force)
@@ -177,10 +177,10 @@ def _label_issues(run_dir: Path, table: pd.DataFrame, splits: dict, config: dict
     if config["data"]["label_errors"] == "off":
         return None
     from ..rundir.labels import read_label_issues, write_label_issues
-    from .labels import detector_features, empty_issues, suspect_labels_for_run
+    from .labels import detector_features, detector_name, empty_issues, rules_from_config, suspect_labels_for_run
 
     before = previous.get("label_errors") or {}
-    old = None if force or before.get("detector") != _detector_name(config) else read_label_issues(run_dir)
+    old = None if force or before.get("detector") != detector_name(config) else read_label_issues(run_dir)
     done = set(before.get("trials") or ()) if old is not None else set()
     todo = {t: s for t, s in splits.items() if t not in done}
     kept = old[old["trial"].isin(list(splits))] if old is not None else empty_issues()
@@ -188,26 +188,10 @@ def _label_issues(run_dir: Path, table: pd.DataFrame, splits: dict, config: dict
         _say(quiet, f"looking for suspected label errors in {len(todo)} trial(s)")
         features = detector_features(table, config)
         found = suspect_labels_for_run(features, table, todo, seed=config["seed"], log=log.info,
-                                       **_label_rules(config))
+                                       **rules_from_config(config))
         kept = pd.concat([kept, found], ignore_index=True).sort_values(["trial", "task", "part"], kind="stable")
     write_label_issues(run_dir, kept)
     return kept.reset_index(drop=True)
-
-
-def _label_rules(config: dict) -> dict:
-    """The detector's thresholds from the config (``data.label_*``), as :func:`suspect_labels` takes them."""
-    d = config["data"]
-    return {"gender_threshold": float(d["label_gender_threshold"]), "age_k": float(d["label_age_k"]),
-            "age_min_years": float(d["label_age_min_years"])}
-
-
-def _detector_name(config: dict) -> str:
-    """The detectors and their rules as run.json records them: another rule judges the trials again."""
-    from .labels import AGE_DETECTOR, gender_detector
-
-    rules = _label_rules(config)
-    return (f"{gender_detector('threshold', rules['gender_threshold'])}; "
-            f"{AGE_DETECTOR} > max({rules['age_k']:g} sd, {rules['age_min_years']:g} years)")
 
 
 def _store_views(run_dir: Path, quiet: bool) -> None:

@@ -39,6 +39,9 @@ DEFAULTS: dict = {
     "n_jobs": -1,
     "dask": "",
     "out": "",
+    # svm_backend: the library of the RBF SVC / SVR heads: "auto" (oneDAL where scikit-learn-intelex
+    # is installed, else libsvm), "onedal" or "libsvm"; part of each such unit's definition
+    "svm_backend": "auto",
     # label_errors: "keep" (look for suspected label errors and report them), "drop-train" (also
     # leave the suspected training faces out of every model's training rows) or "off"
     # label_gender_threshold: a gender label is suspected when the detector's out-of-fold
@@ -110,7 +113,37 @@ def resolve(config: dict) -> dict:
         raise UserError(f"config key 'preset' = {name!r} is invalid: expected one of {', '.join(PRESETS)}")
     full = merge(merge(DEFAULTS, preset_config(name)), config)
     full["preset"] = name
+    _leave_out_unavailable(full, config)
     return validate(full)
+
+
+def _leave_out_unavailable(full: dict, given: dict) -> None:
+    """Take out of the preset's model lists those whose optional extra is missing, with one log line.
+
+    A list the user gave keeps them: validation then stops with what to install.
+    """
+    from ..baselines.registry import check_available
+
+    left_out = []
+    for task in ("gender", "age"):
+        if task in (given.get("models") or {}) or not isinstance(full["models"].get(task), list):
+            continue
+        kept = []
+        for name in full["models"][task]:
+            try:
+                check_available(name)
+            except (UserError, ValueError) as exc:
+                if isinstance(exc, UserError):
+                    left_out.append((name, str(exc).split(": ", 1)[-1]))
+                    continue
+            kept.append(name)
+        full["models"][task] = kept
+    if left_out:
+        import logging
+
+        logging.getLogger("facebench.config").warning(
+            "preset %r: left out %s, which need the pretrained extra: %s", full["preset"],
+            ", ".join(n for n, _ in left_out), left_out[0][1])
 
 
 def preset_config(name: str) -> dict:
@@ -211,9 +244,22 @@ def validate(config: dict) -> dict:
     size = c["features"]["image_size"]
     need(isinstance(size, int) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
     need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")
+    _check_svm_backend(c["svm_backend"])
 
     _check_models(c, need)
     return c
+
+
+def _check_svm_backend(value) -> None:
+    from ..baselines.svm_backend import BACKENDS, resolve
+
+    if value not in BACKENDS:
+        raise UserError(f"config key 'svm_backend' = {value!r} is invalid: expected "
+                        + " | ".join(repr(b) for b in BACKENDS))
+    try:
+        resolve(value)
+    except ValueError as exc:
+        raise UserError(f"config key 'svm_backend' = {value!r} is invalid here: {exc}") from None
 
 
 def _check_models(c: dict, need) -> None:
@@ -227,6 +273,7 @@ def _check_models(c: dict, need) -> None:
     for name in list(c["classical"]):
         c["classical"][name] = check_classical_variant(name, c["classical"][name], known)
     from ..baselines import MODEL_TASKS
+    from ..baselines.registry import check_available
 
     for task in ("gender", "age"):
         models = c["models"][task]
@@ -235,6 +282,7 @@ def _check_models(c: dict, need) -> None:
         for m in models:
             need(isinstance(m, str) and m in allowed, f"models.{task}", m,
                  "one of " + ", ".join(allowed) + " (or a variant defined in [classical.NAME])")
+            check_available(c["classical"][m]["base"] if m in c["classical"] else m)
     presets = cnn_presets()
     for name, params in c["cnn"].items():
         need(isinstance(params, dict), f"cnn.{name}", params, "a table of parameters")

@@ -84,6 +84,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
 
+from ..baselines.svm_backend import resolve as resolve_backend
+from ..baselines.svm_backend import use_backend
 from ..data import age_band
 from ..rundir.labels import ISSUE_COLUMNS
 
@@ -142,7 +144,7 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
                    n_folds: int = 5, age_k: float = 3.0, age_min_years: float = 5.0,
                    gender_filter: str = "threshold", gender_threshold: float = GENDER_THRESHOLD,
                    max_fit_rows: int = 6000,
-                   tasks=("gender", "age"), n_jobs=1) -> pd.DataFrame:
+                   tasks=("gender", "age"), n_jobs=1, svm_backend: str = "auto") -> pd.DataFrame:
     """Faces of one split whose gender or age label the training part doubts.
 
     Parameters
@@ -176,6 +178,8 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
     n_jobs : int
         Folds fitted in parallel (joblib).
 
+    svm_backend : {"auto", "onedal", "libsvm"}
+        The library of the SVC and SVR (:mod:`facebench.baselines.svm_backend`).
     Returns
     -------
     issues : DataFrame
@@ -197,7 +201,7 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
     do_gender = "gender" in tasks and len(np.unique(gender[train])) == 2
     do_age = "age" in tasks
     pred = predict_out_of_fold(features, table, train, test, seed=seed, n_folds=n_folds, max_fit_rows=max_fit_rows,
-                               gender=do_gender, age=do_age, n_jobs=n_jobs)
+                               gender=do_gender, age=do_age, n_jobs=n_jobs, svm_backend=svm_backend)
     frames = []
     if do_gender:
         frames.append(_gender_issues(table, train, test, gender[train], pred["gender"], pred["gender_test"],
@@ -232,7 +236,7 @@ def _folds(table, train, n_folds, seed):
 
 
 def predict_out_of_fold(features, table, train, test, *, seed, n_folds=5, max_fit_rows=6000, gender=True, age=True,
-                        n_jobs=1) -> dict:
+                        n_jobs=1, svm_backend="auto") -> dict:
     """Out-of-fold predictions of the training rows and fold-averaged predictions of the test rows.
 
     Returns ``{"gender", "gender_test"}`` (SVC decision values, > 0: female) and
@@ -259,8 +263,9 @@ def predict_out_of_fold(features, table, train, test, *, seed, n_folds=5, max_fi
               else np.zeros((0, n_comp)))
     y_gender = table["gender"].to_numpy().astype(np.int64)[train]
     y_age = table["age"].to_numpy().astype(float)[train]
-    jobs = (delayed(_fit_fold)(z_train, z_test, _cap(fit, max_fit_rows, seed + i), held, y_gender, y_age, gender, age)
-            for i, (fit, held) in enumerate(folds))
+    backend = resolve_backend(svm_backend)
+    jobs = (delayed(_fit_fold)(z_train, z_test, _cap(fit, max_fit_rows, seed + i), held, y_gender, y_age, gender, age,
+                               backend) for i, (fit, held) in enumerate(folds))
     results = Parallel(n_jobs=n_jobs)(jobs)
     out = {}
     for task, wanted in (("gender", gender), ("age", age)):
@@ -282,19 +287,21 @@ def _cap(rows, max_rows, seed):
     return np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
 
 
-def _fit_fold(z_train, z_test, fit, held, y_gender, y_age, gender, age):
+def _fit_fold(z_train, z_test, fit, held, y_gender, y_age, gender, age, backend="libsvm"):
     """One fold: fit on the training positions ``fit``, predict the held-out positions and the test rows."""
     from ..baselines.registry import svm_cache_mb
 
     out = {}
     cache = svm_cache_mb()
     if gender:
-        svc = SVC(C=SVC_C, kernel="rbf", gamma="scale", cache_size=cache).fit(z_train[fit], y_gender[fit])
+        svc = use_backend(SVC(C=SVC_C, kernel="rbf", gamma="scale", cache_size=cache), backend)
+        svc.fit(z_train[fit], y_gender[fit])
         sign = 1.0 if svc.classes_[1] == 1 else -1.0  # decision > 0: female
         out["gender"] = sign * svc.decision_function(z_train[held])
         out["gender_test"] = sign * svc.decision_function(z_test) if len(z_test) else np.zeros(0)
     if age:
-        svr = SVR(C=SVR_C, epsilon=SVR_EPSILON, kernel="rbf", gamma="scale", cache_size=cache).fit(z_train[fit], y_age[fit])
+        svr = use_backend(SVR(C=SVR_C, epsilon=SVR_EPSILON, kernel="rbf", gamma="scale", cache_size=cache), backend)
+        svr.fit(z_train[fit], y_age[fit])
         out["age"] = svr.predict(z_train[held])
         out["age_test"] = svr.predict(z_test) if len(z_test) else np.zeros(0)
     return out
@@ -381,14 +388,17 @@ def rules_from_config(config: dict) -> dict:
     """The detector's cuts from a run config (``data.label_*``), as :func:`suspect_labels` takes them."""
     d = config["data"]
     return {"gender_threshold": float(d["label_gender_threshold"]), "age_k": float(d["label_age_k"]),
-            "age_min_years": float(d["label_age_min_years"])}
+            "age_min_years": float(d["label_age_min_years"]),
+            "svm_backend": resolve_backend(config.get("svm_backend", "auto"))}
 
 
 def detector_name(config: dict) -> str:
     """The detectors and their cuts as ``run.json`` records them: other cuts judge the trials again."""
     rules = rules_from_config(config)
     return (f"{gender_detector('threshold', rules['gender_threshold'])}; "
-            f"{AGE_DETECTOR} > max({rules['age_k']:g} sd, {rules['age_min_years']:g} years)")
+    # libsvm fitted the detector before the key existed: named only when another library fits it
+    fitted_by = "" if rules["svm_backend"] == "libsvm" else f"; SVMs by {rules['svm_backend']}"
+            f"{AGE_DETECTOR} > max({rules['age_k']:g} sd, {rules['age_min_years']:g} years){fitted_by}")
 
 
 def suspect_labels_for_run(features, table: pd.DataFrame, splits: dict, *, seed: int, log=None,

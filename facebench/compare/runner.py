@@ -32,7 +32,8 @@ from ..rundir import layout, lock, saved, units
 from ..rundir.environment import environment
 from .aggregate import aggregate, summary_table
 from .config import SPLIT_KEYS, config_diff, dumps, resolve
-from .units import EPOCH_LISTENERS, decoded_for_cnn, guarded, model_color, prepare_features, shareable
+from .units import (EPOCH_LISTENERS, decoded_for_cnn, guarded, model_color, model_size, prepare_features,
+                    shareable, svm_backend_line)
 from .variants import (classical_base, classical_params, cnn_base, cnn_params, definition_digest,
                        unit_definition)
 
@@ -282,7 +283,7 @@ def models_table(config: dict) -> list[dict]:
         tasks = tuple(t for t in ("gender", "age") if name in models[t])
         if base != name:
             d["summary"] = config["classical"][name].get("summary") or f"{base} with {_show_params(params)}"
-        rows.append({**d, "name": name, "tasks": tasks, "image_size": config["features"]["image_size"],
+        rows.append({**d, "name": name, "tasks": tasks, "image_size": model_size(config, name),
                      "color": model_color(config, name), "params": params, "base": base})
     for name in models["cnn"]:
         base, params = cnn_base(config, name), cnn_params(config, name)
@@ -322,6 +323,9 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
         if classical:
             bar.set_postfix_str("decoding images and computing features")
             inputs = prepare_features(table, config, classical)
+            line = svm_backend_line(config, classical)
+            if line:
+                log.info(line)
             # longest first, so that two workers do not end with one long fit running alone
             classical.sort(key=lambda u: expected_fit_cost(classical_base(config, u["model"]), len(u["train"])),
                            reverse=True)

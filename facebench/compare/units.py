@@ -24,8 +24,10 @@ from ..data.cache import default_cache_dir
 from ..errors import UserError
 from ..io import atomic_save_npy, atomic_write_text
 from ..rundir import layout, saved, units
+from .feature_workers import feature_workers
 from .metrics import unit_metrics
-from .variants import build_classical, classical_base, cnn_base, cnn_overrides, cnn_params, definition_digest, unit_definition
+from .variants import (build_classical, classical_base, cnn_base, cnn_overrides, cnn_params, definition_digest,
+                       unit_definition)
 
 log = logging.getLogger("facebench.run")
 
@@ -81,6 +83,40 @@ def _exit_with_parent(period: float = 0.5) -> None:
     _WATCHDOG.append(thread)
 
 
+# --------------------------------------------------------------------------- threads
+
+
+#: Threads of every classical fit and prediction (BLAS, OpenMP and oneDAL), wherever the unit runs.
+#: Two processes of one thread each beat one of two threads on the 2-core machine
+#: (benchmarks/RESULTS.md, "Thread layout"), and a fixed count keeps a unit's results the
+#: same bit for bit in a worker or in the main process, alone or beside others: oneDAL's
+#: SVC solver and the BLAS under PCA round differently with another thread count.
+CLASSICAL_THREADS = 1
+
+
+def classical_threads():
+    """A context that holds BLAS, OpenMP and oneDAL to :data:`CLASSICAL_THREADS` threads."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=CLASSICAL_THREADS)
+
+
+def svm_backend_line(config: dict, unit_list: list[dict]) -> str | None:
+    """The line that says which library fits the RBF SVMs of these units; None when none has one."""
+    from .variants import classical_svm_backend
+
+    models = {u["model"]: u["tasks"] for u in unit_list if u["kind"] == "classical"}
+    with_svm = [name for name, tasks in models.items() if classical_svm_backend(config, name, tasks)]
+    if not with_svm:
+        return None
+    library = LIBRARIES[classical_svm_backend(config, with_svm[0], models[with_svm[0]])]
+    return f"RBF SVMs fitted by {library} (svm_backend = {config.get('svm_backend', 'auto')!r}): {', '.join(with_svm)}"
+
+
+#: How the log names each library of the RBF SVMs.
+LIBRARIES = {"onedal": "oneDAL (scikit-learn-intelex)", "libsvm": "libsvm (scikit-learn)"}
+
+
 # --------------------------------------------------------------------------- features
 
 
@@ -91,15 +127,14 @@ def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -
     Features of a stateless extractor do not depend on the split, so one pass over
     all images serves every trial, fraction and task.
     """
-    size = config["features"]["image_size"]
-    stacks = {}  # colour -> (images, decode seconds per image), decoded on first use
+    stacks = {}  # (colour, size) -> (images, decode seconds per image), decoded on first use
 
-    def stack(color):
-        if color not in stacks:
+    def stack(color, size):
+        if (color, size) not in stacks:
             t = time.perf_counter()
             images = decode(table, size=size, color=color)
-            stacks[color] = images, (time.perf_counter() - t) / len(table)
-        return stacks[color]
+            stacks[color, size] = images, (time.perf_counter() - t) / len(table)
+        return stacks[color, size]
 
     cache = default_cache_dir() / "features"
     paths = "\n".join(table["path"]).encode()
@@ -108,17 +143,19 @@ def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -
         task = next(u["tasks"][0] for u in unit_list if u["model"] == name)
         extractor = build_classical(config, name, task).steps[0][1]
         color = model_color(config, name)  # colour features need RGB
+        size = model_size(config, name)  # a pretrained network its own size
         key_base = hashlib.sha256(paths + f"{size}{color}".encode()).hexdigest()[:16]
         spec = f"{color}|{extractor!r}"
         if spec not in done:
-            images, decode_s = stack(color)
+            images, decode_s = stack(color, size)
             digest = hashlib.sha256(f"{key_base}|{spec}".encode()).hexdigest()[:24]
             path = cache / f"{digest}.npy"
             feat_s = 0.0
             if not path.exists():
                 t = time.perf_counter()
                 try:
-                    feats = _transform_chunked(extractor, images)
+                    with feature_workers(config):  # a network's embeddings spread over the run's workers
+                        feats = _transform_chunked(extractor, images)
                 except ValueError as exc:  # e.g. LBP on colour images, HOG cells larger than the image
                     raise UserError(f"model {name!r} cannot use features.image_size={size}, "
                                     f"features.color={color!r}: {exc}") from None
@@ -164,36 +201,43 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
     from sklearn.pipeline import Pipeline
 
     from ..baselines import predict_outputs
+    from ..baselines.svm_backend import backend_of, portable
 
     features = np.load(inputs["file"], mmap_mode="r")
     train, test = unit["train"], unit["test"]
     x_train, x_test = np.asarray(features[train]), np.asarray(features[test])
     pred = _prediction_frame(unit, labels)
     fit_s = predict_s = 0.0
-    fitted = {}
+    fitted, backends = {}, set()
     for task in unit["tasks"]:
         target = labels[task].to_numpy()[train]
         model = build_classical(config, unit["model"], task, random_state=unit["seed"], n_jobs=1)
         head = model[1:]
-        t = time.perf_counter()
-        head.fit(x_train, target)
-        fit_s += time.perf_counter() - t
-        t = time.perf_counter()
-        out = predict_outputs(head, x_test, task)
-        predict_s += time.perf_counter() - t
+        backends.add(backend_of(head))
+        with classical_threads():
+            t = time.perf_counter()
+            head.fit(x_train, target)
+            fit_s += time.perf_counter() - t
+            t = time.perf_counter()
+            out = predict_outputs(head, x_test, task)
+            predict_s += time.perf_counter() - t
         _fill_predictions(pred, out)
         fitted[task] = Pipeline([model.steps[0], *head.steps])
+    backend = "onedal" if "onedal" in backends else "libsvm" if "libsvm" in backends else ""
     # the input the model was trained on, as predict must decode it (colour models take RGB)
     meta = {"model": unit["model"], "unit": unit["id"],
             "features": {**config["features"],
-                         "color": model_color(config, unit["model"])}}
+                         "color": model_color(config, unit["model"]), "image_size": model_size(config, unit["model"])},
+            **({"svm_backend": backend} if backend else {})}
     n = len(train) + len(test)
     timing = _timing(unit, n_train=len(train), n_test=len(test),
                      decode_s=inputs["decode_s_per_image"] * n, features_s=inputs["features_s_per_image"] * n,
                      fit_s=fit_s, predict_s=predict_s)
+    timing["svm_backend"] = backend
 
     def write_model(folder: Path) -> None:
-        saved.save_classical(folder / layout.CLASSICAL_MODEL, meta, fitted)
+        # saved as plain scikit-learn estimators: the file opens without sklearnex, under TRUSTED_TYPES
+        saved.save_classical(folder / layout.CLASSICAL_MODEL, meta, {t: portable(m) for t, m in fitted.items()})
         timing["model_bytes"] = (folder / layout.CLASSICAL_MODEL).stat().st_size
 
     _finish_unit(unit, pred, timing, config, run_dir, write_model=write_model)
@@ -236,6 +280,13 @@ def model_color(config: dict, name: str) -> str:
     from ..baselines import input_color
 
     return input_color(classical_base(config, name)) or config["features"]["color"]
+
+
+def model_size(config: dict, name: str) -> int:
+    """The side a run's classical model is decoded at: its own (a pretrained network's), else the run's."""
+    from ..baselines.registry import input_size
+
+    return input_size(classical_base(config, name)) or config["features"]["image_size"]
 
 
 def _epoch_progress(unit: dict, config: dict):

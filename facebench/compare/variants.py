@@ -46,15 +46,35 @@ def classical_params(config: dict, name: str) -> dict:
 
 
 def build_classical(config: dict, name: str, task: str, random_state=None, n_jobs=None):
-    """A fresh, unfitted pipeline for a run's classical model (a registry model or a variant)."""
+    """A fresh, unfitted pipeline for a run's classical model (a registry model or a variant).
+
+    Its RBF SVC / SVR heads (registry, variant or registered model alike) are fitted by
+    the run's ``svm_backend`` (:mod:`facebench.baselines.svm_backend`).
+    """
     from ..baselines import make_model
+    from ..baselines.svm_backend import use_backend
 
     model = make_model(classical_base(config, name), task, random_state=random_state, n_jobs=n_jobs)
     params = classical_params(config, name)
     if params:
         model.set_params(**_as_values(params))
         _untune(model, params)
-    return model
+    return use_backend(model, svm_backend(config))
+
+
+def svm_backend(config: dict) -> str:
+    """The library that fits a run's RBF SVMs: ``"onedal"`` or ``"libsvm"`` (config key ``svm_backend``)."""
+    from ..baselines.svm_backend import resolve
+
+    return resolve(config.get("svm_backend", "auto"))
+
+
+def classical_svm_backend(config: dict, name: str, tasks) -> str | None:
+    """The library of a run's classical model's RBF SVMs, or None when it has none."""
+    from ..baselines.svm_backend import svm_params
+
+    has_svm = any(svm_params(build_classical({**config, "svm_backend": "libsvm"}, name, task)) for task in tasks)
+    return svm_backend(config) if has_svm else None
 
 
 def classical_tasks(config: dict, name: str) -> tuple:
@@ -228,9 +248,14 @@ def unit_definition(config: dict, unit: dict) -> dict:
     if unit["kind"] == "cnn":
         params = {k: v for k, v in cnn_params(config, unit["cnn"]).items() if LATER_CNN_KEYS.get(k, ()) != v}
         return {**common, "kind": "cnn", "base": cnn_base(config, unit["cnn"]), "params": _jsonable(params)}
-    return {**common, "kind": "classical", "base": classical_base(config, unit["model"]),
-            "params": _jsonable(classical_params(config, unit["model"])), "tasks": list(unit["tasks"]),
-            "features": dict(config["features"])}
+    definition = {**common, "kind": "classical", "base": classical_base(config, unit["model"]),
+                  "params": _jsonable(classical_params(config, unit["model"])), "tasks": list(unit["tasks"]),
+                  "features": dict(config["features"])}
+    # libsvm fitted every RBF SVM before the key existed: left out at that value, so those units are reused
+    backend = classical_svm_backend(config, unit["model"], unit["tasks"])
+    if backend not in (None, "libsvm"):
+        definition["svm_backend"] = backend
+    return definition
 
 
 def definition_digest(definition: dict) -> str:

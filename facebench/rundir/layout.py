@@ -47,7 +47,7 @@ PRED_COLUMNS = ["trial", "fraction", "model", "image_id", "path", "age", "gender
                 "age_pred", "p_female", "gender_pred"]
 METRIC_COLUMNS = ["trial", "fraction", "model", "task", "group", "metric", "value", "ci_low", "ci_high"]
 TIMING_COLUMNS = ["trial", "fraction", "model", "task", "n_train", "n_test", "decode_s", "features_s",
-                  "fit_s", "predict_s", "peak_memory_mb", "model_bytes"]
+                  "fit_s", "predict_s", "peak_memory_mb", "model_bytes", "svm_backend"]
 PAIRED_COLUMNS = ["trial", "fraction", "task", "model_a", "model_b", "test", "statistic", "p_value",
                   "p_holm", "effect", "effect_name", "effect_ci_low", "effect_ci_high", "n", "better"]
 MODELS_COLUMNS = ["name", "kind", "tasks", "family", "features", "estimator", "image_size", "color",

@@ -71,7 +71,7 @@ import os
 import numpy as np
 from scipy.special import expit
 from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.linear_model import RidgeCV
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
@@ -92,9 +92,12 @@ __all__ = [
     "TASKS",
     "TRUSTED_TYPES",
     "describe",
+    "check_available",
     "expected_fit_cost",
+    "family",
     "feature_step",
     "input_color",
+    "input_size",
     "list_all",
     "list_models",
     "make_head",
@@ -117,18 +120,25 @@ FEATURES = {
     "tiny": lambda: PixelFeatures(size=4),
     "color": lambda: ColorFeatures(),
     "bif": lambda: BIFFeatures(),
+    "dlib128": lambda: _pretrained().DlibDescriptor(),
 }
+#: Features learned elsewhere (facebench.pretrained, an optional extra) -> the square side
+#: their face stacks are decoded at, whatever the run's features.image_size. Their models
+#: train without mirror images (an embedding costs ~0.1 s a face) and without PCA.
+PRETRAINED_FEATURES = {"dlib128": 160}
 #: Features that need RGB input; a model using one takes RGB stacks (its other
 #: features then see them through OnGray).
-COLOR_FEATURES = frozenset({"color"})
+COLOR_FEATURES = frozenset({"color", "dlib128"})
 _FEATURE_LABELS = {"hog": "HOG", "hog6": "HOG 6x6", "lbp": "LBP", "pixels": "pixels 32x32",
-                   "tiny": "pixels 4x4", "color": "colour", "bif": "BIF (Gabor bank)"}
+                   "tiny": "pixels 4x4", "color": "colour", "bif": "BIF (Gabor bank)",
+                   "dlib128": "dlib's 128-d face descriptor"}
 
 #: Tuning grids (documented, small); keys are the final estimator's parameters.
 GRIDS = {
     "svm": {"C": [1.0, 3.0, 10.0]},
     "linsvm": {"C": [1e-5, 1e-4, 1e-3, 1e-2]},
     "svr": {"C": [10.0, 30.0, 100.0]},
+    "logreg": {"C": [0.1, 1.0, 10.0]},
 }
 #: Alphas RidgeCV chooses from (efficient leave-one-out CV on the training rows).
 RIDGE_ALPHAS = tuple(np.logspace(0, 5, 11))
@@ -152,6 +162,7 @@ HEADS = {
     "svm": (("gender",), f"scaler -> PCA {PCA_COMPONENTS} -> RBF SVC, flip-augmented"),
     "linsvm": (("gender",), "scaler -> LinearSVC"),
     "ridge": (("age",), "scaler -> RidgeCV"),
+    "logreg": (("gender",), "scaler -> logistic regression"),
     "svr": (("age",), f"scaler -> PCA {PCA_COMPONENTS} -> RBF SVR, flip-augmented, mirror-averaged"),
     "dummy": (("age", "gender"), "majority class / median age, ignoring the image (the floor to beat)"),
 }
@@ -172,6 +183,11 @@ MODELS = {
     "hog+lbp+svr": (("hog", "lbp"), "svr"),
     "hog6+lbp+svr": (("hog6", "lbp"), "svr"),
     "hog6+lbp+color+svr": (("hog6", "lbp", "color"), "svr"),
+    # learned elsewhere (pip install 'facebench[pretrained]'): RBF heads on the descriptor itself
+    "dlib128+svm": (("dlib128",), "svm"),
+    "dlib128+logreg": (("dlib128",), "logreg"),
+    "dlib128+svr": (("dlib128",), "svr"),
+    "dlib128+ridge": (("dlib128",), "ridge"),
 }
 
 #: name -> the tasks the model supports (built-in and registered models).
@@ -190,10 +206,12 @@ TRUSTED_TYPES = tuple(f"{module}.{name}" for module, names in (
     ("facebench.baselines.estimators", ("CappedPCA", "HFlipAugmented", "PairedTransform", "TunedEstimator")),
     ("facebench.baselines.transformers",
      ("ColorFeatures", "HFlipPairs", "HOGFeatures", "LBPFeatures", "OnGray", "PixelFeatures")),
+    ("facebench.pretrained.embeddings", ("DlibDescriptor",)),
     ("numpy", ("bool_", "float32", "float64", "int64", "ndarray")),
     ("numpy.ma", ("MaskedArray",)),  # GridSearchCV's cv_results_
     ("sklearn.decomposition._pca", ("PCA",)),
     ("sklearn.dummy", ("DummyClassifier", "DummyRegressor")),
+    ("sklearn.linear_model._logistic", ("LogisticRegression",)),
     ("sklearn.linear_model._ridge", ("RidgeCV",)),
     ("sklearn.pipeline", ("FeatureUnion", "Pipeline")),
     ("sklearn.preprocessing._data", ("StandardScaler",)),
@@ -241,6 +259,45 @@ def input_color(name):
     return "rgb" if COLOR_FEATURES & set(MODELS[name][0]) else None
 
 
+def input_size(name):
+    """The square side a registry model's faces are decoded at, or ``None`` for the run's ``features.image_size``.
+
+    Models on features learned elsewhere (``PRETRAINED_FEATURES``) see faces at the size
+    their network needs (160 px for dlib's descriptor, which cuts a 150-pixel chip).
+    """
+    _check_name(name)
+    sizes = [PRETRAINED_FEATURES[f] for f in _pretrained_names(_feature_names(name))]
+    return max(sizes) if sizes else None
+
+
+def family(name):
+    """``"learned elsewhere"`` for a model on a pretrained network's features, else ``"hand-crafted"``."""
+    _check_name(name)
+    return "learned elsewhere" if _pretrained_names(_feature_names(name)) else "hand-crafted"
+
+
+def check_available(name):
+    """Raise :class:`~facebench.errors.UserError` (one line: what to install) when a model's extra is missing."""
+    _check_name(name)
+    if _pretrained_names(_feature_names(name)):
+        _pretrained().require(f"model {name!r}")
+
+
+def _feature_names(name):
+    return MODELS[name][0] if name in MODELS else ()
+
+
+def _pretrained_names(names):
+    return [f for f in names if f in PRETRAINED_FEATURES]
+
+
+def _pretrained():
+    """facebench.pretrained, imported when a model uses it (its own imports of dlib are lazier still)."""
+    import facebench.pretrained
+
+    return facebench.pretrained
+
+
 #: Seconds to fit (tuning included) on the 5k UTKFace subset's 3,977 training faces, 2 cores,
 #: one process: ``benchmarks/bench_baselines.py`` (benchmarks/RESULTS.md, "Accuracy and fit
 #: times on the 5k subset"; the colour model from its rerun). For ``facebench models`` only.
@@ -275,7 +332,7 @@ def describe(name):
         summary = (entry or {}).get("summary") or (
             HEADS[head][1] if head == "dummy" else " + ".join(_FEATURE_LABELS.get(f, f) for f in names) + " -> " + HEADS[head][1])
     return {"name": name, "kind": "classical", "tasks": tuple(MODEL_TASKS[name]),
-            "family": "trivial" if head == "dummy" else "hand-crafted", "features": features,
+            "family": "trivial" if head == "dummy" else family(name), "features": features,
             "estimator": head, "color": input_color(name), "summary": summary}
 
 
@@ -312,7 +369,7 @@ def feature_step(name, task=None):
         return _from_factory(name, task or MODEL_TASKS[name][0], None, None).steps[0][1]
     feature_names, head = MODELS[name]
     features = _features(feature_names)
-    return HFlipPairs(features) if head in FLIP_HEADS else features
+    return HFlipPairs(features) if head in FLIP_HEADS and not _pretrained_names(feature_names) else features
 
 
 def make_head(name, task, random_state=None, n_jobs=None):
@@ -324,7 +381,7 @@ def make_head(name, task, random_state=None, n_jobs=None):
     _check_build(name, task, random_state)
     if _is_factory(name):
         return _from_factory(name, task, random_state, n_jobs)[1:]
-    return Pipeline(_head(MODELS[name][1], task, random_state, n_jobs))
+    return Pipeline(_head(MODELS[name][1], task, random_state, n_jobs, pretrained=bool(_pretrained_names(MODELS[name][0]))))
 
 
 def make_model(name, task, random_state=None, n_jobs=None):
@@ -367,17 +424,22 @@ def _features(names):
     return FeatureUnion([(name, FEATURES[name]()) for name in names])
 
 
-def _head(head, task, random_state, n_jobs):
-    """Steps after the features, as (name, estimator) pairs."""
+def _head(head, task, random_state, n_jobs, pretrained=False):
+    """Steps after the features, as (name, estimator) pairs (``pretrained``: no mirror images, no PCA)."""
     if head == "dummy":
         return [("model", DummyClassifier(strategy="prior") if task == "gender" else DummyRegressor(strategy="median"))]
     if head == "ridge":
         return [("scale", StandardScaler()), ("model", RidgeCV(alphas=RIDGE_ALPHAS))]
+    if head == "logreg":
+        estimator = LogisticRegression(max_iter=2000)
+        return [("scale", StandardScaler()), ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
     if head == "linsvm":
         estimator = LinearSVC(dual=False, max_iter=5000, random_state=random_state)
         return [("scale", StandardScaler()), ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
     cache = svm_cache_mb()
     estimator = SVC(kernel="rbf", gamma="scale", cache_size=cache) if head == "svm" else SVR(kernel="rbf", gamma="scale", epsilon=1.0, cache_size=cache)
+    if pretrained:  # 128 numbers already: scaled, then the kernel; no PCA, no mirror images
+        return [("scale", StandardScaler()), ("model", _tuned(estimator, GRIDS[head], random_state, n_jobs))]
     reduce = Pipeline([("scale", StandardScaler()), ("pca", CappedPCA(PCA_COMPONENTS, random_state=random_state))])
     if head in FLIP_HEADS:
         augmented = HFlipAugmented(estimator, max_rows=FLIP_MAX_ROWS[head], random_state=random_state,

@@ -31,7 +31,8 @@ from facebench.rundir import layout
 from facebench.rundir.saved import read_models_table
 from facebench.rundir.views import read_views
 
-FAMILIES = ("trivial", "hand-crafted", "learned")
+#: "learned" is learned here (the CNNs), "learned elsewhere" a pretrained network's features.
+FAMILIES = ("trivial", "hand-crafted", "learned", "learned elsewhere")
 _NA = ["", "nan", "NaN", "NA", "<NA>"]
 _CHUNK_ROWS = 250_000
 

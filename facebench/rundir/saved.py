@@ -24,7 +24,8 @@ from facebench.io import atomic_write
 
 from . import layout
 
-FAMILIES = ("trivial", "hand-crafted", "learned")
+#: "learned" is learned here (the CNNs), "learned elsewhere" a pretrained network's features.
+FAMILIES = ("trivial", "hand-crafted", "learned", "learned elsewhere")
 
 
 def save_classical(path, meta: dict, estimators: dict) -> Path:

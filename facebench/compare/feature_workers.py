@@ -1,0 +1,39 @@
+"""Where a feature step's own parallel work runs: the run's local workers, or its Dask cluster.
+
+Most feature steps are fast and run in the main process; a pretrained network's
+embeddings (:class:`facebench.pretrained.DlibDescriptor`) cost about a tenth of a second a
+face, and fan out through ``joblib`` to whatever :func:`feature_workers` sets up:
+``n_jobs`` local processes, or the workers of the ``--dask`` scheduler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import joblib
+
+from ..errors import UserError
+
+__all__ = ["feature_workers"]
+
+
+@contextlib.contextmanager
+def feature_workers(config: dict):
+    """A ``joblib.parallel_config`` for the feature steps: the run's ``n_jobs``, or its Dask cluster."""
+    if not config.get("dask"):
+        with joblib.parallel_config(n_jobs=config["n_jobs"]):
+            yield
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UserError("--dask needs the dask extra: pip install 'facebench[dask]'") from None
+    try:
+        client = Client(config["dask"], timeout="10s")
+    except OSError as exc:
+        raise UserError(f"--dask {config['dask']}: cannot reach the scheduler ({exc})") from None
+    try:
+        with joblib.parallel_config(backend="dask", wait_for_workers_timeout=30):
+            yield
+    finally:
+        client.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .errors import UserError
 from .io import writable_dir
+from .rundir import layout
 
 DEMO_N = 2000
 
@@ -197,7 +198,7 @@ def _cmd_explore(args) -> int:
     a = dataset.audit
     print(f"found {a['found']}, used {a['used']}, skipped {len(a['skipped'])}; "
           f"duplicates {len(a['duplicates'])}")
-    print(f"wrote {html} and {Path(args.out) / 'audit.json'}")
+    print(f"wrote {html} and {Path(args.out) / layout.AUDIT_FILE}")
     return 0
 
 
@@ -217,7 +218,7 @@ def _cmd_run(args) -> int:
     from .reports import write_report
 
     out = args.out
-    if out is None and args.config is not None and (args.config.parent / "run.json").is_file():
+    if out is None and args.config is not None and (args.config.parent / layout.RUN_FILE).is_file():
         out = args.config.parent  # a run's own config.toml repeats that run where it now lies
     config = load_config(preset=args.preset, path=args.config, overrides=args.overrides,
                          data=args.data, out=out, dask=args.dask)
@@ -237,17 +238,18 @@ def _cmd_sweep(args) -> int:
     from .compare.sweep import sweep
     from .compare.sweep_config import load_sweep_config
     from .reports.sweep import write_sweep_report
+    from .rundir.sweepdir import BEST_FILE, INFO_FILE
 
     if args.preset is None and args.config is None:
         raise UserError("give --config SWEEP.toml or --preset seed-scope")
     out = args.out
-    if out is None and args.config is not None and (args.config.parent / "sweep.json").is_file():
+    if out is None and args.config is not None and (args.config.parent / INFO_FILE).is_file():
         out = args.config.parent  # a sweep's own sweep.toml resumes that sweep where it now lies
     config = load_sweep_config(preset=args.preset, path=args.config, overrides=args.overrides,
                                data=args.data, out=out, dask=args.dask)
     sweep_dir = sweep(config, force=args.force, quiet=args.quiet, command=_command_line())
     print(f"report: {write_sweep_report(sweep_dir)}")
-    best = sweep_dir / "best.toml"
+    best = sweep_dir / BEST_FILE
     if best.is_file():
         print(f"confirm on the test part: facebench run --config {best}")
     return 0

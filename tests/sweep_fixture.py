@@ -1,9 +1,12 @@
-"""Build a small sweep directory by hand (docs/sweep-directory.md), for the sweep page's tests.
+"""Build a small sweep directory (docs/sweep-directory.md) without training, for the sweep page's tests.
 
-Every file is written the way the contract says, with the csv module and plain
-TOML / JSON, so a test of a real sweep's output can compare its files with these
-(:data:`POINT_COLUMNS`, :func:`build_sweep_dir`). The numbers are seeded noise around
-a smooth function of the parameters, so the page has something to show.
+The points and curves are written the way the contract says, with the csv module, so a
+test of a real sweep's output can compare its files with these (:data:`POINT_COLUMNS`,
+:func:`build_sweep_dir`); the numbers are seeded noise around a smooth function of the
+parameters, so the page has something to show. What the sweep derives from its points is
+made by the sweep's own code: the config is resolved by the sweep's validator and written
+by its writer, the winner is picked by the sweep directory's rule and ``best.toml`` is
+written by the sweep's writer.
 
 Kinds:
 
@@ -29,9 +32,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-import tomli_w
+import pandas as pd
 
 from facebench import __version__
+from facebench.compare.config import dumps
+from facebench.compare.sweep_config import resolve_sweep
+from facebench.compare.sweep_outputs import best_config
+from facebench.rundir.sweepdir import BEST_FILE, INFO_FILE, POINTS_FILE, SWEEP_FILE, best_number
 
 POINT_COLUMNS = [
     "number", "state", "reason", "seconds", "epochs_run",
@@ -53,30 +60,6 @@ CLASSICAL_BASE = {"C": 3.0, "epsilon": 1.0}
 EPOCHS = 8
 N_VAL = 240
 FAIL_REASON = "ResourceExhaustedError: OOM when allocating tensor of shape [64, 256, 32, 32]"
-BEST_TOML = """# facebench run config written by facebench sweep: the quick preset, the winner beside its base
-preset = "quick"
-
-[models]
-cnn = ["default", "sweep-best"]
-
-[cnn.sweep-best]
-base = "default"
-filters = [16, 32, 64, 128]
-dropout = 0.1
-learning_rate = 0.003
-"""
-BEST_TOML_CLASSICAL = """# facebench run config written by facebench sweep: the quick preset, the winner beside its base
-preset = "quick"
-
-[models]
-age = ["hog6+lbp+svr", "sweep-best"]
-
-[classical.sweep-best]
-base = "hog6+lbp+svr"
-params = { C = 10.0, epsilon = 0.5 }
-"""
-
-
 def _cnn_points(method: str, rng: np.random.Generator) -> list[dict]:
     """Parameter dicts of the CNN points (the base first)."""
     if method == "one-at-a-time":
@@ -206,7 +189,7 @@ def build_sweep_dir(
         rows.append(row)
 
     columns = POINT_COLUMNS + [f"param.{name}" for name in space]
-    with open(path / "points.csv", "w", newline="", encoding="utf-8") as fh:
+    with open(path / POINTS_FILE, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(columns)
         for row in rows:
@@ -225,15 +208,7 @@ def build_sweep_dir(
         imp = {t: dict(weights) for t in tasks}
         (path / "importances.json").write_text(json.dumps(imp, indent=2) + "\n", encoding="utf-8")
 
-    best_point = None
-    if complete:
-        if objective == "gender_accuracy":
-            best_point = max(complete, key=lambda r: (r["val_gender_accuracy"], -r["number"]))["number"]
-        else:
-            best_point = min(complete, key=lambda r: (r["val_age_mae"], r["number"]))["number"]
-        (path / "best.toml").write_text(BEST_TOML_CLASSICAL if classical else BEST_TOML, encoding="utf-8")
-
-    config = {
+    config = resolve_sweep({
         "base": base_name,
         "method": method,
         "n": 12 if not classical else 6,
@@ -243,8 +218,17 @@ def build_sweep_dir(
         "validation": 0.2,
         "data": {"path": "/data/utkface-5k", "max_images": 2000},
         "space": space,
-    }
-    (path / "sweep.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+    })  # fmt: skip
+    (path / SWEEP_FILE).write_text(dumps(config), encoding="utf-8")
+    # the points as the sweep's writer holds them: list values as JSON text
+    frame = pd.DataFrame(
+        [{**r, **{k: json.dumps(v) for k, v in r.items() if isinstance(v, list)}} for r in rows],
+        columns=columns,
+    )
+    best_point = best_number(frame, objective) if len(frame) else None
+    best = best_config(frame, config) if len(frame) else None
+    if best is not None:
+        (path / BEST_FILE).write_text(dumps(best), encoding="utf-8")
 
     elapsed = float(sum(r["seconds"] or 0 for r in rows))
     info = {
@@ -267,5 +251,5 @@ def build_sweep_dir(
         "base_point": next((r["number"] for r in rows if r["is_base"]), None),
         "best_point": best_point,
     }
-    (path / "sweep.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (path / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return path

@@ -1,100 +1,30 @@
-"""scikit-learn's own estimator checks on the baselines' transformers and meta-estimators.
+"""The estimator contract, checked where it applies.
 
-The image transformers take stacks ``(n_images, height, width)``, which
-scikit-learn's checks cannot build: they skip any estimator whose tags do not
-claim 2-D input. So the checks run on test-only subclasses that claim it (and
-change nothing else); every check that feeds a 2-D table is then expected to
-fail, and is listed below with its reason. The API checks that do not need
-data (parameters, cloning, ``__init__`` storing only its arguments, tags, ...)
-run and must pass.
+The meta-estimators take 2-D tables: scikit-learn's own suite runs on them whole, with no
+check declared to fail. The image transformers take stacks ``(n_images, height, width[, 3])``,
+which scikit-learn's data checks cannot build (it skips them for estimators whose tags say
+3-D), so they get scikit-learn's checks that need no data, and below them the same contract
+on image stacks: fit returns self, clone and pickle round trips, order and subset invariance,
+read-only memory-mapped input, float32 output, and a shape error that names the shape.
 """
 
+import pickle
+
+import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.svm import SVC
+from sklearn.utils import estimator_checks as ec
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from facebench.baselines import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
 from facebench.baselines.estimators import CappedPCA, TunedEstimator
 
-_TABLE = "feeds a 2-D (n_samples, n_features) table; image transformers take (n_images, height, width) stacks"
-_STACK_CHECKS = [
-    "check_complex_data",
-    "check_dict_unchanged",
-    "check_dont_overwrite_parameters",
-    "check_dtype_object",
-    "check_estimator_sparse_array",
-    "check_estimator_sparse_matrix",
-    "check_estimators_dtypes",
-    "check_estimators_empty_data_messages",
-    "check_estimators_fit_returns_self",
-    "check_estimators_nan_inf",
-    "check_estimators_overwrite_params",
-    "check_estimators_pickle",
-    "check_estimators_pickle(readonly_memmap=True)",
-    "check_f_contiguous_array_estimator",
-    "check_fit2d_1feature",
-    "check_fit2d_1sample",
-    "check_fit2d_predict1d",
-    "check_fit_check_is_fitted",
-    "check_fit_idempotent",
-    "check_fit_score_takes_y",
-    "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance",
-    "check_n_features_in",
-    "check_n_features_in_after_fitting",
-    "check_pipeline_consistency",
-    "check_positive_only_tag_during_fit",
-    "check_readonly_memmap_input",
-    "check_transformer_data_not_an_array",
-    "check_transformer_general",
-    "check_transformer_general(readonly_memmap=True)",
-    "check_transformer_preserve_dtypes",
-    "check_transformers_unfitted_stateless",
-]
-_STACK_FAILURES = dict.fromkeys(_STACK_CHECKS, _TABLE)
-_STACK_FAILURES["check_n_features_in"] = (
-    "feeds a 2-D table, and n_features_in_ has no meaning for image stacks (stateless, nothing is learned)"
-)
-_STACK_FAILURES["check_n_features_in_after_fitting"] = _STACK_FAILURES["check_n_features_in"]
+TABLE_ESTIMATORS = [CappedPCA(n_components=2), TunedEstimator(SVC(), {"C": [0.1, 1.0]}, random_state=0)]
 
 
-def _claims_2d(cls):
-    """Test-only subclass of an image transformer whose tags claim 2-D input."""
-
-    class Claims2D(cls):
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.two_d_array = True
-            return tags
-
-    Claims2D.__name__ = Claims2D.__qualname__ = cls.__name__
-    return Claims2D
-
-
-IMAGE_TRANSFORMERS = (
-    _claims_2d(HOGFeatures)(),
-    _claims_2d(LBPFeatures)(),
-    _claims_2d(PixelFeatures)(),
-    _claims_2d(HFlipPairs)(PixelFeatures()),
-    _claims_2d(ColorFeatures)(),
-    _claims_2d(OnGray)(PixelFeatures()),
-)
-ESTIMATORS = [
-    *IMAGE_TRANSFORMERS,
-    CappedPCA(n_components=2),
-    TunedEstimator(SVC(), {"C": [0.1, 1.0]}, random_state=0),
-]
-
-
-_IMAGE_TYPES = {type(e) for e in IMAGE_TRANSFORMERS}
-
-
-def _expected_failures(estimator):
-    return _STACK_FAILURES if type(estimator) in _IMAGE_TYPES else {}
-
-
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
+@parametrize_with_checks(TABLE_ESTIMATORS)
 def test_sklearn_compatible(estimator, check):
     if isinstance(estimator, TunedEstimator) and getattr(check, "func", check).__name__ == "check_dtype_object":
         # on object data every tuning fit fails (scikit-learn warns) before the refit raises
@@ -103,3 +33,73 @@ def test_sklearn_compatible(estimator, check):
             check(estimator)
         return
     check(estimator)
+
+
+# ---- image-stack transformers -----------------------------------------------------------
+
+#: (transformer, stack channels): 0 for gray (n, h, w), 3 for RGB (n, h, w, 3).
+IMAGE_TRANSFORMERS = [
+    (HOGFeatures(), 0),
+    (LBPFeatures(), 0),
+    (PixelFeatures(), 0),
+    (HFlipPairs(PixelFeatures(size=16)), 0),
+    (HFlipPairs(HOGFeatures()), 3),
+    (ColorFeatures(), 3),
+    (OnGray(LBPFeatures()), 3),
+]
+IDS = [f"{type(t).__name__}-{'rgb' if c else 'gray'}" for t, c in IMAGE_TRANSFORMERS]
+NO_DATA_CHECKS = [
+    ec.check_no_attributes_set_in_init,
+    ec.check_estimator_repr,
+    ec.check_estimator_cloneable,
+    ec.check_get_params_invariance,
+    ec.check_set_params,
+    ec.check_parameters_default_constructible,
+    ec.check_mixin_order,
+    ec.check_valid_tag_types,
+]
+
+
+def _stack(channels: int, n: int = 12, size: int = 32, seed: int = 0) -> np.ndarray:
+    shape = (n, size, size, channels) if channels else (n, size, size)
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("check", NO_DATA_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("transformer", "channels"), IMAGE_TRANSFORMERS, ids=IDS)
+def test_image_transformer_api(transformer, channels, check):
+    check(type(transformer).__name__, clone(transformer))
+
+
+@pytest.mark.parametrize(("transformer", "channels"), IMAGE_TRANSFORMERS, ids=IDS)
+def test_image_transformer_contract(transformer, channels, tmp_path):
+    X = _stack(channels)
+    est = clone(transformer)
+    assert est.fit(X) is est  # fit returns self
+    out = est.transform(X)
+    assert out.dtype == np.float32 and out.ndim == 2 and out.shape[0] == len(X)
+    assert np.isfinite(out).all()
+    # stateless: fitting on other images changes nothing, and no fit is needed
+    np.testing.assert_array_equal(clone(transformer).fit(_stack(channels, seed=1)).transform(X), out)
+    np.testing.assert_array_equal(clone(transformer).transform(X), out)
+    # clone and pickle round trips
+    assert repr(clone(est)) == repr(est) and clone(est) is not est
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X), out)
+    # sample order and subset invariance: each row depends on its own image only
+    perm = np.random.default_rng(2).permutation(len(X))
+    np.testing.assert_array_equal(est.transform(X[perm]), out[perm])
+    np.testing.assert_array_equal(np.vstack([est.transform(X[:5]), est.transform(X[5:])]), out)
+    np.testing.assert_array_equal(est.transform(X[3:4]), out[3:4])
+    # read-only memory-mapped input (as joblib hands large stacks to workers)
+    path = tmp_path / "stack.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    assert not mapped.flags.writeable
+    np.testing.assert_array_equal(est.transform(mapped), out)
+
+
+@pytest.mark.parametrize(("transformer", "channels"), IMAGE_TRANSFORMERS, ids=IDS)
+def test_image_transformer_rejects_a_table_naming_its_shape(transformer, channels):
+    table = np.zeros((12, 40), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"\(12, 40\)"):
+        clone(transformer).transform(table)

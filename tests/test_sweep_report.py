@@ -112,7 +112,8 @@ def test_command_and_configs_are_shown(pages):
     d, html = pages["cnn"]
     text = _text(html)
     assert f"facebench run --data /data/utkface-5k --config {d / 'best.toml'}" in text
-    assert 'cnn = ["default", "sweep-best"]' in text  # best.toml
+    best = (d / "best.toml").read_text(encoding="utf-8")
+    assert "[cnn.sweep-best]" in best and " ".join(best.split()) in " ".join(text.split())  # best.toml, whole
     assert 'base = "cnn:default"' in text and "[space.learning_rate]" in text  # sweep.toml
     assert "240 faces held out of the training part" in text and "never used by any point" in text
 

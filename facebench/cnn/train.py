@@ -23,9 +23,10 @@ from facebench.cnn.inputs import _add_channel, make_dataset, split_validation
 from facebench.cnn.models import build_model, keras_module, tf_module
 from facebench.cnn.params import builder_keys, cnn_names, default_params, resolve_params
 from facebench.cnn.precision import compute_precision, dtype_policy
+from facebench import vocab
 from facebench.io import atomic_write_text
 
-AGE_MAX = 116.0
+AGE_MAX = float(vocab.AGE_MAX)
 
 
 class FittedCNN:

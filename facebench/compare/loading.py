@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..rundir import layout, saved, units
+from ..vocab import HEADLINE, best_index
 
 
 @dataclass
@@ -132,11 +133,12 @@ def default_models(run_dir, available: dict | None = None) -> list[str]:
         sizes = _training_sizes(run_dir)
         fractions = sorted({float(f) for f in metrics["fraction"]}, key=lambda f: sizes.get(f, f))
         at = metrics[metrics["fraction"].astype(float) == fractions[-1]]
-        for task, metric, best in (("gender", "accuracy", "idxmax"), ("age", "mae", "idxmin")):
+        for task in ("gender", "age"):
+            metric = HEADLINE[task]
             scores = at[(at["task"] == task) & (at["metric"] == metric)].groupby("model", sort=False)["value"].median()
             scores = scores.dropna()
             if len(scores):
-                chosen.append(getattr(scores, best)())
+                chosen.append(best_index(scores, metric))
     chosen += [name for name, info in available.items() if info["kind"] == "cnn"]
     return list(dict.fromkeys(chosen))
 

@@ -17,7 +17,6 @@ from sklearn import metrics as skm
 
 from ..data import age_band, gender_name, race_name
 
-COUNTS = ("tn", "fp", "fn", "tp", "n")
 
 
 # --------------------------------------------------------------------------- point metrics

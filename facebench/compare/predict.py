@@ -37,6 +37,7 @@ import pandas as pd
 from ..data.faces import face_crops, looks_like_chip, read_image
 from ..errors import UserError
 from ..rundir import layout
+from ..rundir.read import read_split
 from .loading import choose_models, load_model
 
 __all__ = ["predict_cli", "predict_image", "training_names"]
@@ -45,8 +46,10 @@ __all__ = ["predict_cli", "predict_image", "training_names"]
 def training_names(run_dir) -> tuple[set[str], set[str]]:
     """(resolved paths, file names) of every face in a training part of the run."""
     try:
-        split = pd.read_csv(Path(run_dir) / layout.SPLIT_FILE, usecols=["path", "part"], dtype=str)
+        split = read_split(run_dir)
     except (OSError, ValueError, pd.errors.ParserError):
+        return set(), set()
+    if split is None or not {"path", "part"} <= set(split.columns):
         return set(), set()
     train = split.loc[split["part"] == "train", "path"].dropna()
     return {str(Path(p).resolve()) for p in train}, {Path(p).name for p in train}

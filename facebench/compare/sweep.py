@@ -31,8 +31,10 @@ from ..machine import cpu_name, usable_cores
 from .config import dumps
 from .sweep_config import (decode_value, encode, grid_points, is_cnn, is_int_range, model_definition,
                            one_at_a_time_points, resolve_sweep, science)
-from .sweep_outputs import (BEST_FILE, CURVES_FILE, FORMAT, IMPORTANCES_FILE, INFO_FILE, LOG_FILE, POINTS_FILE,
-                            REPORT_FILE, STUDY_FILE, SWEEP_FILE, _write_outputs, best_config, points_table, summary)
+from ..rundir.sweepdir import (BEST_FILE, CURVES_FILE, FORMAT, IMPORTANCES_FILE, INFO_FILE, LOG_FILE, POINTS_FILE,
+                               REPORT_FILE, STUDY_FILE, SWEEP_FILE)
+from ..vocab import OBJECTIVES
+from .sweep_outputs import _write_outputs, best_config, points_table, summary
 from .sweep_points import EPOCH_LISTENERS, cannot_build, evaluate_point, validation_data
 
 log = logging.getLogger("facebench.sweep")
@@ -153,13 +155,13 @@ def _study(out: Path, config: dict):
     sampler = _sampler(config)
     storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
     both = config["objective"] == "both"
-    direction = {"age_mae": "minimize", "gender_accuracy": "maximize"}.get(config["objective"])
+    direction = OBJECTIVES[config["objective"]].optuna_direction if not both else None
     # Asynchronous successive halving: at epochs p, 3p, 9p, ... (p = prune_after) a point goes
     # on only while its validation loss is in the best third of the points that reached that
     # epoch. CPU epochs are dear: a median rule would keep half of the weak points training.
     pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config["prune_after"], reduction_factor=3)
               if _prunes(config) else optuna.pruners.NopPruner())
-    kwargs = {"directions": ["minimize", "maximize"]} if both else {"direction": direction}
+    kwargs = {"directions": [o.optuna_direction for o in OBJECTIVES.values()]} if both else {"direction": direction}
     try:
         return optuna.create_study(storage=storage, study_name="sweep", sampler=sampler, pruner=pruner,
                                    load_if_exists=True, **kwargs)
@@ -339,11 +341,8 @@ def _tell(study, trial, result: dict, config: dict) -> None:
     if result["state"] == "failed":
         study.tell(trial, state=TrialState.FAIL)
         return
-    values = {"age_mae": m.get("val_age_mae"), "gender_accuracy": m.get("val_gender_accuracy")}
-    if config["objective"] == "both":
-        objective = [values["age_mae"], values["gender_accuracy"]]
-    else:
-        objective = values[config["objective"]]
+    values = {key: m.get(o.column) for key, o in OBJECTIVES.items()}
+    objective = list(values.values()) if config["objective"] == "both" else values[config["objective"]]
     if result["state"] == "pruned":
         study.tell(trial, state=TrialState.PRUNED)
     else:

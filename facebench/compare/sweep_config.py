@@ -28,11 +28,11 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import UserError
+from ..vocab import OBJECTIVE_CHOICES, OBJECTIVES, TASKS
 from .config import assemble, merge
 
 SWEEP_PRESETS = ("seed-scope",)
 METHODS = ("grid", "random", "tpe", "one-at-a-time")
-OBJECTIVES = ("age_mae", "gender_accuracy", "both")
 #: Values a range gives where every value must be listed (grid, one-at-a-time) and it has no step.
 RANGE_POINTS = 5
 
@@ -117,7 +117,7 @@ def validate_sweep(c: dict) -> dict:
             raise UserError(f"sweep config key '{key}.{extra[0]}' is unknown; allowed: "
                             f"{', '.join(SWEEP_DEFAULTS[key])}")
     need(c["method"] in METHODS, "method", c["method"], " | ".join(METHODS))
-    need(c["objective"] in OBJECTIVES, "objective", c["objective"], " | ".join(OBJECTIVES))
+    need(c["objective"] in OBJECTIVE_CHOICES, "objective", c["objective"], " | ".join(OBJECTIVE_CHOICES))
     need(_is_int(c["n"]) and 0 <= c["n"] <= 10_000, "n", c["n"], "a count of points (0: every grid combination)")
     if c["method"] in ("tpe", "random"):
         need(c["n"] >= 1, "n", c["n"], f"at least 1 point for method {c['method']!r}")
@@ -160,8 +160,8 @@ def _check_base(c, need) -> None:
     presets = cnn_presets()
     allowed = [f"cnn:{p}" for p in presets] + list_all()
     need(isinstance(base, str) and base in allowed, "base", base, "one of " + ", ".join(allowed))
-    tasks = ("age", "gender") if is_cnn(c) else MODEL_TASKS[base]
-    wanted = {"age_mae": ("age",), "gender_accuracy": ("gender",), "both": ("age", "gender")}[c["objective"]]
+    tasks = TASKS if is_cnn(c) else MODEL_TASKS[base]
+    wanted = TASKS if c["objective"] == "both" else (OBJECTIVES[c["objective"]].task,)
     need(set(wanted) <= set(tasks), "objective", c["objective"],
          f"an objective {base!r} is trained for (it does {', '.join(tasks)})")
 

@@ -17,18 +17,15 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write, atomic_write_text, write_json
+from ..rundir.sweepdir import (BEST_FILE, BEST_NAME, CURVES_FILE, FORMAT, IMPORTANCES_FILE, INFO_FILE,  # noqa: F401
+                               LOG_FILE, POINT_METRICS, POINTS_FILE, REPORT_FILE, STUDY_FILE, SWEEP_FILE, best_number)
+from ..vocab import OBJECTIVES
 from .config import dumps
 from .sweep_config import decode_value, model_definition
 
 log = logging.getLogger("facebench.sweep")
 
-SWEEP_FILE, INFO_FILE, POINTS_FILE, CURVES_FILE = "sweep.toml", "sweep.json", "points.csv", "curves.csv"
-IMPORTANCES_FILE, BEST_FILE, STUDY_FILE, LOG_FILE = "importances.json", "best.toml", "study.db", "sweep.log"
-REPORT_FILE = "report.html"
-FORMAT = 1
-#: Name of the winner in best.toml, beside its base.
-BEST_NAME = "sweep-best"
-METRICS = ("val_age_mae", "val_gender_accuracy")
+METRICS = POINT_METRICS
 
 
 # --------------------------------------------------------------------------- outputs
@@ -53,8 +50,8 @@ def points_table(study, config: dict, base_values: dict) -> pd.DataFrame:
             row[key] = m.get(key)
             row[f"{key}_low"] = m.get(f"{key}_low")
             row[f"{key}_high"] = m.get(f"{key}_high")
-        obj = {"age_mae": m.get("val_age_mae"), "gender_accuracy": m.get("val_gender_accuracy")}
-        row["objective"] = obj.get(config["objective"]) if a["state"] == "complete" else None
+        objective = OBJECTIVES.get(config["objective"])
+        row["objective"] = m.get(objective.column) if objective is not None and a["state"] == "complete" else None
         row["is_base"] = bool(a.get("is_base"))
         for name in config["space"]:
             value = params.get(name, base_values.get(name))
@@ -67,24 +64,9 @@ def points_table(study, config: dict, base_values: dict) -> pd.DataFrame:
 
 
 def best_point(points: pd.DataFrame, config: dict) -> pd.Series | None:
-    """The winner: the best objective; for ``both``, the Pareto point with the lowest MAE
-    whose accuracy is at least the base's (else the lowest MAE on the front)."""
-    done = points[points.state == "complete"]
-    if done.empty:
-        return None
-    if config["objective"] == "age_mae":
-        return done.loc[done.val_age_mae.astype(float).idxmin()]
-    if config["objective"] == "gender_accuracy":
-        return done.loc[done.val_gender_accuracy.astype(float).idxmax()]
-    mae, acc = done.val_age_mae.astype(float).to_numpy(), done.val_gender_accuracy.astype(float).to_numpy()
-    front = [i for i in range(len(done))
-             if not np.any((mae <= mae[i]) & (acc >= acc[i]) & ((mae < mae[i]) | (acc > acc[i])))]
-    front_rows = done.iloc[front]
-    base = done[done.is_base]
-    if not base.empty:
-        good = front_rows[front_rows.val_gender_accuracy.astype(float) >= float(base.val_gender_accuracy.iloc[0])]
-        front_rows = good if not good.empty else front_rows
-    return front_rows.loc[front_rows.val_age_mae.astype(float).idxmin()]
+    """The winner's row of ``points`` by the sweep directory's one rule (:func:`best_number`)."""
+    number = best_number(points, config["objective"])
+    return None if number is None else points[points["number"] == number].iloc[0]
 
 
 def best_config(points: pd.DataFrame, config: dict) -> dict | None:

@@ -97,16 +97,13 @@ def pick_faces(table, n: int = N_FACES):
 
 def _test_faces(run_dir: Path):
     """Test-image rows (path, age, gender[, image_id]) of the run's first trial, or None."""
-    import pandas as pd
+    from facebench.rundir.read import read_split, read_test_predictions
 
-    split = run_dir / "split.csv"
-    if split.is_file():
-        s = pd.read_csv(split, dtype={"image_id": str, "path": str})
+    s = read_split(run_dir)
+    if s is not None:
         return s[(s["part"] == "test") & (s["trial"] == s["trial"].min())]
-    preds_path = run_dir / "predictions.csv.gz"
-    if preds_path.is_file():
-        preds = pd.read_csv(preds_path, usecols=lambda c: c in {"trial", "image_id", "path", "age", "gender"},
-                            dtype={"image_id": str, "path": str})
+    preds = read_test_predictions(run_dir)
+    if preds is not None:
         if {"path", "age", "gender"} <= set(preds.columns) and len(preds):
             if "trial" in preds.columns:
                 preds = preds[preds["trial"] == preds["trial"].min()]
@@ -161,17 +158,16 @@ def load_methods(run_dir, with_predictors: bool = True) -> Methods:
     UserError
         If ``run_dir`` is not a run directory of this facebench.
     """
-    import tomllib
-
     from facebench.baselines import HOGFeatures, LBPFeatures
     from facebench.baselines.views import find_steps
     from facebench.compare import loading
+    from facebench.rundir.read import read_config
 
     run_dir = Path(run_dir)
     available = loading.available_models(run_dir)
     methods = Methods()
     try:
-        config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+        config = read_config(run_dir)
         methods.image_size = int(config["features"]["image_size"])
         methods.color = str(config["features"]["color"])
     except (OSError, KeyError, ValueError, TypeError):

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-AGE_MAX = 116
+from ..vocab import AGE_BAND_EDGES, AGE_BANDS, AGE_MAX, age_band  # noqa: F401  (the age range and bands, re-exported)
+
 GENDERS = {0: "male", 1: "female"}
 RACES = {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "other"}
-# Bands of the design: babies, children, teenagers, then decades up to 70+.
-AGE_BAND_EDGES = (0, 3, 13, 20, 30, 40, 50, 60, 70)
-AGE_BANDS = ("0-2", "3-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
 
 
 class LabelError(ValueError):
@@ -82,17 +80,6 @@ def parse_utkface_name(name: str) -> Labels:
     if not stamp.isdigit():
         raise LabelError(f"datetime field {stamp!r} is not digits")
     return labels
-
-
-def age_band(ages) -> np.ndarray:
-    """Age band label (``"0-2"`` ... ``"70+"``) for each age.
-
-    >>> age_band([0, 5, 19, 20, 71]).tolist()
-    ['0-2', '3-12', '13-19', '20-29', '70+']
-    """
-    ages = np.asarray(ages, dtype=float)
-    idx = np.searchsorted(AGE_BAND_EDGES, ages, side="right") - 1
-    return np.asarray(AGE_BANDS, dtype=object)[np.clip(idx, 0, len(AGE_BANDS) - 1)]
 
 
 def gender_name(genders) -> np.ndarray:

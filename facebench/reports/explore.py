@@ -23,6 +23,7 @@ from facebench.reports.render import dataset_name, render, timestamp
 from facebench.reports.sections.audit import MAX_AUDIT_ROWS, audit_section
 from facebench.reports.tables import Cell, Column, Table, text_cell
 from facebench.reports.thumbnails import thumbnail_uri
+from facebench.rundir import layout
 
 N_SAMPLES = 48
 
@@ -105,7 +106,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     table: pd.DataFrame = dataset.table
     audit: dict[str, Any] = dict(dataset.audit)
-    atomic_write_text(out_dir / "audit.json", json.dumps(audit, indent=1, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(out_dir / layout.AUDIT_FILE, json.dumps(audit, indent=1, ensure_ascii=False, default=str) + "\n")
 
     n = len(table)
     ctx: dict[str, Any] = {"n": n, "synthetic": bool(audit.get("synthetic")), "audit": audit_section(audit)}

@@ -38,6 +38,7 @@ from facebench.reports.sections.training import training_section
 from facebench.reports.sections.worst import worst_section
 from facebench.reports.summary import Summary, frac, summarize
 from facebench.reports.tables import Table, write_tables
+from facebench.rundir import layout
 from facebench.rundir.read import Run, read_run
 
 _SYNTH_NAME = re.compile(r"n(?P<n>\d+)-seed(?P<seed>\d+)")
@@ -152,13 +153,13 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
     started = time.perf_counter()
     run = read_run(run_dir)
     ctx, tables = build_context(run)
-    ctx["links"] = write_tables(tables, run.dir / "tables")
+    ctx["links"] = write_tables(tables, run.dir / layout.TABLES_DIR)
     ctx["generated"] = timestamp()
     from facebench import __version__
 
     ctx["version"] = __version__
     ctx["build_seconds"] = f"{time.perf_counter() - started:.1f}"
-    out = run.dir / "report.html"
+    out = run.dir / layout.REPORT_FILE
     atomic_write_text(out, render("report.html", **ctx))
     return out
 

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from facebench.data import labels
-from facebench.reports.tables import HIGHER_IS_BETTER, LOWER_IS_BETTER, METRIC_LABELS, Cell, format_metric, metric_cell
+from facebench.reports.tables import Cell, format_metric, metric_cell
+from facebench.vocab import direction, metric_label
 
-#: The headline metric of each task.
-HEADLINE = {"age": "mae", "gender": "accuracy"}
 RACES = [*labels.RACES.values(), "unknown"]
 #: Groups with fewer test faces are shown greyed and left out of the gaps.
 MIN_GROUP_N = 10
@@ -88,15 +87,6 @@ def summarize(metrics: pd.DataFrame) -> Summary:
     return Summary(values, n_trials)
 
 
-def direction(metric: str) -> str | None:
-    """``"min"`` when lower is better, ``"max"`` when higher is, None for counts."""
-    if metric in LOWER_IS_BETTER:
-        return "min"
-    if metric in HIGHER_IS_BETTER:
-        return "max"
-    return None
-
-
 def best_of(scores: dict[str, float], metric: str) -> str:
     """The key of the best score for ``metric``."""
     pick = min if direction(metric) == "min" else max
@@ -104,7 +94,7 @@ def best_of(scores: dict[str, float], metric: str) -> str:
 
 
 def label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
+    return metric_label(metric)
 
 
 def frac(f: float) -> str:

@@ -1,6 +1,6 @@
 """The sweep page: a sweep directory in (docs/sweep-directory.md), one self-contained HTML page out.
 
-:func:`facebench.reports.sweep_read.read_sweep` reads the directory (never ``study.db``,
+:func:`facebench.rundir.sweepdir.read_sweep` reads the directory (never ``study.db``,
 never any code) into a :class:`Sweep`; :func:`write_sweep_report` draws the page from it with
 ``templates/sweep.html``. Every number on the page is a validation figure from the
 training part; the page says so and gives the command that measures the winner on the
@@ -15,6 +15,7 @@ holds only the base and the points that changed that one parameter.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
@@ -29,8 +30,9 @@ from scipy import stats
 from facebench.io import atomic_write_text
 from facebench.reports.plots import _grid, _styled, _styled_axes, new_figure, to_data_uri
 from facebench.reports.render import render, timestamp
-from facebench.reports.sweep_read import TASKS, Sweep, Task, pareto, read_sweep, value_label
 from facebench.reports.tables import Cell, Column, Table, format_metric, format_plain, format_seconds, is_missing, metric_cell, text_cell
+from facebench.rundir.sweepdir import BEST_FILE, REPORT_FILE, Sweep, pareto, read_sweep
+from facebench.vocab import OBJECTIVES, Objective
 
 SECTIONS = [
     ("headline", "The result"),
@@ -71,6 +73,14 @@ class Group:
         half = float(stats.t.ppf(0.975, n - 1) * np.std(self.y, ddof=1) / math.sqrt(n))
         return self.mean - half, self.mean + half
 
+
+def value_label(v: Any) -> str:
+    """How a parameter value is shown (and grouped): lists as JSON, booleans lower-case."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return format_plain(v)
 
 def _is_range(spec: Any) -> bool:
     return isinstance(spec, dict) and "low" in spec and "high" in spec
@@ -123,7 +133,7 @@ def _one_at_a_time(sweep: Sweep, param: str, frame: pd.DataFrame) -> pd.DataFram
 
 
 @_styled
-def _marginal_figure(panels: list[dict[str, Any]], task: Task, base_value: float | None) -> str:
+def _marginal_figure(panels: list[dict[str, Any]], task: Objective, base_value: float | None) -> str:
     nrows, ncols = _grid(len(panels), 3)
     fig = new_figure(3.4 * ncols, 2.7 * nrows + 0.2)
     axes = _styled_axes(fig, nrows, ncols, sharey=True)
@@ -235,7 +245,7 @@ def _importance_figure(importances: dict[str, dict[str, float]]) -> str:
         for i, v in enumerate(vals):
             ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
         ax.set_xlim(0, max(vals + [0.01]) * 1.25)
-        ax.set_title(TASKS[key].label if key in TASKS else key)
+        ax.set_title(OBJECTIVES[key].label if key in OBJECTIVES else key)
         ax.set_xlabel("importance")
     return to_data_uri(fig)
 
@@ -254,7 +264,7 @@ def _point_label(sweep: Sweep, number: int) -> str:
     return f"#{number}" + (f" ({', '.join(tags)})" if tags else "")
 
 
-def _metric_cell(row: pd.Series, task: Task) -> Cell:
+def _metric_cell(row: pd.Series, task: Objective) -> Cell:
     cell = metric_cell(task.metric, row[task.column], row[f"{task.column}_low"], row[f"{task.column}_high"])
     cell.ref = f"{int(row['number'])}|{task.column}"
     return cell
@@ -399,7 +409,7 @@ def time_section(sweep: Sweep) -> dict[str, Any]:
 # ---- the headline ------------------------------------------------------------------------
 
 
-def _comparison(sweep: Sweep, task: Task, best: int | None) -> dict[str, Any]:
+def _comparison(sweep: Sweep, task: Objective, best: int | None) -> dict[str, Any]:
     """The best point against the base point on one task."""
     out: dict[str, Any] = {"label": task.label}
     b, base = sweep.point(best), sweep.point(sweep.base_number)
@@ -439,7 +449,7 @@ def headline(sweep: Sweep) -> dict[str, Any]:
     comparisons = [_comparison(sweep, t, best) for t in sweep.tasks]
     command = None
     if sweep.best_toml is not None:
-        command = f"facebench run --data {shlex.quote(str(data.get('path') or 'D'))} --config {shlex.quote(str(sweep.dir / 'best.toml'))}"
+        command = f"facebench run --data {shlex.quote(str(data.get('path') or 'D'))} --config {shlex.quote(str(sweep.dir / BEST_FILE))}"
     n_val, n_train = val.get("n_val"), val.get("n_train")
     fraction = cfg.get("validation")
     where = f"{n_val:,} faces" if isinstance(n_val, int) else "faces"
@@ -506,7 +516,7 @@ def write_sweep_report(sweep_dir: str | os.PathLike[str], out: str | os.PathLike
         generated=timestamp(),
         version=__version__,
     )
-    out = Path(out) if out is not None else sweep.dir / "report.html"
+    out = Path(out) if out is not None else sweep.dir / REPORT_FILE
     atomic_write_text(out, html)
     return out
 

@@ -20,31 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from facebench.io import atomic_write_text
-from facebench.rundir.layout import GENDER_METRICS
+from facebench import vocab
 
-# Decimals shown for each metric; anything not listed gets 3.
-_DECIMALS = {"mae": 2, "rmse": 2, "mse": 1, "r2": 3}
-COUNT_METRICS = frozenset({"n", "tn", "fp", "fn", "tp"})
-LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse"})
-HIGHER_IS_BETTER = frozenset({"r2", *GENDER_METRICS})
-METRIC_LABELS = {
-    "mae": "MAE (years)",
-    "mse": "MSE",
-    "rmse": "RMSE (years)",
-    "r2": "R²",
-    "accuracy": "Accuracy",
-    "precision_male": "Precision (male)",
-    "recall_male": "Recall (male)",
-    "f1_male": "F1 (male)",
-    "precision_female": "Precision (female)",
-    "recall_female": "Recall (female)",
-    "f1_female": "F1 (female)",
-    "precision_macro": "Precision (macro)",
-    "recall_macro": "Recall (macro)",
-    "f1_macro": "F1 (macro)",
-    "roc_auc": "ROC-AUC",
-    "n": "n",
-}
+COUNT_METRICS = frozenset(vocab.COUNT_METRICS)
 MISSING = "—"
 
 
@@ -73,7 +51,7 @@ def format_metric(metric: str, value: Any) -> str:
     value = float(value)
     if metric in COUNT_METRICS:
         return f"{value:,.0f}" if value == round(value) else f"{value:,.1f}"
-    return f"{value:.{_DECIMALS.get(metric, 3)}f}"
+    return f"{value:.{vocab.METRICS[metric].decimals if metric in vocab.METRICS else 3}f}"
 
 
 def format_p(p: Any) -> str:

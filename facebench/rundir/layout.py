@@ -54,12 +54,6 @@ MODELS_COLUMNS = ["name", "kind", "tasks", "family", "features", "estimator", "i
                   "params", "summary", "base"]
 SPLIT_COLUMNS = ["trial", "part", "image_id", "path", "age", "gender", "race"]
 
-AGE_METRICS = ["mae", "mse", "rmse", "r2"]
-GENDER_METRICS = [
-    "accuracy", "precision_male", "recall_male", "f1_male", "precision_female", "recall_female",
-    "f1_female", "precision_macro", "recall_macro", "f1_macro", "roc_auc",
-]
-COUNT_METRICS = ("tn", "fp", "fn", "tp", "n")
 
 _UNIT = re.compile(r"^t(?P<trial>\d+)_f(?P<fraction>[0-9.eE+-]+)_(?P<safe>[A-Za-z0-9._-]+)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -38,7 +38,8 @@ _CHUNK_ROWS = 250_000
 
 
 def read_csv(
-    path: Path, text_columns: tuple[str, ...] = (), keep: dict[str, float] | None = None
+    path: Path, text_columns: tuple[str, ...] = (), keep: dict[str, float] | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> pd.DataFrame | None:
     """A CSV of the run directory, or None when absent.
 
@@ -51,12 +52,16 @@ def read_csv(
         ``nan`` as missing.
     keep : dict of str to float, optional
         Read in chunks and keep only the rows whose numeric column equals the value.
+    columns : tuple of str, optional
+        Read only these columns (those the file has).
     """
     if not path.exists():
         return None
     header = pd.read_csv(path, nrows=0).columns
     na = {c: _NA for c in header if c not in text_columns}
     kwargs = {"dtype": {c: str for c in text_columns if c in header}, "keep_default_na": False, "na_values": na}
+    if columns is not None:
+        kwargs["usecols"] = [c for c in header if c in columns]
     if not keep:
         return pd.read_csv(path, **kwargs)
     parts = []
@@ -66,6 +71,26 @@ def read_csv(
             mask &= np.isclose(chunk[col].to_numpy(dtype=float), value)
         parts.append(chunk[mask])
     return pd.concat(parts, ignore_index=True) if parts else pd.read_csv(path, nrows=0, **kwargs)
+
+
+def read_split(run_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """``split.csv``: one row per trial and image with its part (``train`` / ``test``), or None."""
+    return read_csv(Path(run_dir) / layout.SPLIT_FILE, ("part", "image_id", "path"))
+
+
+def read_test_predictions(run_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """The labelled test images of ``predictions.csv.gz`` (trial, image_id, path, age, gender), or None."""
+    return read_csv(Path(run_dir) / layout.PREDICTIONS_FILE, ("image_id", "path"),
+                    columns=("trial", "image_id", "path", "age", "gender"))
+
+
+def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``config.toml`` as a dict; empty when absent or not valid TOML."""
+    path = Path(run_dir) / layout.CONFIG_FILE
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
 
 
 @dataclass
@@ -218,4 +243,4 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
     return run
 
 
-__all__ = ["FAMILIES", "Run", "read_csv", "read_run"]
+__all__ = ["FAMILIES", "Run", "read_config", "read_csv", "read_run", "read_split", "read_test_predictions"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from facebench.reports.summary import Summary, direction
+from facebench.reports.summary import Summary
+from facebench.vocab import direction
 from facebench.reports.tables import Column, Table, text_cell
 
 SECTIONS = [

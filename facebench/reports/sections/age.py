@@ -10,7 +10,7 @@ from facebench.reports import plots
 from facebench.reports.sections import predictions_at, task_start, task_table
 from facebench.reports.summary import Summary, frac, group_order, label
 from facebench.reports.tables import Column
-from facebench.rundir.layout import AGE_METRICS
+from facebench.vocab import AGE_METRICS
 
 
 def age_section(run, S: Summary, colors: dict[str, str]) -> dict[str, Any]:

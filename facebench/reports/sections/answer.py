@@ -14,7 +14,8 @@ from typing import Any
 
 from facebench.reports.sections.paired import p_phrase, pair_p
 from facebench.reports.sections.training import cnn_config_name, training_states
-from facebench.reports.summary import HEADLINE, Summary, best_of, direction, frac, label, phrase
+from facebench.reports.summary import Summary, best_of, frac, label, phrase
+from facebench.vocab import HEADLINE, direction
 from facebench.reports.tables import Cell, Column, Table, is_missing, text_cell
 
 ANSWER_COLUMNS = [("age", "mae"), ("age", "rmse"), ("age", "r2"), ("gender", "accuracy"), ("gender", "f1_macro"), ("gender", "roc_auc")]

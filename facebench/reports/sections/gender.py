@@ -8,7 +8,7 @@ from facebench.reports import plots
 from facebench.reports.sections import predictions_at, task_start, task_table
 from facebench.reports.summary import Summary, frac, label
 from facebench.reports.tables import MISSING, Column
-from facebench.rundir.layout import GENDER_METRICS
+from facebench.vocab import GENDER_METRICS
 
 
 def _confusion(run, model: str, f: float) -> dict[str, Any] | None:

@@ -16,9 +16,8 @@ from facebench.data.labels import AGE_BANDS, GENDERS, RACES, age_band, gender_na
 from facebench.reports.summary import frac, label
 from facebench.reports.tables import Cell, Column, Table, format_metric, metric_cell, text_cell
 from facebench.reports.thumbnails import thumbnail_uri
-from facebench.rundir import layout
 from facebench.rundir.labels import read_label_issues, read_label_metrics, read_label_paired
-from facebench.rundir.read import read_csv
+from facebench.rundir.read import read_split
 
 #: Faces shown per task, most confident first.
 GALLERY_K = 8
@@ -179,7 +178,7 @@ def labels_section(run) -> dict[str, Any] | None:
         return None
     trial = int(issues["trial"].min()) if len(issues) else (run.trials[0] if run.trials else 0)
     shown = issues[issues["trial"] == trial]
-    split = read_csv(run.dir / layout.SPLIT_FILE, ("part", "image_id", "path"))
+    split = read_split(run.dir)
     if split is not None:
         split = split[split["trial"] == trial].reset_index(drop=True)
     detectors = {task: sorted(set(issues.loc[issues["task"] == task, "detector"])) for task in TASKS}

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from facebench.reports.summary import HEADLINE, Summary, frac
+from facebench.reports.summary import Summary, frac
+from facebench.vocab import HEADLINE
 from facebench.reports.tables import MISSING, Cell, Column, Table, format_metric, format_p, is_missing, text_cell
 
 TESTS = {

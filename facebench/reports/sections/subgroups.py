@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from facebench.reports.summary import HEADLINE, MIN_GROUP_N, Summary, group_label, group_order, label
+from facebench.reports.summary import MIN_GROUP_N, Summary, best_of, group_label, group_order, label
+from facebench.vocab import HEADLINE, lower_is_better
 from facebench.reports.tables import Cell, Column, Table, format_metric, is_missing, text_cell
 
 FAMILIES = (("age_band", "age band"), ("gender", "gender"), ("race", "ethnicity"))
@@ -25,9 +26,8 @@ def _gap_rows(S: Summary, f: float, task: str, model: str, groups: list[str]) ->
                 vals[g] = value
         if len(vals) < 2:
             continue
-        lower_is_better = task == "age"
-        best = (min if lower_is_better else max)(vals, key=vals.get)
-        worst = (max if lower_is_better else min)(vals, key=vals.get)
+        best = best_of(vals, metric)
+        worst = (max if lower_is_better(metric) else min)(vals, key=vals.get)
         gap = abs(vals[worst] - vals[best])
         rows.append(
             [

@@ -1,6 +1,9 @@
-"""Reading a sweep directory (docs/sweep-directory.md) into a :class:`Sweep`, for the sweep page.
+"""The sweep directory (docs/sweep-directory.md): its files, its format, the best-point rule, its reader.
 
-:func:`read_sweep` reads ``sweep.json``, ``sweep.toml``, ``points.csv``, ``curves.csv``,
+The names below are the only spelling of the sweep directory's files; the search writes
+them (:mod:`facebench.compare.sweep_outputs`) and the page and the command line read them
+through here. :func:`best_number` is the one rule that picks the winner written to
+``best.toml`` and shown by the page. :func:`read_sweep` reads ``sweep.json``, ``sweep.toml``, ``points.csv``, ``curves.csv``,
 ``importances.json`` and ``best.toml`` (never ``study.db``, never any code); only
 ``sweep.json`` is required, and a file that cannot be read is a :class:`UserError`
 naming it. :class:`Sweep` answers what the page asks of the points: the objective's
@@ -20,24 +23,18 @@ import numpy as np
 import pandas as pd
 
 from facebench.errors import UserError
-from facebench.reports.tables import format_plain, is_missing
+from facebench.vocab import OBJECTIVES, Objective
 
+#: Version of the sweep-directory layout written and read by this facebench.
 FORMAT = 1
-
-@dataclass(frozen=True)
-class Task:
-    key: str  # the objective's name: "age_mae" | "gender_accuracy"
-    column: str  # its points.csv column
-    metric: str  # its name for format_metric
-    direction: str  # "min" | "max"
-    label: str
-
-
-TASKS = {
-    "age_mae": Task("age_mae", "val_age_mae", "mae", "min", "age MAE (years)"),
-    "gender_accuracy": Task("gender_accuracy", "val_gender_accuracy", "accuracy", "max", "gender accuracy"),
-}
-
+SWEEP_FILE, INFO_FILE, POINTS_FILE, CURVES_FILE = "sweep.toml", "sweep.json", "points.csv", "curves.csv"
+IMPORTANCES_FILE, BEST_FILE, STUDY_FILE, LOG_FILE = "importances.json", "best.toml", "study.db", "sweep.log"
+REPORT_FILE = "report.html"
+#: Name of the winner in best.toml, beside its base.
+BEST_NAME = "sweep-best"
+#: The validation metrics of a point, as points.csv columns (each with ``_low`` / ``_high``).
+POINT_METRICS = tuple(o.column for o in OBJECTIVES.values())
+_MAE, _ACC = OBJECTIVES["age_mae"].column, OBJECTIVES["gender_accuracy"].column
 
 @dataclass
 class Sweep:
@@ -57,14 +54,14 @@ class Sweep:
         return str(self.info.get("objective") or self.config.get("objective") or "age_mae")
 
     @property
-    def tasks(self) -> list[Task]:
+    def tasks(self) -> list[Objective]:
         """The tasks of the objective (both for ``both``)."""
-        return list(TASKS.values()) if self.objective == "both" else [TASKS.get(self.objective, TASKS["age_mae"])]
+        return list(OBJECTIVES.values()) if self.objective == "both" else [OBJECTIVES.get(self.objective, OBJECTIVES["age_mae"])]
 
     @property
-    def measured(self) -> list[Task]:
+    def measured(self) -> list[Objective]:
         """Every task with a value on some point."""
-        return [t for t in TASKS.values() if t.column in self.points and self.points[t.column].notna().any()]
+        return [t for t in OBJECTIVES.values() if t.column in self.points and self.points[t.column].notna().any()]
 
     @property
     def params(self) -> list[str]:
@@ -93,7 +90,7 @@ class Sweep:
         rows = self.points[self.points["number"] == number]
         return rows.iloc[0] if len(rows) else None
 
-    def ranked(self, task: Task) -> pd.DataFrame:
+    def ranked(self, task: Objective) -> pd.DataFrame:
         """Complete points with a value for ``task``, best first (ties to the lower number)."""
         c = self.complete.dropna(subset=[task.column])
         key = c[task.column] if task.direction == "min" else -c[task.column]
@@ -101,26 +98,11 @@ class Sweep:
 
     @property
     def best_number(self) -> int | None:
-        """The point written to best.toml: ``best_point``, else the sweep's own rule.
-
-        A single objective: its best complete point. ``both``: on the Pareto front, the
-        point with the lowest MAE among those at least as accurate as the base (the whole
-        front when none is, or without a complete base).
-        """
+        """The point written to best.toml: ``best_point`` of sweep.json, else :func:`best_number`."""
         n = self.info.get("best_point")
         if isinstance(n, int) and n in set(self.points["number"]):
             return n
-        if self.objective != "both":
-            ranked = self.ranked(self.tasks[0])
-            return int(ranked["number"].iloc[0]) if len(ranked) else None
-        done = self.complete.dropna(subset=["val_age_mae", "val_gender_accuracy"])
-        front = done[done["number"].isin(pareto(done))]
-        base = self.point(self.base_number)
-        if base is not None and base["state"] == "complete" and not is_missing(base["val_gender_accuracy"]):
-            good = front[front["val_gender_accuracy"] >= base["val_gender_accuracy"]]
-            front = good if len(good) else front
-        front = front.sort_values(["val_age_mae", "number"])
-        return int(front["number"].iloc[0]) if len(front) else None
+        return best_number(self.points, self.objective)
 
 
 # ---- reading -------------------------------------------------------------------------
@@ -136,15 +118,6 @@ def parse_value(text: str) -> Any:
         return text.lower() == "true" if text.lower() in ("true", "false") else text
 
 
-def value_label(v: Any) -> str:
-    """How a parameter value is shown (and grouped): lists as JSON, booleans lower-case."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, dict)):
-        return json.dumps(v)
-    return format_plain(v)
-
-
 def _read_csv(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
@@ -158,7 +131,7 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
 
 def _points(raw: pd.DataFrame | None) -> pd.DataFrame:
     numeric = ["seconds", "epochs_run", "objective"] + [
-        f"{t.column}{s}" for t in TASKS.values() for s in ("", "_low", "_high")
+        f"{t.column}{s}" for t in OBJECTIVES.values() for s in ("", "_low", "_high")
     ]
     raw = pd.DataFrame() if raw is None else raw
     out = pd.DataFrame(index=raw.index)
@@ -188,9 +161,9 @@ def read_sweep(sweep_dir: str | os.PathLike[str]) -> Sweep:
     d = Path(sweep_dir)
     if not d.is_dir():
         raise UserError(f"{d}: no such folder")
-    info_path = d / "sweep.json"
+    info_path = d / INFO_FILE
     if not info_path.is_file():
-        raise UserError(f"{d}: not a sweep directory (no sweep.json); `facebench sweep` writes one")
+        raise UserError(f"{d}: not a sweep directory (no {INFO_FILE}); `facebench sweep` writes one")
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -199,18 +172,18 @@ def read_sweep(sweep_dir: str | os.PathLike[str]) -> Sweep:
         got = info.get("format") if isinstance(info, dict) else None
         raise UserError(f"{info_path}: sweep format {got!r}, this facebench reads format {FORMAT}")
     sweep = Sweep(dir=d, info=info)
-    toml_path = d / "sweep.toml"
+    toml_path = d / SWEEP_FILE
     if toml_path.is_file():
         sweep.config_text = toml_path.read_text(encoding="utf-8")
         try:
             sweep.config = tomllib.loads(sweep.config_text)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{toml_path}: not valid TOML ({exc})") from None
-    sweep.points = _points(_read_csv(d / "points.csv"))
-    curves = _read_csv(d / "curves.csv")
+    sweep.points = _points(_read_csv(d / POINTS_FILE))
+    curves = _read_csv(d / CURVES_FILE)
     if curves is not None and "number" in curves and "epoch" in curves and len(curves):
         sweep.curves = curves.apply(pd.to_numeric, errors="coerce").dropna(subset=["number", "epoch"])
-    imp_path = d / "importances.json"
+    imp_path = d / IMPORTANCES_FILE
     if imp_path.is_file():
         try:
             imp = json.loads(imp_path.read_text(encoding="utf-8"))
@@ -218,18 +191,41 @@ def read_sweep(sweep_dir: str | os.PathLike[str]) -> Sweep:
             raise UserError(f"{imp_path}: not valid JSON ({exc})") from None
         if isinstance(imp, dict):
             sweep.importances = {k: {str(p): float(v) for p, v in d_.items()} for k, d_ in imp.items() if isinstance(d_, dict) and d_}
-    if (d / "best.toml").is_file():
-        sweep.best_toml = (d / "best.toml").read_text(encoding="utf-8")
+    if (d / BEST_FILE).is_file():
+        sweep.best_toml = (d / BEST_FILE).read_text(encoding="utf-8")
     return sweep
 
 
 def pareto(frame: pd.DataFrame) -> set[int]:
     """Numbers of the points no other point beats on both age MAE and gender accuracy."""
-    f = frame.dropna(subset=["val_age_mae", "val_gender_accuracy"])
-    m, a, nums = f["val_age_mae"].to_numpy(), f["val_gender_accuracy"].to_numpy(), f["number"].to_numpy()
-    front = set()
-    for i in range(len(f)):
-        dominated = ((m <= m[i]) & (a >= a[i]) & ((m < m[i]) | (a > a[i]))).any()
-        if not dominated:
-            front.add(int(nums[i]))
-    return front
+    m = pd.to_numeric(frame[_MAE], errors="coerce").to_numpy(dtype=float)
+    a = pd.to_numeric(frame[_ACC], errors="coerce").to_numpy(dtype=float)
+    nums = frame["number"].to_numpy()
+    ok = ~(np.isnan(m) | np.isnan(a))
+    m, a, nums = m[ok], a[ok], nums[ok]
+    return {int(nums[i]) for i in range(len(nums))
+            if not ((m <= m[i]) & (a >= a[i]) & ((m < m[i]) | (a > a[i]))).any()}
+
+
+def best_number(points: pd.DataFrame, objective: str) -> int | None:
+    """The winner of a sweep's finished points (``points.csv`` as written or as read).
+
+    A single objective: the complete point with the best value (ties to the lower number).
+    ``both``: on the Pareto front of the complete points, the one with the lowest MAE among
+    those at least as accurate as the base (the whole front when none is, or with no
+    complete base). None when no point is complete.
+    """
+    done = points[points["state"] == "complete"]
+    if objective in OBJECTIVES:
+        o = OBJECTIVES[objective]
+        value = pd.to_numeric(done[o.column], errors="coerce")
+        ranked = done.assign(_key=value if o.lower_is_better else -value).dropna(subset=["_key"])
+        return int(ranked.sort_values(["_key", "number"])["number"].iloc[0]) if len(ranked) else None
+    done = done.assign(_mae=pd.to_numeric(done[_MAE], errors="coerce"), _acc=pd.to_numeric(done[_ACC], errors="coerce"))
+    done = done.dropna(subset=["_mae", "_acc"])
+    front = done[done["number"].isin(pareto(done))]
+    base = done[done["is_base"].astype(bool)]
+    if len(base):
+        good = front[front["_acc"] >= base["_acc"].iloc[0]]
+        front = good if len(good) else front
+    return int(front.sort_values(["_mae", "number"])["number"].iloc[0]) if len(front) else None

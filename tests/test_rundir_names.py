@@ -1,0 +1,81 @@
+"""The run and sweep directories are spelled in one place: ``facebench.rundir``.
+
+A file name of either directory written as a string literal anywhere else in the package
+(outside docstrings) fails here: the code must use the names ``rundir`` defines, so that a
+renamed or moved file cannot leave a reader behind.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import facebench
+from facebench.rundir import layout, sweepdir
+
+PACKAGE = Path(facebench.__file__).parent
+RUNDIR = PACKAGE / "rundir"
+
+
+def _names(module, suffixes) -> set[str]:
+    return {v for k, v in vars(module).items() if k.isupper() and k.endswith(suffixes) and isinstance(v, str)}
+
+
+#: File names (with an extension): flagged wherever they appear as a literal.
+FILES = {n for n in _names(layout, ("_FILE", "_PREDICTIONS", "_METRICS", "_TIMING", "_HISTORY", "_MANIFEST", "_MODEL"))
+         | _names(sweepdir, ("_FILE",)) if "." in n.lstrip(".")}
+#: Folder names are ordinary words ("units", "views", "tables"): flagged when joined to a path.
+FOLDERS = _names(layout, ("_DIR",))
+
+
+def _docstrings(tree) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                ids.add(id(body[0].value))
+    return ids
+
+
+def _template_names(tree) -> set[int]:
+    """The first argument of ``render(...)``: a Jinja2 template's name (``report.html`` too)."""
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and getattr(node.func, "id", getattr(node.func, "attr", "")) == "render":
+            ids.add(id(node.args[0]))
+    return ids
+
+
+def literal_uses(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every run- or sweep-directory name spelled as a literal in ``source``."""
+    tree = ast.parse(source)
+    docs = _docstrings(tree) | _template_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            if node.value in FILES:
+                found.append((node.lineno, node.value))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            right = node.right
+            if isinstance(right, ast.Constant) and right.value in FOLDERS:
+                found.append((right.lineno, right.value))
+    return found
+
+
+def test_the_names_are_known():
+    assert {"metrics.csv", "split.csv", "config.toml", "points.csv", "best.toml", "sweep.json"} <= FILES
+    assert {"units", "views", "tables", "histories"} <= FOLDERS
+
+
+def test_the_check_finds_a_literal():
+    code = ('def f(d):\n    """Reads metrics.csv."""\n    return d / "split.csv", d / "units", {"units": 1}\n'
+            'render("report.html")\n')
+    assert sorted(literal_uses(code)) == [(3, "split.csv"), (3, "units")]
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if RUNDIR not in p.parents),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_run_or_sweep_file_is_spelled_outside_rundir(path):
+    uses = literal_uses(path.read_text(encoding="utf-8"))
+    assert not uses, f"{path.relative_to(PACKAGE)} spells {uses}: use the names of facebench.rundir"

@@ -1,0 +1,118 @@
+"""The pretrained family on real faces: its models over several splits, and the embedding rate.
+
+Models: every ``dlib128+*`` registry model on ``facebench.data.make_split(seed)`` for each
+``--seeds`` value, on the descriptors of the whole folder (computed once, then read from
+the embedding cache). One JSON line per split and model: accuracy / AUC or MAE, and the
+head's fit and predict seconds (the embeddings are computed before, and timed apart)::
+
+    python benchmarks/pretrained_models.py --data ../shared/data/utkface-5k --seeds 0 1 2
+
+The rate (``--rate N``): on N faces of the folder, in this one process, the milliseconds per
+face of each stage (landmarks and chip, the network one chip at a time, the network on
+batches of 32 and of 128), and of a second pass through :class:`DlibDescriptor` that finds
+every face in the cache::
+
+    python benchmarks/pretrained_models.py --data ../shared/data/utkface-5k --rate 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def models_over_splits(dataset, seeds):
+    from facebench.baselines import list_all, make_head, predict_outputs
+    from facebench.data import decode, make_split
+    from facebench.pretrained import INPUT_SIZE, DlibDescriptor
+
+    table = dataset.table
+    images = decode(dataset, size=INPUT_SIZE, color="rgb")
+    start = time.perf_counter()
+    features = DlibDescriptor().transform(images)
+    embed_s = time.perf_counter() - start
+    print(json.dumps({"faces": len(table), "embedding_s": round(embed_s, 2)}), flush=True)
+    labels = {"age": table["age"].to_numpy(), "gender": table["gender"].to_numpy()}
+    names = [n for n in list_all() if n.startswith("dlib128+")]
+    for seed in seeds:
+        train, test = make_split(table, seed=seed)
+        for name in names:
+            task = "gender" if name.endswith(("svm", "logreg")) else "age"
+            y = labels[task]
+            start = time.perf_counter()
+            head = make_head(name, task, random_state=seed, n_jobs=1).fit(features[train], y[train])
+            fit_s = time.perf_counter() - start
+            start = time.perf_counter()
+            out = predict_outputs(head, features[test], task)
+            predict_s = time.perf_counter() - start
+            row = {"seed": seed, "model": name, "task": task, "n_train": len(train), "n_test": len(test),
+                   "fit_s": round(fit_s, 2), "predict_s": round(predict_s, 3)}
+            if task == "gender":
+                row |= {"accuracy": round(float(np.mean(out["gender"] == y[test])) * 100, 2),
+                        "roc_auc": round(float(roc_auc_score(y[test], out["p_female"])), 4)}
+            else:
+                row["mae"] = round(float(np.mean(np.abs(out["age"] - y[test]))), 3)
+            print(json.dumps(row), flush=True)
+
+
+def rate(dataset, n):
+    from facebench.data import decode
+    from facebench.pretrained import INPUT_SIZE, DlibDescriptor, aligned_faces
+    from facebench.pretrained.descriptor import _models
+
+    images = np.asarray(decode(dataset.table.iloc[:n], size=INPUT_SIZE, color="rgb"))
+    network = _models()[1]
+    start = time.perf_counter()
+    chips = aligned_faces(images)["chips"]
+    align_ms = (time.perf_counter() - start) / n * 1000
+    start = time.perf_counter()
+    single = np.asarray([np.asarray(network.compute_face_descriptor(c)) for c in chips])
+    single_ms = (time.perf_counter() - start) / n * 1000
+    out = {"faces": n, "threads": os.environ.get("OMP_NUM_THREADS", "unset"), "align_ms": round(align_ms, 2),
+           "single_ms": round(single_ms, 1)}
+    for batch in (32, 128):
+        start = time.perf_counter()
+        batched = np.concatenate([np.asarray([np.asarray(v) for v in network.compute_face_descriptor(list(chips[i:i + batch]))])
+                                  for i in range(0, n, batch)])
+        out[f"batch{batch}_ms"] = round((time.perf_counter() - start) / n * 1000, 1)
+        out[f"batch{batch}_max_diff"] = float(np.abs(batched - single).max())
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["FACEBENCH_CACHE"] = cache
+        step = DlibDescriptor()
+        start = time.perf_counter()
+        first = step.transform(images)
+        out["first_pass_ms"] = round((time.perf_counter() - start) / n * 1000, 1)
+        start = time.perf_counter()
+        second = step.transform(images)
+        out["cached_pass_s"] = round(time.perf_counter() - start, 3)
+        out["cached_equal"] = bool(np.array_equal(first, second))
+    print(json.dumps(out), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="folder of UTKFace-named faces")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="split seeds (default: 0 1 2)")
+    parser.add_argument("--rate", type=int, default=0, help="measure the embedding rate on this many faces instead")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from facebench.data import load_dataset
+    from facebench.pretrained import require
+
+    require()
+    dataset = load_dataset(args.data)
+    if args.rate:
+        rate(dataset, args.rate)
+    else:
+        models_over_splits(dataset, args.seeds)
+
+
+if __name__ == "__main__":
+    main()

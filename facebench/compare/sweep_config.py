@@ -25,11 +25,10 @@ import json
 import math
 import tomllib
 from importlib import resources
-from pathlib import Path
 
 from ..errors import UserError
 from ..vocab import OBJECTIVE_CHOICES, OBJECTIVES, TASKS
-from .config import assemble, merge
+from .config import EXECUTION_KEYS, assemble, check_shared, merge
 
 SWEEP_PRESETS = ("seed-scope",)
 METHODS = ("grid", "random", "tpe", "one-at-a-time")
@@ -52,13 +51,13 @@ SWEEP_DEFAULTS: dict = {
     "n_jobs": -1,
     "dask": "",
     "out": "",
-    "data": {"path": "", "max_images": 0},
+    "data": {"path": "", "max_images": 0, "exclude": "", "near_duplicate_bits": 2, "near_duplicate_labels": "keep-all"},
     "features": {"image_size": 64, "color": "gray"},
     "fixed": {},
     "space": {},
 }
-#: Keys that do not change a sweep's points: a resumed sweep may differ in them.
-EXECUTION_KEYS = ("n_jobs", "dask", "out", "description", "preset", "n", "budget_minutes")
+#: Keys that do not change a sweep's points: a run's, and how long the search goes on.
+SWEEP_EXECUTION_KEYS = (*EXECUTION_KEYS, "n", "budget_minutes")
 
 
 def load_sweep_config(preset=None, path=None, overrides=(), data=None, out=None, dask=None) -> dict:
@@ -124,23 +123,11 @@ def validate_sweep(c: dict) -> dict:
     need(isinstance(c["budget_minutes"], (int, float)) and not isinstance(c["budget_minutes"], bool)
          and c["budget_minutes"] > 0, "budget_minutes", c["budget_minutes"], "a positive number of minutes")
     c["budget_minutes"] = float(c["budget_minutes"])
-    for key in ("seed", "bootstrap", "n_jobs"):
-        need(_is_int(c[key]), key, c[key], "an integer")
+    check_shared(c, need)
     need(_is_int(c["prune_after"]) and c["prune_after"] >= 0, "prune_after", c["prune_after"],
          "the epoch of a CNN point's first pruning check (0: no pruning)")
-    need(c["bootstrap"] == 0 or 100 <= c["bootstrap"] <= 100_000, "bootstrap", c["bootstrap"],
-         "0 (no intervals) or 100-100000 resamples")
-    need(c["n_jobs"] == -1 or c["n_jobs"] >= 1, "n_jobs", c["n_jobs"], "-1 (every core) or a count of processes")
-    for key, low, high in (("test_size", 0.05, 0.5), ("validation", 0.05, 0.5)):
-        need(isinstance(c[key], float) and low <= c[key] <= high, key, c[key], f"a fraction between {low} and {high}")
-    need(isinstance(c["data"]["path"], str), "data.path", c["data"]["path"], "a path")
-    if c["data"]["path"].strip():
-        c["data"]["path"] = str(Path(c["data"]["path"].strip()).expanduser().resolve())
-    need(_is_int(c["data"]["max_images"]) and c["data"]["max_images"] >= 0, "data.max_images",
-         c["data"]["max_images"], "0 (all) or a positive count")
-    size = c["features"]["image_size"]
-    need(_is_int(size) and 16 <= size <= 256, "features.image_size", size, "16-256 pixels")
-    need(c["features"]["color"] in ("gray", "rgb"), "features.color", c["features"]["color"], "'gray' or 'rgb'")
+    need(isinstance(c["validation"], float) and 0.05 <= c["validation"] <= 0.5, "validation", c["validation"],
+         "a fraction between 0.05 and 0.5")
     need(isinstance(c["fixed"], dict), "fixed", c["fixed"], "a table of parameters")
     need(isinstance(c["space"], dict) and c["space"], "space", c["space"], "a table with at least one parameter")
     _check_base(c, need)
@@ -323,4 +310,4 @@ def _is_number(value) -> bool:
 
 def science(c: dict) -> dict:
     """The keys that decide the points' results (a resumed sweep must match them)."""
-    return {k: v for k, v in c.items() if k not in EXECUTION_KEYS}
+    return {k: v for k, v in c.items() if k not in SWEEP_EXECUTION_KEYS}

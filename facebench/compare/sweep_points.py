@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..data import decode, load_dataset, make_split
+from ..data import decode, make_split, run_splits
 from ..errors import UserError
 from .metrics import age_bootstrap, bootstrap_indices, gender_bootstrap, percentile_interval
 from .sweep_config import cnn_name, is_cnn, model_definition
@@ -33,21 +33,23 @@ EPOCH_LISTENERS: list = []
 def validation_data(config: dict) -> dict:
     """The training part of the run's first split, cut into fit and validation rows; images decoded.
 
-    The split is ``make_split(table, seed, test_size)`` on the same table as ``facebench
-    run`` builds (same data, ``max_images``), so the run's trial 0 test part is exactly
-    the one no model sees here.
+    The split is ``make_split(table, seed, test_size)`` on the table ``facebench run``
+    prepares (:func:`facebench.compare.runner.prepare_table`: the same data, ``exclude`` and
+    ``max_images``), so the run's trial 0 test part is exactly the one no model sees here.
     """
-    dataset = load_dataset(config["data"]["path"])
-    table = dataset.table
-    if config["data"]["max_images"] and config["data"]["max_images"] < len(table):
-        from .runner import _limit
+    from .runner import prepare_table
 
-        table = _limit(table, config["data"]["max_images"], config["seed"])
+    dataset, table = prepare_table(config)
     if len(table) < 40:
         raise UserError(f"--data {config['data']['path']}: only {len(table)} usable image(s); a sweep needs 40")
-    train, test = make_split(table, seed=config["seed"], test_size=config["test_size"])
+    # the run's trial 0 split (a manifest's own, or near-duplicate groups kept whole), then
+    # the validation rows cut from its training part with the groups kept whole again
+    splits, _ = run_splits(table, trials=1, seed=config["seed"], test_size=config["test_size"],
+                           user_split=dataset.user_split)
+    train, test = splits[0]
     part = table.iloc[np.sort(np.asarray(train))].reset_index(drop=True)
-    fit_rows, val_rows = make_split(part, seed=config["seed"] + 10_000, test_size=config["validation"])
+    groups = part["near_group"].to_numpy() if "near_group" in part else None
+    fit_rows, val_rows = make_split(part, seed=config["seed"] + 10_000, test_size=config["validation"], groups=groups)
     return {"table": part, "fit": np.sort(np.asarray(fit_rows)), "val": np.sort(np.asarray(val_rows)),
             "n_fit": len(fit_rows), "n_val": len(val_rows), "n_test_unread": len(test)}
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facebench.compare.pretrained_views import add_pretrained, pretrained_model
 from facebench.errors import UserError
 
 __all__ = ["N_FACES", "Methods", "compute_run_views", "compute_views", "explain_image", "load_methods", "pick_faces"]
@@ -131,6 +132,9 @@ class Methods:
         The CNN looked into (its ``name``, ``image_size``, ``color`` and ``cnn``).
     predictors : list of LoadedModel
         The models whose predictions are stored with each face (may be empty).
+    pretrained : str or None
+        A model of the run on dlib's descriptor, whose aligned chips are stored
+        (:mod:`facebench.compare.pretrained_views`).
     """
 
     image_size: int = 64
@@ -141,6 +145,7 @@ class Methods:
     lbp_source: str = "the registry's defaults"
     cnn: object = None
     predictors: list = field(default_factory=list)
+    pretrained: str | None = None
 
     def __post_init__(self):
         from facebench.baselines import HOGFeatures, LBPFeatures
@@ -193,6 +198,7 @@ def load_methods(run_dir, with_predictors: bool = True) -> Methods:
     loaded = [loading.load_model(n, available[n]) for n in names]
     methods.predictors = loaded if with_predictors else []
     methods.cnn = next((m for m in loaded if m.cnn is not None), None)
+    methods.pretrained = pretrained_model(run_dir, available)
     return methods
 
 
@@ -273,6 +279,9 @@ def compute_views(faces, methods: Methods, detail: int = 0) -> tuple[dict, dict]
         entry["predictions"] = preds
     if methods.cnn is not None:
         _add_cnn(meta, arrays, faces, methods.cnn, detail)
+    meta["pretrained"] = None
+    if methods.pretrained:
+        add_pretrained(meta, arrays, faces, methods.pretrained)
     return meta, arrays
 
 

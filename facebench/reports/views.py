@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import UserError
+from facebench.reports.pretrained_views import PRETRAINED_ARRAYS, chip_with_marks, pretrained_row
 from facebench.rundir.views import Views, read_views
 
 __all__ = ["explain_out_path", "face_figure", "overview_figure", "views_section", "write_explain"]
@@ -229,9 +230,13 @@ def face_figure(meta: dict, arrays: dict, index: int | None = None, title: str |
     cnn = meta.get("cnn")
     maps = [(name, arrays[f"maps_{k}"]) for k, name in enumerate(cnn["maps"])] if cnn and i == detail else []
     rows = 1 + (cnn is not None) + bool(maps)
-    heights = [1, 1, 0.9][:rows] if cnn else [1, 0.12]
-    fig = Figure(figsize=(13, 4.6 + 2.8 * (rows - 1) if cnn else 4.6), dpi=dpi, layout="constrained")
+    pre = meta.get("pretrained")
+    heights = ([1, 1, 0.9][:rows] if cnn else [1, 0.12]) + ([0.9] if pre else [])
+    fig = Figure(figsize=(13, (4.6 + 2.8 * (rows - 1) if cnn else 4.6) + (3.4 if pre else 0)), dpi=dpi,
+                 layout="constrained")
     subs = fig.subfigures(len(heights), 1, height_ratios=heights)
+    if pre:
+        pretrained_row(subs[-1], meta, arrays, i)
     preds = _predictions_text(face)
     fig.suptitle((title or "What each method sees") + ("\n" + _wrap(preds, 150) if preds else ""),
                  fontsize=11 if preds else 12)
@@ -286,7 +291,8 @@ def _feature_maps(sub, maps):
 
 def _columns(meta) -> list[str]:
     cols = ["face (model input)", "HOG picture", "LBP codes"]
-    return cols + ["Grad-CAM: age", "Grad-CAM: gender"] if meta.get("cnn") else cols
+    cols = cols + ["Grad-CAM: age", "Grad-CAM: gender"] if meta.get("cnn") else cols
+    return cols + ["dlib's aligned chip"] if meta.get("pretrained") else cols
 
 
 def overview_figure(meta: dict, arrays: dict, dpi: int = REPORT_DPI):
@@ -311,6 +317,8 @@ def overview_figure(meta: dict, arrays: dict, dpi: int = REPORT_DPI):
             axes[row, 3].set_xlabel(f"CNN: {age:.0f} y", fontsize=8)
             _overlay(axes[row, 4], arrays["cnn_face"][row], arrays["cam_gender"][row], top_gender, head[4])
             axes[row, 4].set_xlabel(f"CNN: {_gender_word(p)} ({p:.2f})", fontsize=8)
+        if meta.get("pretrained"):
+            chip_with_marks(axes[row, -1], arrays, row, head[-1])
     return fig
 
 
@@ -325,7 +333,7 @@ def _usable(views) -> bool:
     try:
         n = len(meta["faces"])
         need = _FACE_ARRAYS + (_CNN_ARRAYS + tuple(f"maps_{k}" for k in range(len(meta["cnn"]["maps"])))
-                               if meta.get("cnn") else ())
+                               if meta.get("cnn") else ()) + (PRETRAINED_ARRAYS if meta.get("pretrained") else ())
         return n > 0 and all(k in arrays for k in need) and all(len(arrays[k]) == n for k in _FACE_ARRAYS) \
             and all(k in meta for k in ("classical", "hog", "lbp"))
     except (KeyError, TypeError):

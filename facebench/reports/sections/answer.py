@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from facebench.reports.sections.families import families_verdict
 from facebench.reports.sections.paired import p_phrase, pair_p
 from facebench.reports.sections.training import cnn_config_name, training_states
 from facebench.reports.summary import Summary, best_of, frac, label, phrase
@@ -120,6 +121,9 @@ def answer_section(run, S: Summary) -> dict[str, Any]:
         if trivial and best not in trivial:
             text += f" (the trivial baseline {trivial[0]}: {phrase(metric, score[trivial[0]])})"
         verdicts.append({"text": text + ".", "caveats": []})
+        three = families_verdict(run, task, score, metric)
+        if three:
+            verdicts.append(three)
         learned = {m: v for m, v in score.items() if run.family(m) == "learned"}
         hand = {m: v for m, v in score.items() if run.family(m) == "hand-crafted"}
         if not (learned and hand):

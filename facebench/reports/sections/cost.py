@@ -25,6 +25,19 @@ def _cell(key: str, v: Any) -> Cell:
     return Cell(value=v, text=format_seconds(v))
 
 
+def _embedding_note(run, med) -> str:
+    """For models on a pretrained network's features: their Features column is the one-off embedding."""
+    elsewhere = [str(m) for m in med.index if run.family(str(m)) == "learned elsewhere"]
+    if not elsewhere or "features_s" not in med.columns:
+        return ""
+    m = elsewhere[0]
+    faces = sum(med.loc[m, c] for c in ("n_train", "n_test") if c in med.columns)
+    rate = f" ({1000 * med.loc[m, 'features_s'] / faces:.0f} ms per face)" if faces else ""
+    return (f" For the models learned elsewhere ({', '.join(elsewhere)}), Features is the one-off embedding of the "
+            f"faces by the pretrained network{rate}, apart from the fit of their heads; it is cached by image "
+            "content, so a later run on the same faces reads it back in seconds.")
+
+
 def cost_section(run) -> dict[str, Any]:
     t = run.timings
     if t is None or not len(t):
@@ -55,7 +68,8 @@ def cost_section(run) -> dict[str, Any]:
         cols,
         rows,
         note=(f"Median over {n_trials} trials. " if n_trials > 1 else "")
-        + "Decoding is shared by the models of a trial where the run caches images; ★ cheapest (trivial baselines left out).",
+        + "Decoding is shared by the models of a trial where the run caches images; ★ cheapest (trivial baselines left out)."
+        + _embedding_note(run, med),
     )
     real = [i for i, model in enumerate(med.index) if run.family(str(model)) != "trivial"]
     for key in ("total_s", "predict_ms_per_face", "peak_memory_mb", "model_bytes"):

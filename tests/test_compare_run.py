@@ -298,13 +298,38 @@ def test_a_colour_model_gets_rgb_faces_in_the_run_and_in_predict(faces, tmp_path
     assert out["models"]["hog+lbp+color+svm"]["p_female"] == pytest.approx(row["p_female"], abs=0.05)
 
 
-def test_classical_units_are_scheduled_longest_first():
-    from facebench.baselines import expected_fit_cost
+@pytest.mark.parametrize("backend", ["libsvm", "onedal"])
+def test_classical_units_start_longest_first_in_the_order_the_runner_dispatches(faces, tmp_path, monkeypatch,
+                                                                                 backend):
+    """The order the runner hands its workers, for units of the full UTKFace's sizes (nothing is fitted)."""
+    import facebench.compare.runner as run_module
+    from facebench.baselines import svm_backend
 
-    units = [("hog+ridge", 19000), ("hog+lbp+svm", 4700), ("dummy", 19000), ("hog6+lbp+svr", 19000)]
-    order = [m for m, _ in sorted(units, key=lambda u: expected_fit_cost(*u), reverse=True)]
-    assert order == ["hog6+lbp+svr", "hog+ridge", "dummy", "hog+lbp+svm"]  # a 19k kernel fit first
-    assert expected_fit_cost("hog+lbp+svm", 19000) > 4 * expected_fit_cost("hog+lbp+svm", 9500) * 0.99
+    if backend == "onedal" and not svm_backend.available():
+        pytest.skip("scikit-learn-intelex is not installed here")
+    config = _config(faces, tmp_path, [f"svm_backend='{backend}'", "models.cnn=['default']"])
+    big, small, test = np.arange(19_000), np.arange(4_700), np.arange(19_000, 23_000)
+    todo = [run_module._unit(0, 1.0, "hog+ridge", "classical", ("age",), big, test, 0),
+            run_module._unit(0, 0.25, "hog+lbp+svm", "classical", ("gender",), small, test, 0),
+            run_module._unit(0, 1.0, "dummy", "classical", ("gender", "age"), big, test, 0),
+            run_module._unit(0, 1.0, "cnn-default", "cnn", ("gender", "age"), big, test, 0, cnn="default"),
+            run_module._unit(0, 1.0, "hog6+lbp+svr", "classical", ("age",), big, test, 0)]
+    dispatched = []
+
+    def record(jobs, config):
+        for fn, args, kwargs in jobs:
+            dispatched.append(args[1]["model"])
+            yield args[1]["id"]
+
+    monkeypatch.setattr(run_module, "prepare_features", lambda table, config, units: {u["model"]: {} for u in units})
+    monkeypatch.setattr(run_module, "decoded_for_cnn", lambda table, config, name: (np.zeros((1, 64, 64), np.uint8), 0.0))
+    monkeypatch.setattr(run_module, "parallel", record)
+    table = pd.DataFrame({"image_id": ["a"], "path": ["a"], "age": [30], "gender": [0], "race": [0]})
+    assert run_module._execute(todo, table, config, tmp_path, quiet=True) == []
+    if backend == "libsvm":  # a 19k-face libsvm SVR (~2 min) before the ridge model (~1 min)
+        assert dispatched == ["hog6+lbp+svr", "hog+ridge", "hog+lbp+svm", "dummy", "cnn-default"]
+    else:  # oneDAL fits the same SVR in about 30 s: the ridge model goes first
+        assert dispatched == ["hog+ridge", "hog6+lbp+svr", "hog+lbp+svm", "dummy", "cnn-default"]
 
 
 def test_a_model_registered_from_python_runs_like_a_built_in(faces, tmp_path):

@@ -310,7 +310,8 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
         return failures
     from tqdm.auto import tqdm
 
-    from ..baselines import expected_fit_cost, user_models
+    from ..baselines import user_models
+    from .schedule import longest_first
 
     bar = tqdm(total=len(todo), desc="units", unit="unit", disable=quiet, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
@@ -326,9 +327,7 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
             line = svm_backend_line(config, classical)
             if line:
                 log.info(line)
-            # longest first, so that two workers do not end with one long fit running alone
-            classical.sort(key=lambda u: expected_fit_cost(classical_base(config, u["model"]), len(u["train"])),
-                           reverse=True)
+            classical = longest_first(classical, config)  # two workers do not end with one long fit alone
             jobs = [joblib.delayed(guarded)("classical", u, main_pid, registered, inputs[u["model"]], labels, config,
                                             str(run_dir)) for u in classical]
             for result in parallel(jobs, config):

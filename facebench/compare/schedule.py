@@ -1,0 +1,48 @@
+"""The order in which a run's units start, from what each is expected to cost.
+
+Two workers take classical units from one list; the longest start first, so that the
+run does not end with one long fit running alone on one core while the other idles.
+A unit's expected seconds come from its model's fit cost at its training size
+(:func:`facebench.baselines.expected_fit_cost`, measured with libsvm) and the library
+that fits its RBF SVMs: oneDAL fits them about :data:`ONEDAL_SPEEDUP` times faster,
+which moves a kernel model behind the ridge models on the full UTKFace.
+
+CNN units run after the classical ones, alone on every core. Starting the CNN first
+beside one classical worker would need TensorFlow held to one thread for the whole of
+its training; on the 2-core machine one thread trains the default CNN at about half
+the speed of two (benchmarks/RESULTS.md, "Thread layout"), so the overlap would
+lengthen a run whose CNN is its longest unit.
+"""
+
+from __future__ import annotations
+
+#: How many times faster oneDAL fits the RBF heads than libsvm, for scheduling only: on the
+#: full UTKFace the SVC 5.8x, the SVR 4.0x (the lower is used; benchmarks/RESULTS.md).
+ONEDAL_SPEEDUP = 4.0
+
+#: Seconds per training image and epoch of a CNN at 64x64 on 2 cores (``default``: about
+#: 30 s per epoch on 18.4k faces); scaled by the image area and the epochs.
+CNN_S_PER_IMAGE_EPOCH = 30.0 / 18_400
+
+
+def expected_seconds(unit: dict, config: dict) -> float:
+    """Rough seconds a unit takes on the 2-core machine, for ordering only."""
+    from ..baselines import MODELS, expected_fit_cost
+    from .variants import classical_base, classical_svm_backend, cnn_params
+
+    n_train = len(unit["train"])
+    if unit["kind"] == "cnn":
+        params = cnn_params(config, unit["cnn"])
+        return CNN_S_PER_IMAGE_EPOCH * n_train * params["epochs"] * (params["image_size"] / 64) ** 2
+    base = classical_base(config, unit["model"])
+    if MODELS.get(base, ((), ""))[1] == "dummy":  # a prior or a median: no fit to speak of
+        return 0.0
+    cost = expected_fit_cost(base, n_train)
+    if classical_svm_backend(config, unit["model"], unit["tasks"]) == "onedal":
+        cost /= ONEDAL_SPEEDUP
+    return cost * len(unit["tasks"])
+
+
+def longest_first(units: list[dict], config: dict) -> list[dict]:
+    """``units`` in the order they should start: longest expected first (stable for equal ones)."""
+    return sorted(units, key=lambda u: expected_seconds(u, config), reverse=True)

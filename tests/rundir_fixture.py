@@ -208,7 +208,8 @@ def build_run_dir(
                                     "fit_s": 0.001 if model == "dummy" else fit,
                                     "predict_s": 0.2 * rng.random() + (0.5 if is_cnn else 0.01),
                                     "peak_memory_mb": 300 + 500 * is_cnn + 50 * rng.random(),
-                                    "model_bytes": int(2e6 if is_cnn else 4e4 + 1e3 * rng.random())})
+                                    "model_bytes": int(2e6 if is_cnn else 4e4 + 1e3 * rng.random()),
+                                    "svm_backend": "libsvm" if model.endswith(("+svm", "+svr")) else ""})
                 if is_cnn:
                     uid = layout.unit_id(trial, float(fraction), model)
                     _history(rng, cnn_history).to_csv(layout.histories_dir(run_dir) / f"{uid}.csv", index=False)

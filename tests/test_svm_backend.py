@@ -145,10 +145,31 @@ def _config(faces, out, *extra):
         "fractions=[1.0]", "trials=1", "bootstrap=100", *extra])
 
 
-def test_a_damaged_unit_recomputed_alone_gives_the_same_metrics_to_the_byte(faces, tmp_path):
-    """Fitted in two worker processes at first, then alone in the main process on the rerun."""
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished(faces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
     run(_config(faces, out, "n_jobs=2"), quiet=True)
+    return out
+
+
+def test_the_report_s_cost_table_names_the_library_that_fitted_each_model(finished):
+    from facebench.reports.sections.cost import cost_section
+    from facebench.rundir.read import read_run
+
+    table = cost_section(read_run(finished))["table"]
+    keys = [c.key for c in table.columns]
+    rows = {r[0].text: r[keys.index("fitted_by")].text for r in table.rows}
+    library = "oneDAL" if sb.resolve("auto") == "onedal" else "libsvm"
+    assert rows == {"pixels+pca+svm": library, "hog6+lbp+svr": library, "hog+ridge": "scikit-learn"}
+    assert {"fit_s", "predict_s"} <= set(keys)
+
+
+def test_a_damaged_unit_recomputed_alone_gives_the_same_metrics_to_the_byte(finished, faces, tmp_path):
+    """Fitted in two worker processes at first, then alone in the main process on the rerun."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
     before = (out / layout.METRICS_FILE).read_bytes()
     timings = pd.read_csv(out / layout.TIMINGS_FILE, keep_default_na=False).set_index("model")
     expected = sb.resolve("auto")

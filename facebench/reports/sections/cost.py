@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from facebench.reports import plots
 from facebench.reports.summary import frac
@@ -38,6 +39,22 @@ def _embedding_note(run, med) -> str:
             "content, so a later run on the same faces reads it back in seconds.")
 
 
+#: How the cost table names the library that fitted a model (timings.csv ``svm_backend``).
+LIBRARIES = {"onedal": "oneDAL", "libsvm": "libsvm"}
+
+
+def _fitted_by(run, t, models) -> dict:
+    """Per model, the library that fitted it: the RBF SVMs' (oneDAL / libsvm), TensorFlow, or scikit-learn."""
+    recorded = t.groupby("model", sort=False)["svm_backend"].agg(
+        lambda s: ", ".join(sorted({LIBRARIES.get(str(v), str(v)) for v in s if isinstance(v, str) and v}))
+    ) if "svm_backend" in t.columns else pd.Series(dtype=object)
+    out = {}
+    for m in models:
+        kind = run.kind(str(m))
+        out[m] = recorded.get(m) or ("TensorFlow" if kind == "cnn" else "scikit-learn" if kind == "classical" else MISSING)
+    return out
+
+
 def cost_section(run) -> dict[str, Any]:
     t = run.timings
     if t is None or not len(t):
@@ -50,7 +67,8 @@ def cost_section(run) -> dict[str, Any]:
     order = [m for m in run.models if m in med.index] + [m for m in med.index if m not in run.models]
     med = med.loc[order]
     med["total_s"] = med[stages].sum(axis=1, min_count=1)
-    cols = [Column("model", "Model")]
+    cols = [Column("model", "Model"), Column("fitted_by", "Fitted by")]
+    fitted_by = _fitted_by(run, t, med.index)
     cols += [Column(c, {"n_train": "Train", "n_test": "Test"}[c], True, group="Faces") for c in ("n_train", "n_test") if c in med.columns]
     cols += [Column(c, STAGES[c], True, group="Seconds") for c in stages] + [Column("total_s", "Total", True, group="Seconds")]
     if "predict_s" in med.columns and "n_test" in med.columns:
@@ -60,7 +78,8 @@ def cost_section(run) -> dict[str, Any]:
         cols.append(Column("peak_memory_mb", "Peak memory (MB)", True))
     if "model_bytes" in med.columns:
         cols.append(Column("model_bytes", "Model size", True))
-    rows = [[text_cell(model)] + [_cell(c.key, r[c.key]) for c in cols[1:]] for model, r in med.iterrows()]
+    rows = [[text_cell(model), text_cell(fitted_by[model])] + [_cell(c.key, r[c.key]) for c in cols[2:]]
+            for model, r in med.iterrows()]
     n_trials = int(t["trial"].nunique()) if "trial" in t.columns else 1
     table = Table(
         "cost",
@@ -68,7 +87,8 @@ def cost_section(run) -> dict[str, Any]:
         cols,
         rows,
         note=(f"Median over {n_trials} trials. " if n_trials > 1 else "")
-        + "Decoding is shared by the models of a trial where the run caches images; ★ cheapest (trivial baselines left out)."
+        + "Decoding is shared by the models of a trial where the run caches images; ★ cheapest (trivial baselines left out). "
+        "Fitted by: the library that fitted the model (for RBF SVMs, oneDAL or libsvm: config key svm_backend)."
         + _embedding_note(run, med),
     )
     real = [i for i, model in enumerate(med.index) if run.family(str(model)) != "trivial"]

@@ -4,7 +4,8 @@ Entry points
 ------------
 load_dataset(path) -> Dataset        a folder of UTKFace-named images or a CSV manifest
 decode(dataset_or_paths, size=64, color="gray", cache_dir=None) -> uint8 stack
-make_split(table, seed, test_size) -> (train_idx, test_idx)
+find_near_duplicates(dataset, max_bits, labels) -> the dataset with near-duplicate groups
+make_split(table, seed, test_size, groups=None) -> (train_idx, test_idx)
 subsample(table, train_idx, fraction, seed) -> nested stratified subset
 synthesize(out_dir, n, seed) -> folder of synthetic UTKFace-named faces
 """
@@ -21,13 +22,14 @@ from .labels import (
     race_name,
     validate_labels,
 )
+from .neardup import find_near_duplicates
 from .scan import Dataset, audit_to_json, check_image, load_dataset
-from .split import make_split, strata, subsample, write_split
+from .split import make_split, run_splits, strata, subsample, write_split
 
 __all__ = [
     "AGE_BANDS", "GENDERS", "RACES", "Dataset", "LabelError", "age_band", "audit_to_json",
-    "check_image", "decode", "decode_one", "gender_name", "load_dataset", "make_split",
-    "parse_utkface_name", "race_name", "read_pixels", "strata", "subsample", "synthesize", "to_face_array",
+    "check_image", "decode", "decode_one", "find_near_duplicates", "gender_name", "load_dataset", "make_split",
+    "parse_utkface_name", "race_name", "read_pixels", "run_splits", "strata", "subsample", "synthesize", "to_face_array",
     "validate_labels", "write_split",
 ]
 

@@ -43,6 +43,7 @@ from ..machine import usable_cores
 from ..io import json_default
 from .cache import atomic_write_bytes, default_cache_dir
 from .labels import LabelError, parse_utkface_name, validate_labels
+from .manifest_split import check_user_split
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Pillow's own bomb guard triggers at ~89 MP (a warning) and ~179 MP (an error);
@@ -64,6 +65,8 @@ class Dataset:
 
     table: pd.DataFrame
     audit: dict = field(default_factory=dict)
+    #: A manifest's own split (``image_id``, ``trial``, ``part``; trial -1: every trial), else None.
+    user_split: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -107,12 +110,13 @@ def load_dataset(path, *, cache_dir=None, n_jobs: int | None = None) -> Dataset:
             raise UserError(
                 f"--data {path}: expected a folder of images or a .csv manifest (path,age,gender[,race])"
             )
-        candidates, skipped, not_used, root = _read_manifest(path)
+        candidates, skipped, not_used, root, user_split = _read_manifest(path)
         source = "manifest"
     else:
         root = path.resolve()
         candidates, skipped, not_used = _walk_folder(root)
         source = "folder"
+        user_split = None
 
     checks = _check_images([c["path"] for c in candidates], cache_dir=cache_dir, n_jobs=n_jobs)
     rows = []
@@ -143,10 +147,12 @@ def load_dataset(path, *, cache_dir=None, n_jobs: int | None = None) -> Dataset:
         "synthetic": _looks_synthetic(root),
         "labels": _label_summary(table),
     }
+    if user_split is not None:
+        audit["split_from_manifest"] = {"column": "part", "trials": int(max(1, user_split["trial"].max() + 1))}
     if table.empty:
         reasons = _top_reasons(audit["skipped"])
         raise UserError(f"--data {path}: no usable image ({audit['found']} file(s) found{reasons})")
-    return Dataset(table=table, audit=audit)
+    return Dataset(table=table, audit=audit, user_split=user_split)
 
 
 # --------------------------------------------------------------------------- folder
@@ -240,8 +246,12 @@ def _read_manifest(path: Path):
             "expected path,age,gender[,race]"
         )
     has_race = "race" in frame.columns
+    split = check_user_split(frame, path)  # a manifest's own split, checked before any image is read
+    trial_of = dict(zip(split["line"], split["trial"])) if split is not None else {}
+    split_rows = []
     candidates, skipped = [], []
-    listed: dict[str, int] = {}  # resolved file -> the manifest line that listed it first
+    listed: dict[tuple, int] = {}  # (resolved file, trial) -> the manifest line that listed it first
+    first_id: dict[str, str] = {}  # resolved file -> its image_id (a file listed in several trials)
     for line, row in enumerate(frame.itertuples(index=False), start=2):
         rel = str(row.path).strip()
         label = f"{rel} (line {line})"
@@ -263,16 +273,24 @@ def _read_manifest(path: Path):
             skipped.append({"file": label, "reason": "a folder, not an image file" if kind == "dir" else kind,
                             "stage": "scan"})
             continue
-        first = listed.setdefault(str(file.resolve()), line)
+        resolved = str(file.resolve())
+        first = listed.setdefault((resolved, trial_of.get(line, -1)), line)
         if first != line:
             skipped.append({"file": label, "reason": f"listed again: the same file as line {first}",
                             "stage": "scan"})
             continue
+        if split is not None:
+            split_rows.append({"image_id": first_id.get(resolved, rel), "trial": trial_of[line],
+                               "part": str(row.part).strip().lower()})
+        if resolved in first_id:
+            continue  # the same face in another trial of the manifest's split
+        first_id[resolved] = rel
         candidates.append(
             {"image_id": rel, "path": str(file.absolute()),
              "age": labels.age, "gender": labels.gender, "race": labels.race}
         )
-    return candidates, skipped, [], root
+    user_split = pd.DataFrame(split_rows, columns=["image_id", "trial", "part"]) if split is not None else None
+    return candidates, skipped, [], root, user_split
 
 
 # --------------------------------------------------------------------------- image checks

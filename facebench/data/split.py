@@ -4,6 +4,13 @@ Strata are age band x gender. The test part of a trial is fixed; a training
 fraction takes the first ``ceil(fraction * n)`` images of each stratum in one
 seeded order, so the subsets are nested (the 10 % subset lies inside the 50 %
 one) and every model of a trial sees the same images.
+
+With ``groups`` (a table's ``near_group`` column, :mod:`facebench.data.neardup`) the
+split is drawn over groups, each stratified by its first face: a group of
+near-duplicate photos lands whole in the training or the test part, never in both.
+When every face is a group of its own, the grouped split is the ungrouped one.
+A split a user brings (a manifest's ``part`` column) is used as given
+(:func:`user_splits`).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ def strata(table: pd.DataFrame) -> np.ndarray:
     return age_band(table["age"]).astype(str) + "|" + table["gender"].astype(str).to_numpy()
 
 
-def make_split(table: pd.DataFrame, seed: int = 0, test_size: float = 0.2):
+def make_split(table: pd.DataFrame, seed: int = 0, test_size: float = 0.2, groups=None):
     """Split rows into train and test positions, stratified by age band x gender.
 
     Parameters
@@ -31,6 +38,10 @@ def make_split(table: pd.DataFrame, seed: int = 0, test_size: float = 0.2):
     table : DataFrame with ``age`` and ``gender``
     seed : int
     test_size : float in (0, 1)
+    groups : array of int, optional
+        One group id per row (e.g. ``table["near_group"]``): a group's rows all go to
+        the same part. The test part then holds ``test_size`` of the groups, which is
+        ``test_size`` of the rows to within the few groups of more than one face.
 
     Returns
     -------
@@ -42,13 +53,70 @@ def make_split(table: pd.DataFrame, seed: int = 0, test_size: float = 0.2):
     n = len(table)
     if n < 4:
         raise ValueError(f"need at least 4 images to split, got {n}")
+    if groups is None:
+        return _stratified(table, np.arange(n), seed, test_size)
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} group ids for {n} rows")
+    # one row per group (its first), split as rows are; then every row follows its group
+    ids, first = np.unique(groups, return_index=True)
+    order = np.argsort(first, kind="stable")
+    ids, first = ids[order], first[order]
+    if len(ids) < 4:
+        raise ValueError(f"need at least 4 groups of images to split, got {len(ids)}")
+    train_g, test_g = _stratified(table.iloc[first].reset_index(drop=True), np.arange(len(ids)), seed, test_size)
+    in_test = np.isin(groups, ids[test_g])
+    return np.flatnonzero(~in_test), np.flatnonzero(in_test)
+
+
+def _stratified(table: pd.DataFrame, idx: np.ndarray, seed: int, test_size: float):
     labels = _mergeable_strata(table, min_count=2)
-    idx = np.arange(n)
     try:
         train, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=labels)
     except ValueError:  # a tiny table whose strata cannot all reach both parts
         train, test = train_test_split(idx, test_size=test_size, random_state=seed)
     return np.sort(train), np.sort(test)
+
+
+#: How a run's splits were made, as ``run.json`` records them (runs before the rules record none).
+SPLIT_RULES = {
+    "grouped": "stratified by age band x gender; near-duplicate groups kept whole on one side",
+    "ungrouped": "stratified by age band x gender; near-duplicates not looked for",
+    "user": "the manifest's part column, as given",
+}
+
+
+def run_splits(table: pd.DataFrame, *, trials: int, seed: int, test_size: float, user_split=None):
+    """Every trial's split of a run, and the record of how they were made.
+
+    Trial ``t`` is drawn with ``seed + t``. A manifest's split (``user_split``, see
+    :mod:`facebench.data.manifest_split`) is used as given; otherwise the split is
+    grouped by the table's ``near_group`` column when it has one with a group of more
+    than one face.
+
+    Returns
+    -------
+    splits : dict of int to (train_rows, test_rows)
+    record : dict
+        ``rule`` (a key of :data:`SPLIT_RULES`), ``description`` and, when the table has
+        near-duplicate groups, ``straddling_groups``: per trial, how many groups have
+        faces on both sides (0 for a grouped split; a user's split may have some).
+    """
+    from .manifest_split import user_splits
+    from .neardup import straddling_groups
+
+    groups = table["near_group"].to_numpy() if "near_group" in table else None
+    if user_split is not None:
+        splits, rule = user_splits(table, user_split, trials), "user"
+    else:
+        grouped = groups is not None and len(np.unique(groups)) < len(groups)
+        rule = "grouped" if groups is not None else "ungrouped"
+        splits = {t: make_split(table, seed=seed + t, test_size=test_size, groups=groups if grouped else None)
+                  for t in range(trials)}
+    record = {"rule": rule, "description": SPLIT_RULES[rule]}
+    if groups is not None:
+        record["straddling_groups"] = {str(t): straddling_groups(groups, *s) for t, s in splits.items()}
+    return splits, record
 
 
 def subsample(table: pd.DataFrame, train_idx, fraction: float, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,187 @@
+"""Choose the near-duplicate threshold by measurement: recall on planted variants, false pairs on distinct faces.
+
+Plants variants of real faces (each one: a JPEG re-encode at quality 60-95, a resize by up
+to 10 %, a crop of up to 5 % of each side, brightness and contrast within 10 %, and a
+mirror for half of them, all drawn at random), hashes them as a run does
+(:func:`facebench.data.neardup.image_hashes`), and prints, per threshold in bits:
+
+* recall: the share of (face, its variant) pairs within the threshold;
+* close pairs among the dataset's own faces (each distinct file), per 1,000 faces.
+
+Each transformation is also measured alone at its extreme. With ``--sheets DIR`` it draws
+contact sheets of the dataset's closest pairs at each distance (PNG files in DIR, for
+looking at only: with UTKFace they hold its faces, so DIR must be outside the project),
+and it times the hashing and the pair search on the dataset, with the cache cold and warm.
+
+    python benchmarks/near_duplicates.py --data ../shared/data/utkface-5k --plant 1000 --sheets /tmp/neardup-sheets
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from facebench.data import load_dataset
+from facebench.data.neardup import DEFAULT_BITS, close_pairs, image_hashes
+
+THRESHOLDS = range(0, 13)
+
+
+def variant(img: Image.Image, rng: np.random.Generator, only: str | None = None) -> tuple[Image.Image, int]:
+    """One planted variant of ``img`` and its JPEG quality (all changes drawn at random, or one at its extreme)."""
+    w, h = img.size
+    out = img.convert("RGB")
+    if only in (None, "crop"):
+        # up to 5 % off each side; alone, 5 % off two sides (the largest shift of the centre)
+        box = [int(round(rng.uniform(0, 0.05) * w)), int(round(rng.uniform(0, 0.05) * h)),
+               w - int(round(rng.uniform(0, 0.05) * w)), h - int(round(rng.uniform(0, 0.05) * h))]
+        if only:
+            box = [int(0.05 * w), int(0.05 * h), w, h]
+        out = out.crop(box)
+    if only in (None, "resize"):
+        s = rng.uniform(0.9, 1.1) if only is None else 0.9
+        out = out.resize((max(8, int(round(out.size[0] * s))), max(8, int(round(out.size[1] * s)))), Image.BICUBIC)
+    if only in (None, "light"):
+        b = rng.uniform(0.9, 1.1) if only is None else 1.1
+        c = rng.uniform(0.9, 1.1) if only is None else 0.9
+        out = ImageEnhance.Contrast(ImageEnhance.Brightness(out).enhance(b)).enhance(c)
+    if only == "mirror" or (only is None and rng.random() < 0.5):
+        out = ImageOps.mirror(out)
+    quality = int(rng.integers(60, 96)) if only is None else (60 if only == "jpeg" else 95)
+    return out, quality
+
+
+def plant(table: pd.DataFrame, n: int, folder: Path, seed: int, only: str | None) -> pd.DataFrame:
+    """Write ``n`` variants of seeded faces of ``table`` into ``folder``; return (source row, path)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(table), size=min(n, len(table)), replace=False)
+    out = []
+    for k, r in enumerate(rows):
+        with Image.open(table["path"].iloc[r]) as im:
+            v, quality = variant(im, rng, only)
+        path = folder / f"{only or 'all'}-{k:05d}.jpg"
+        buf = io.BytesIO()
+        v.save(buf, "JPEG", quality=quality)
+        path.write_bytes(buf.getvalue())
+        out.append({"source": int(r), "path": str(path)})
+    return pd.DataFrame(out)
+
+
+def planted_distances(hashes_src: np.ndarray, hashes_var: np.ndarray) -> np.ndarray:
+    """Distance from each variant to its face (the smaller of face and mirror)."""
+    from facebench.data.neardup import hamming
+
+    return np.minimum(hamming(hashes_src[:, 0], hashes_var[:, 0]), hamming(hashes_src[:, 0], hashes_var[:, 1]))
+
+
+def contact_sheet(table: pd.DataFrame, pairs: pd.DataFrame, path: Path, per_sheet: int = 24) -> None:
+    """Pairs side by side (96 px each) with their labels and distance."""
+    side, pad = 96, 18
+    pairs = pairs.head(per_sheet)
+    cols = 4
+    rows = (len(pairs) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * (2 * side + 12), max(1, rows) * (side + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, p in enumerate(pairs.itertuples(index=False)):
+        x, y = (k % cols) * (2 * side + 12), (k // cols) * (side + pad)
+        for m, i in enumerate((p.i, p.j)):
+            with Image.open(table["path"].iloc[i]) as im:
+                sheet.paste(ImageOps.fit(im.convert("RGB"), (side, side)), (x + m * side, y))
+        a, b = table.iloc[p.i], table.iloc[p.j]
+        draw.text((x, y + side + 2), f"{p.bits}b  {a.age}/{a.gender} vs {b.age}/{b.gender}", fill="black")
+    sheet.save(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--plant", type=int, default=1000, help="variants with every change drawn at random")
+    ap.add_argument("--alone", type=int, default=300, help="variants per change alone at its extreme")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sheets", default="", help="folder for contact sheets of the closest distinct pairs")
+    args = ap.parse_args(argv)
+
+    dataset = load_dataset(args.data)
+    table = dataset.table
+    n = len(table)
+    cache = Path(tempfile.mkdtemp(prefix="neardup-cache-"))
+    work = Path(tempfile.mkdtemp(prefix="neardup-planted-"))
+    try:
+        from facebench.data import decode
+
+        t0 = time.perf_counter()
+        decode(table, size=32, color="gray", cache_dir=cache)
+        decode_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hashes = image_hashes(table, cache_dir=cache)
+        hash_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        close_pairs(hashes, DEFAULT_BITS)
+        pair_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        image_hashes(table, cache_dir=cache)
+        close_pairs(hashes, DEFAULT_BITS)
+        warm_s = time.perf_counter() - t0
+        print(f"{n} faces: decode at 32 px {decode_s:.2f} s (cold, once); hashing faces and mirrors {hash_s:.2f} s "
+              f"({n / hash_s:,.0f} faces/s); pair search at {DEFAULT_BITS} bits {pair_s:.2f} s; second run "
+              f"(cached hashes + pair search) {warm_s:.2f} s")
+        scale = 23_700 / n
+        print(f"extrapolated to 23.7k faces (both grow about linearly): hashing {hash_s * scale:.1f} s, "
+              f"pair search {pair_s * scale:.1f} s")
+        own = close_pairs(hashes, max(THRESHOLDS))
+
+        kinds = [("all changes at random", None, args.plant)] + [
+            (f"{k} alone at its extreme", k, args.alone) for k in ("jpeg", "resize", "crop", "light", "mirror")]
+        recall = {}
+        for label, only, count in kinds:
+            folder = work / (only or "all")
+            folder.mkdir()
+            planted = plant(table, count, folder, args.seed, only)
+            hv = image_hashes(planted, cache_dir=False)
+            d = planted_distances(hashes[planted["source"].to_numpy()], hv)
+            recall[label] = {t: float(np.mean(d <= t)) for t in THRESHOLDS}
+            print(f"{label}: {len(d)} variants, distance median {np.median(d):.0f}, 99th pct "
+                  f"{np.percentile(d, 99):.0f}, max {d.max()}")
+
+        counts = own["bits"].value_counts().sort_index()
+        rows = []
+        for t in THRESHOLDS:
+            close = int((own["bits"] <= t).sum())
+            rows.append({"bits": t, **{f"recall: {k}": f"{v[t]:.1%}" for k, v in recall.items()},
+                         "close pairs": close, "per 1,000 faces": f"{close / n * 1000:.2f}"})
+        frame = pd.DataFrame(rows)
+        print(frame.to_markdown(index=False) if _has_tabulate() else frame.to_string(index=False))
+        print("pairs among the dataset's own faces at each distance:",
+              ", ".join(f"{int(b)}: {int(c)}" for b, c in counts.items()))
+        if args.sheets:
+            out = Path(args.sheets)
+            out.mkdir(parents=True, exist_ok=True)
+            for b in sorted(set(own["bits"])):
+                sub = own[own["bits"] == b].sort_values(["i", "j"])
+                contact_sheet(table, sub, out / f"pairs-{int(b):02d}bits.png")
+            print(f"contact sheets in {out}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -79,7 +79,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
@@ -231,6 +231,10 @@ def _folds(table, train, n_folds, seed):
         strata = np.zeros(len(train), dtype=int)
     if len(train) < 2 * n_folds:
         raise ValueError(f"{len(train)} training rows: too few for {n_folds}-fold cross-validation")
+    if "near_group" in sub and sub["near_group"].nunique() < len(sub):
+        # near-duplicate photos stay in one fold, so no face is judged by a model that saw its twin
+        cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        return list(cv.split(np.zeros(len(train)), strata, groups=sub["near_group"].to_numpy()))
     cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(train)), strata))
 

@@ -189,15 +189,15 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_explore(args) -> int:
-    from .data import load_dataset
+    from .data import find_near_duplicates, load_dataset
     from .reports import write_explore
 
     writable_dir(args.out, "--out")
-    dataset = load_dataset(args.data)
+    dataset = find_near_duplicates(load_dataset(args.data))  # as a run with the default keys finds them
     html = write_explore(dataset, args.out)
     a = dataset.audit
     print(f"found {a['found']}, used {a['used']}, skipped {len(a['skipped'])}; "
-          f"duplicates {len(a['duplicates'])}")
+          f"duplicates {len(a['duplicates'])}, near-duplicate groups {a['near_duplicates']['groups']}")
     print(f"wrote {html} and {Path(args.out) / layout.AUDIT_FILE}")
     return 0
 

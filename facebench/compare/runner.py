@@ -99,6 +99,8 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         splits, info["split"] = run_splits(table, trials=config["trials"], seed=config["seed"],
                                            test_size=config["test_size"], user_split=dataset.user_split)
         write_split(run_dir / layout.SPLIT_FILE, table, splits)
+        dataset.audit["split"] = info["split"]
+        write_json(run_dir / layout.AUDIT_FILE, dataset.audit)
         write_json(run_dir / layout.RUN_FILE, info)
         issues = _label_issues(run_dir, table, splits, config, previous_info, force, quiet)
         if issues is not None:

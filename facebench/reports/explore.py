@@ -86,6 +86,37 @@ def conflicting_duplicates(audit: dict, limit: int = MAX_CONFLICTS) -> list[list
     return groups[:limit] if limit else groups
 
 
+#: Near-duplicate groups shown as thumbnails (those whose labels disagree first; all are in audit.json).
+MAX_NEAR_GROUPS = 24
+
+
+def near_duplicate_faces(audit: dict, limit: int = MAX_NEAR_GROUPS) -> list[dict]:
+    """The near-duplicate groups as faces side by side with their labels, disagreeing groups first.
+
+    Each group: ``{"faces": [item, ...], "note": "2 bits apart; age spread 9 years"}``, an
+    item as :func:`conflicting_duplicates` makes them.
+    """
+    near = audit.get("near_duplicates") or {}
+    root = Path(str(audit.get("root") or ""))
+    groups = sorted(near.get("listed") or (), key=lambda g: (not (g.get("age_spread") or g.get("gender_conflict")),
+                                                                -(g.get("age_spread") or 0)))
+    cache: dict[str, str | None] = {}
+    out = []
+    for g in groups[:limit] if limit else groups:
+        faces = []
+        for name, age, gender in zip(g.get("files", []), g.get("ages", []), g.get("genders", [])):
+            path = root / name if audit.get("root") else Path(name)
+            faces.append({"thumb": thumbnail_uri(str(path), cache), "name": str(name),
+                          "line1": f"age {age}, {GENDERS.get(int(gender), '?')}", "line2": ""})
+        parts = [f"{g.get('max_bits', '?')} bits apart"]
+        if g.get("age_spread"):
+            parts.append(f"ages {g['age_spread']} years apart")
+        if g.get("gender_conflict"):
+            parts.append("genders disagree")
+        out.append({"faces": faces, "note": "; ".join(parts) + f"; {g.get('action', '')}"})
+    return out
+
+
 def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
     """Write ``out_dir/explore.html`` and ``out_dir/audit.json`` for a dataset.
 
@@ -138,6 +169,7 @@ def write_explore(dataset: Any, out_dir: str | os.PathLike[str]) -> Path:
         ]
     ctx["conflicts"] = conflicting_duplicates(audit)
     ctx["conflict_total"] = sum("disagree" in str(g.get("action", "")) for g in audit.get("duplicates") or ())
+    ctx["near_groups"] = near_duplicate_faces(audit)
     ctx["max_rows"] = MAX_AUDIT_ROWS
     ctx["generated"] = timestamp()
     from facebench import __version__

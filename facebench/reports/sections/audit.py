@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -16,7 +17,10 @@ from facebench.data.labels import GENDERS, RACES
 from facebench.reports.tables import MISSING, Cell, Column, Table, text_cell
 
 MAX_AUDIT_ROWS = 200
-_KNOWN = {"found", "used", "skipped", "duplicates", "not_used", "source", "root", "synthetic", "labels"}
+#: Rows a long list shows on the page (inside a closed <details>); every row is in tables/.
+FIRST_ROWS = 20
+_KNOWN = {"found", "used", "skipped", "duplicates", "not_used", "source", "root", "synthetic", "labels",
+          "near_duplicates", "split", "split_from_manifest"}
 
 
 def _code_name(names: dict[int, str], code: Any) -> str:
@@ -112,6 +116,16 @@ def audit_section(a: dict[str, Any]) -> dict[str, Any]:
         [[text_cell(" = ".join(str(x) for x in d.get("files", []))), text_cell(str(d.get("action", "")))] for d in dups],
         wrap=True,
     )
+    near = a.get("near_duplicates") if isinstance(a.get("near_duplicates"), dict) else {}
+    out["near"] = near_summary(near)
+    if near:
+        out["counts"].append(("near-duplicate groups", near.get("groups", MISSING) if near.get("max_bits", 0) >= 0
+                              else "not looked for"))
+    out["near_duplicates"] = near_duplicates_table(near)
+    out["split"] = split_summary(a.get("split"))
+    for key in ("skipped", "duplicates", "near_duplicates"):
+        out[f"{key}_head"] = replace(out[key], rows=out[key].rows[:FIRST_ROWS])
+    out["first_rows"] = FIRST_ROWS
     extra = {k: v for k, v in a.items() if k not in _KNOWN}
     if out["labels"] is None and a.get("labels"):
         extra["labels"] = a["labels"]
@@ -119,6 +133,64 @@ def audit_section(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def near_summary(near: dict) -> list[tuple[str, str]]:
+    """The near-duplicate search in a few lines ``(what, value)``; empty when the audit has none."""
+    if not near:
+        return []
+    if near.get("max_bits", 0) < 0:
+        return [("near-duplicates", "not looked for (data.near_duplicate_bits = -1)")]
+    lines = [("hash", str(near.get("hash", MISSING))), ("same photo at", f"at most {near.get('max_bits')} bits apart"),
+             ("groups", f"{near.get('groups', 0):,} ({near.get('faces', 0):,} faces)"),
+             ("labels disagree", f"{near.get('labels_disagree', 0):,} group(s): age differs in "
+                                 f"{near.get('age_disagree', 0):,}, gender in {near.get('gender_conflict', 0):,}"),
+             ("rule", "groups whose labels disagree are left out" if near.get("labels_rule") == "keep-none"
+              else "every face kept; each group on one side of every split")]
+    if near.get("excluded"):
+        lines.append(("left out", f"{near['excluded']:,} face(s)"))
+    return lines
+
+
+def near_duplicates_table(near: dict) -> Table:
+    """One row per near-duplicate group: its files and their labels side by side."""
+    rows = []
+    for g in near.get("listed") or ():
+        labels = "; ".join(f"{_age(a)} {_code_name(GENDERS, s)}" for a, s in zip(g.get("ages", []), g.get("genders", [])))
+        rows.append([text_cell(" ~ ".join(str(f) for f in g.get("files", []))), text_cell(labels),
+                     Cell(value=g.get("age_spread"), text=str(g.get("age_spread", MISSING))),
+                     text_cell("yes" if g.get("gender_conflict") else ""),
+                     Cell(value=g.get("max_bits"), text=str(g.get("max_bits", MISSING))),
+                     text_cell(str(g.get("action", "")))])
+    cols = [Column("files", "Files"), Column("labels", "Labels (age, gender)"), Column("age_spread", "Age spread", True),
+            Column("gender_conflict", "Gender conflict"), Column("bits", "Bits apart", True), Column("action", "Action")]
+    note = ""
+    if near.get("groups", 0) > len(rows):
+        note = f"The first {len(rows):,} of {near['groups']:,} groups (audit.json lists no more)."
+    return Table("audit_near_duplicates", "Near-duplicate photos (re-encoded, resized or mirrored copies)", cols,
+                 rows, note=note, wrap=True)
+
+
+def split_summary(split: Any) -> list[tuple[str, str]]:
+    """How the run's splits were made (audit.json's ``split``), in lines ``(what, value)``."""
+    if not isinstance(split, dict):
+        return []
+    lines = [("split", str(split.get("description") or split.get("rule", MISSING)))]
+    straddle = split.get("straddling_groups")
+    if isinstance(straddle, dict) and straddle:
+        total = sum(int(v) for v in straddle.values())
+        if split.get("rule") == "user":
+            text = ("none" if not total else
+                    ", ".join(f"trial {t}: {int(v)}" for t, v in straddle.items()) + " (the split is used as given)")
+            lines.append(("near-duplicate groups on both sides", text))
+        else:
+            lines.append(("near-duplicate groups on both sides", "none" if not total else f"{total}"))
+    return lines
+
+
+def _age(value: Any) -> str:
+    return str(value) if value is not None else MISSING
+
+
 def audit_tables(section: dict[str, Any]) -> list[Table]:
     """The exportable tables of an audit section."""
-    return [section[k] for k in ("labels", "reasons", "skipped", "duplicates", "not_used") if section.get(k) is not None]
+    return [section[k] for k in ("labels", "reasons", "skipped", "duplicates", "near_duplicates", "not_used")
+            if section.get(k) is not None]

@@ -247,7 +247,9 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
 def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame, config: dict, run_dir: str) -> str:
     """Train one CNN (both heads) on the unit's training rows; predict its test rows."""
     from ..cnn import fit
+    from ..cnn.device import say_device_once, training_device
 
+    say_device_once()  # the GPU when TensorFlow sees one
     stack = np.load(images["file"], mmap_mode="r") if "file" in images else images["array"]
     train, test = unit["train"], unit["test"]
     params = cnn_overrides(config, unit["cnn"])
@@ -266,6 +268,7 @@ def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame
     n = len(train) + len(test)
     timing = _timing(unit, n_train=len(train), n_test=len(test), decode_s=decode_s * n, features_s=0.0,
                      fit_s=fit_s, predict_s=predict_s)
+    timing["device"] = training_device()
 
     def write_model(folder: Path) -> None:
         fitted.save(folder / layout.CNN_MODEL)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .console import CONSOLE, shown_on_stderr
 from .errors import UserError
 from .io import writable_dir
 from .rundir import layout
@@ -27,7 +28,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     handler = _console_logging(verbose=getattr(args, "verbose", False))
     try:
-        return _dispatch(args)
+        with shown_on_stderr():  # what the jobs below say to the person at the terminal
+            return _dispatch(args)
     finally:
         logging.getLogger("facebench").removeHandler(handler)
 
@@ -270,9 +272,21 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .compare.predict import predict_cli
-
     return predict_cli(args.run_dir, args.images, models=args.model, detect=args.detect)
+
+
+def predict_cli(run_dir, images, models=None, detect: bool | None = None) -> int:
+    """Print ``facebench predict``'s JSON lines on stdout, warnings and errors on stderr; the exit status."""
+    from .compare.predict import predict_files
+
+    failed = 0
+    for stream, text in predict_files(run_dir, images, models=models, detect=detect):
+        if stream == "out":
+            print(text, flush=True)
+        else:
+            failed += stream == "error"
+            print(f"facebench predict: {stream}: {text}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 def _cmd_explain(args) -> int:
@@ -294,22 +308,33 @@ def _cmd_models(args) -> int:
     if args.params:
         return _model_params(args.params)
     from .baselines import MODEL_TASKS, describe
-    from .baselines.registry import TYPICAL_FIT_S_5K
+    from .baselines.model_times import LIBRARY_NAMES, typical_times
+    from .baselines.svm_backend import resolve
     from .cnn import cnn_names
     from .cnn import describe as describe_cnn
 
     rows = [describe(name) for name in MODEL_TASKS] + [{**describe_cnn(n), "name": f"cnn:{n}"} for n in cnn_names()]
-    # measured on the 5k subset (benchmarks/RESULTS.md); the default CNN per epoch, from a quick run
-    fits = {name: f"{s:.0f} s" for name, s in TYPICAL_FIT_S_5K.items()} | {"cnn:default": "8 s/epoch"}
+    here = resolve("auto")  # the library this machine fits the RBF SVMs with
+    times = {}
+    for r in rows:
+        measured = typical_times(r["name"], here)
+        library = ("TensorFlow" if r["name"].startswith("cnn:") else LIBRARY_NAMES[here]
+                   if r.get("estimator") in ("svm", "svr") else LIBRARY_NAMES["sklearn"])
+        times[r["name"]] = (f"{measured[1]:.1f} / {measured[2]:.2f} s" if measured else "-", library)
+    # the default CNN per epoch on the 5k subset's training faces (benchmarks/RESULTS.md)
+    times["cnn:default"] = ("8 s/epoch", "TensorFlow")
     width = max(len(r["name"]) for r in rows)
-    print(f"{'name':<{width}}  {'tasks':<7}  {'input':<10}  {'fit (5k)':>9}  what it is")
+    print(f"{'name':<{width}}  {'tasks':<7}  {'input':<10}  {'fit / predict (5k)':>18}  {'fitted by':<12}  what it is")
     for r in rows:
         tasks = "+".join(r["tasks"]) if len(r["tasks"]) < 2 else "both"
         size = f"{r['image_size']}px " if r.get("image_size") else ""
+        shown, library = times[r["name"]]
         print(f"{r['name']:<{width}}  {tasks:<7}  {size + (r.get('color') or 'gray'):<10}  "
-              f"{fits.get(r['name'], '-'):>9}  {r['summary']}")
-    print("fit (5k): seconds to fit on the 3,977 training faces of the 5k UTKFace subset, 2 cores "
-          "(benchmarks/RESULTS.md).\nCNNs go in models.cnn without the 'cnn:' prefix; classical models in "
+              f"{shown:>18}  {library:<12}  {r['summary']}")
+    print("fit / predict (5k): median seconds to fit (tuning included) on the 3,977 training faces of the 5k "
+          "UTKFace subset and to predict its 1,000 test faces, features aside, one core of 2 (AMD EPYC; "
+          f"benchmarks/RESULTS.md). fitted by: the library; RBF SVMs by {LIBRARY_NAMES[here]} on this machine "
+          "(config key svm_backend).\nCNNs go in models.cnn without the 'cnn:' prefix; classical models in "
           "models.gender / models.age.")
     return 0
 
@@ -359,6 +384,7 @@ def _console_logging(verbose: bool) -> logging.Handler:
     handler = logging.StreamHandler()
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.setFormatter(_OneLine())
+    handler.addFilter(lambda record: record.name != CONSOLE.name)  # shown by shown_on_stderr, once
     logger = logging.getLogger("facebench")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

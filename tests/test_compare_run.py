@@ -279,7 +279,7 @@ def test_run_takes_a_partial_config(faces, tmp_path):
 
 def test_a_colour_model_gets_rgb_faces_in_the_run_and_in_predict(faces, tmp_path, capsys):
     from facebench.baselines import TRUSTED_TYPES
-    from facebench.compare.predict import predict_cli
+    from facebench.cli import predict_cli
     from facebench.rundir.saved import load_classical
 
     config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=['hog+lbp+color+svm']",

@@ -1,4 +1,5 @@
-"""The run and sweep directories are spelled in one place: ``facebench.rundir``.
+"""Two rules of the house, checked on the source: the run and sweep directories are spelled in one place
+(``facebench.rundir``), and only the command line prints.
 
 A file name of either directory written as a string literal anywhere else in the package
 (outside docstrings) fails here: the code must use the names ``rundir`` defines, so that a
@@ -79,3 +80,24 @@ def test_the_check_finds_a_literal():
 def test_no_run_or_sweep_file_is_spelled_outside_rundir(path):
     uses = literal_uses(path.read_text(encoding="utf-8"))
     assert not uses, f"{path.relative_to(PACKAGE)} spells {uses}: use the names of facebench.rundir"
+
+
+# ---- the command line prints; nothing below it does -------------------------------------
+
+
+def prints(source: str) -> list[int]:
+    """Lines of ``source`` that call ``print``."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print"]
+
+
+def test_the_print_check_finds_a_print():
+    assert prints("def f():\n    x = 1\n    print(x)\n") == [3]
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if p.name != "cli.py"),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_command_line_prints(path):
+    lines = prints(path.read_text(encoding="utf-8"))
+    assert not lines, (f"{path.relative_to(PACKAGE)} prints on lines {lines}: say it through "
+                       "facebench.console.say (or return it) and let the command line print")

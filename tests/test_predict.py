@@ -28,7 +28,7 @@ def _lines(text):
 
 def test_one_real_face(tiny_run, photos, capsys):
     from facebench.compare.loading import default_models
-    from facebench.compare.predict import predict_cli
+    from facebench.cli import predict_cli
 
     assert predict_cli(tiny_run, [photos / "astronaut.jpg"]) == 0
     rows = _lines(capsys.readouterr().out)
@@ -51,7 +51,7 @@ def test_one_real_face(tiny_run, photos, capsys):
 
 
 def test_no_face_and_corrupt_file(tiny_run, photos, capsys):
-    from facebench.compare.predict import predict_cli
+    from facebench.cli import predict_cli
 
     files = [photos / "coffee.png", photos / "corrupt.jpg", photos / "missing.jpg", photos / "astronaut.jpg"]
     assert predict_cli(tiny_run, files, models=["hog+ridge"]) == 1  # some files failed, the others ran
@@ -72,7 +72,7 @@ def test_no_face_and_corrupt_file(tiny_run, photos, capsys):
 @pytest.mark.parametrize("detect", [None, False])
 def test_a_cropped_face_is_used_whole(tiny_run, capsys, detect):
     from facebench.baselines import TRUSTED_TYPES, predict_outputs
-    from facebench.compare.predict import predict_cli
+    from facebench.cli import predict_cli
     from facebench.data import to_face_array
     from facebench.data.faces import read_image
     from facebench.rundir.saved import load_classical
@@ -92,7 +92,7 @@ def test_a_cropped_face_is_used_whole(tiny_run, capsys, detect):
 
 
 def test_a_training_face_is_flagged(tiny_run, capsys):
-    from facebench.compare.predict import predict_cli
+    from facebench.cli import predict_cli
 
     split = pd.read_csv(tiny_run / "split.csv")
     path = split[split["part"] == "train"]["path"].iloc[0]
@@ -102,7 +102,7 @@ def test_a_training_face_is_flagged(tiny_run, capsys):
 
 def test_model_and_run_errors(tiny_run, photos, tmp_path, capsys):
     from facebench.cli import main
-    from facebench.compare.predict import predict_cli
+    from facebench.cli import predict_cli
 
     with pytest.raises(UserError, match=r"unknown model 'hog\+svm'.*cnn-default.*hog\+linsvm"):
         predict_cli(tiny_run, [photos / "astronaut.jpg"], models=["hog+svm"])
@@ -132,7 +132,7 @@ def test_chip_geometry():
 
 @pytest.mark.parametrize("photo", ["astronaut.jpg", "chip"])
 def test_predict_and_explain_give_the_same_numbers(tiny_run, photos, capsys, photo):
-    from facebench.compare.predict import predict_cli
+    from facebench.cli import predict_cli
     from facebench.compare.views import explain_image
     from facebench.data.faces import read_image
 

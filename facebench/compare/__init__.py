@@ -16,6 +16,7 @@ def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int
     """
     from pathlib import Path
 
+    from ..console import say
     from ..data import synthesize
     from ..data.cache import default_cache_dir
     from ..data.scan import SYNTHETIC_MARKER
@@ -23,7 +24,7 @@ def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int
     faces = default_cache_dir() / "synthetic" / f"n{n}-seed{seed}"
     if not (faces / SYNTHETIC_MARKER).exists():
         if not quiet:
-            print(f"drawing {n} synthetic faces into {faces} ...")
+            say(f"drawing {n} synthetic faces into {faces} ...")
         synthesize(faces, n=n, seed=seed)
     config = load_config(preset="quick", data=faces, out=Path(out))
     run_dir = run(config, force=force, quiet=quiet, command=f"facebench demo --out {out} --n {n}")

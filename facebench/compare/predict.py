@@ -1,7 +1,7 @@
 """Predict age and gender for the faces in photos with a run's trained models.
 
 ``facebench predict --run RUN_DIR [--model NAME ...] [--detect | --no-detect] IMAGE...``
-calls :func:`predict_cli`. Each image is read safely (:func:`facebench.data.faces.read_image`),
+calls :func:`predict_files` and prints what it yields. Each image is read safely (:func:`facebench.data.faces.read_image`),
 its faces found and cropped as UTKFace's chips are (:func:`facebench.data.faces.face_crops`;
 an image that already looks like a chip is used whole, as ``facebench explain`` does),
 and one JSON line per face is printed with every chosen model's outputs::
@@ -29,7 +29,6 @@ read, or for a bad run directory or model name.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +39,7 @@ from ..rundir import layout
 from ..rundir.read import read_split
 from .loading import choose_models, load_model
 
-__all__ = ["predict_cli", "predict_image", "training_names"]
+__all__ = ["predict_files", "predict_image", "training_names"]
 
 
 def training_names(run_dir) -> tuple[set[str], set[str]]:
@@ -75,10 +74,14 @@ def predict_image(image_rgb, models, detect: bool | None = None) -> list[dict]:
     return rows
 
 
-def predict_cli(run_dir, images, models=None, detect: bool | None = None, stdout=None, stderr=None) -> int:
-    """``facebench predict``: one JSON line per face on stdout (see the module docstring)."""
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
+def predict_files(run_dir, images, models=None, detect: bool | None = None):
+    """``facebench predict``'s answers, as ``(stream, text)`` pairs for the command line to print.
+
+    ``("out", JSON line)`` for each face found (or one line saying no face was found),
+    ``("warning", text)`` and ``("error", text)`` for what goes to stderr: an image that
+    cannot be read is an error and the others go on. Raises :class:`UserError` when no
+    image is given, when the only image cannot be read, or when none can.
+    """
     images = [Path(p) for p in images]
     if not images:
         raise UserError("no images given")
@@ -89,8 +92,8 @@ def predict_cli(run_dir, images, models=None, detect: bool | None = None, stdout
         model = load_model(name, available[name])
         model.fraction_note = not available[name]["largest"]
         if model.fraction_note:
-            print(f"facebench predict: warning: {name}: no whole model on the largest training set; "
-                  f"answering with the one trained on fraction {model.fraction:g}", file=stderr)
+            yield "warning", (f"{name}: no whole model on the largest training set; "
+                              f"answering with the one trained on fraction {model.fraction:g}")
         loaded.append(model)
     train_paths, train_names = training_names(run_dir)
     failed = 0
@@ -101,21 +104,19 @@ def predict_cli(run_dir, images, models=None, detect: bool | None = None, stdout
             if len(images) == 1:
                 raise UserError(f"{path}: {exc}") from None
             failed += 1
-            print(f"facebench predict: error: {path}: {exc}", file=stderr, flush=True)
+            yield "error", f"{path}: {exc}"
             continue
         rows = predict_image(image, loaded, detect=detect)
         if not rows:
             message = ("no face found (OpenCV's Haar cascade finds upright frontal faces); "
                        "if the image is already a cropped face, use --no-detect")
-            print(json.dumps({"file": str(path), "faces": 0, "message": message}), file=stdout, flush=True)
+            yield "out", json.dumps({"file": str(path), "faces": 0, "message": message})
             continue
         seen = str(path.resolve()) in train_paths or path.name in train_names
         for row in rows:
             line = {"file": str(path), **row}
             if seen:
                 line["training_face"] = True
-            print(json.dumps(line), file=stdout)
-        stdout.flush()
+            yield "out", json.dumps(line)
     if failed == len(images):
         raise UserError(f"none of the {len(images)} images could be read")
-    return 1 if failed else 0

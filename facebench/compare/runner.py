@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ import pandas as pd
 from .. import __version__
 from ..data import find_near_duplicates, load_dataset, run_splits, subsample, write_split
 from ..data.manifest_split import check_manifest_split
+from ..console import say
 from ..errors import UserError
 from ..io import atomic_write_text, writable_dir, write_json
 from ..rundir import layout, lock, saved, units
@@ -104,10 +104,10 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         write_json(run_dir / layout.RUN_FILE, info)
         issues = _label_issues(run_dir, table, splits, config, previous_info, force, quiet)
         if issues is not None:
-            from .labels import DETECTOR_MODEL, detector_name
+            from .labels import detector_choice, detector_model, detector_name
 
             info["label_errors"] = {"mode": config["data"]["label_errors"], "trials": sorted(splits),
-                                    "detector": detector_name(config), "model": DETECTOR_MODEL}
+                                    "detector": detector_name(config), "model": detector_model(detector_choice(config))}
         planned = plan_units(config, table, splits, issues)
         saved.write_models_table(run_dir, models_table(config))
         todo = _units_to_run(run_dir, planned, config, previous, force)
@@ -127,8 +127,7 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         info["finished"] = _now()
         info["failed_units"] = failures
         write_json(run_dir / layout.RUN_FILE, info)
-        if not quiet:
-            print(summary_table(results["metrics"], results["timings"]))
+        _say(quiet, summary_table(results["metrics"], results["timings"]))
         if failures:
             raise UnitsFailed(failures, run_dir)
         return run_dir
@@ -533,7 +532,7 @@ def log_to(path: Path) -> logging.Handler:
 
 def _say(quiet: bool, message: str) -> None:
     if not quiet:
-        print(message, file=sys.stderr, flush=True)
+        say(message)
 
 
 def _now() -> str:

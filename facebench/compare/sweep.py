@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..console import say
 from ..errors import UserError
 from ..io import atomic_write_text, writable_dir
 from ..machine import cpu_name, usable_cores
@@ -140,7 +140,7 @@ def _sweep(config, out, *, quiet, command):
     info["finished"] = _now()
     points = _write_outputs(out, study, config, base_values, info)
     if not quiet:
-        print(summary(points, config), file=sys.stderr)
+        say(summary(points, config))
     return out
 
 
@@ -400,7 +400,7 @@ def _read_info(out: Path) -> dict:
 
 def _say(quiet: bool, message: str) -> None:
     if not quiet:
-        print(message, file=sys.stderr, flush=True)
+        say(message)
 
 
 def _now() -> str:

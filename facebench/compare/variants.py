@@ -51,15 +51,21 @@ def build_classical(config: dict, name: str, task: str, random_state=None, n_job
     Its RBF SVC / SVR heads (registry, variant or registered model alike) are fitted by
     the run's ``svm_backend`` (:mod:`facebench.baselines.svm_backend`).
     """
+    return build_model(classical_base(config, name), classical_params(config, name), task, svm_backend(config),
+                       random_state=random_state, n_jobs=n_jobs)
+
+
+def build_model(base: str, params: dict, task: str, backend: str, random_state=None, n_jobs=None):
+    """A fresh, unfitted pipeline: registry model ``base`` with ``params`` set (full scikit-learn
+    names; each taken out of the base's search), its RBF SVMs fitted by ``backend``."""
     from ..baselines import make_model
     from ..baselines.svm_backend import use_backend
 
-    model = make_model(classical_base(config, name), task, random_state=random_state, n_jobs=n_jobs)
-    params = classical_params(config, name)
+    model = make_model(base, task, random_state=random_state, n_jobs=n_jobs)
     if params:
         model.set_params(**_as_values(params))
         _untune(model, params)
-    return use_backend(model, svm_backend(config))
+    return use_backend(model, backend)
 
 
 def svm_backend(config: dict) -> str:

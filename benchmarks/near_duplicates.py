@@ -159,7 +159,7 @@ def main(argv=None) -> int:
             rows.append({"bits": t, **{f"recall: {k}": f"{v[t]:.1%}" for k, v in recall.items()},
                          "close pairs": close, "per 1,000 faces": f"{close / n * 1000:.2f}"})
         frame = pd.DataFrame(rows)
-        print(frame.to_markdown(index=False) if _has_tabulate() else frame.to_string(index=False))
+        print(markdown(frame))
         print("pairs among the dataset's own faces at each distance:",
               ", ".join(f"{int(b)}: {int(c)}" for b, c in counts.items()))
         if args.sheets:
@@ -175,12 +175,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a markdown table (for benchmarks/RESULTS.md)."""
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ HOG + LBP + colour features of ``hog+lbp+color+svm``):
 
 Usage::
 
-    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5] [--filter threshold] [--threshold 0.4]
+    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5] [--filter threshold] [--threshold 0.4] [--detector hog+lbp+color|dlib128]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.compare.config import resolve
-from facebench.compare.labels import GENDER_THRESHOLD, detector_features, suspect_labels
+from facebench.compare.labels import GENDER_THRESHOLD, detector_choice, detector_features, suspect_labels
 from facebench.data import load_dataset, make_split
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface-5k"
@@ -42,6 +42,8 @@ def main(argv=None) -> None:
                     help="'threshold' (the default rule) or a cleanlab filter_by such as prune_by_noise_rate")
     ap.add_argument("--threshold", type=float, default=GENDER_THRESHOLD, help="self-confidence cut of 'threshold'")
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds of the detector (default 5)")
+    ap.add_argument("--detector", default="hog+lbp+color", choices=["hog+lbp+color", "dlib128", "auto"],
+                    help="the detector's features (data.label_detector; default: %(default)s)")
     ap.add_argument("--time-rows", type=int, default=0,
                     help="also time the detection on this many rows (the faces tiled, features jittered), "
                          "e.g. 23700 for the full UTKFace's size")
@@ -49,14 +51,14 @@ def main(argv=None) -> None:
 
     t = time.perf_counter()
     table = load_dataset(args.data).table.reset_index(drop=True)
-    config = resolve({"preset": "standard", "data": {"path": args.data}})
+    config = resolve({"preset": "standard", "data": {"path": args.data, "label_detector": args.detector}})
     features = detector_features(table, config)
     feat_s = time.perf_counter() - t
     train, test = make_split(table, seed=args.seed, test_size=0.2)
     print(f"{len(table)} faces ({len(train)} train, {len(test)} test), features {features.shape[1]} "
           f"({feat_s:.1f} s with scan and decode; cached after the first run)")
     opts = {"seed": args.seed, "n_jobs": args.n_jobs, "gender_filter": args.filter, "gender_threshold": args.threshold,
-            "n_folds": args.folds}
+            "n_folds": args.folds, "features_name": detector_choice(config)}
 
     t, cpu = time.perf_counter(), time.process_time()
     clean = suspect_labels(features, table, train, test_rows=test, **opts)

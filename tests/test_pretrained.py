@@ -190,3 +190,119 @@ def test_real_faces_separate_gender(utkface):
     X = DlibDescriptor().transform(decode(table, size=INPUT_SIZE, color="rgb"))
     accuracy = cross_val_score(LogisticRegression(max_iter=2000), X, table["gender"].to_numpy(), cv=4).mean()
     assert accuracy >= 0.8, accuracy
+
+
+# --------------------------------------------------------------------------- a run with the family
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(tmp_path_factory):
+    """A run on 40 synthetic faces: a hand-crafted and a pretrained model per task, no CNN."""
+    _dlib()
+    from facebench.cli import main
+    from facebench.data import synthesize
+
+    faces = tmp_path_factory.mktemp("pre-faces")
+    synthesize(faces, n=40, seed=3, size=96)
+    out = tmp_path_factory.mktemp("pre-run") / "run"
+    argv = ["run", "--data", str(faces), "--preset", "quick", "--out", str(out), "-q",
+            "--set", "models.gender=['hog+linsvm','dlib128+logreg']", "--set", "models.age=['hog+ridge','dlib128+ridge']",
+            "--set", "models.cnn=[]", "--set", "fractions=[1.0]", "--set", "bootstrap=100", "--set", "n_jobs=1"]
+    assert main(argv) == 0
+    return out, faces
+
+
+def test_run_report_names_three_families_and_the_embedding_cost(pretrained_run):
+    import html
+    import re
+
+    from facebench.rundir import saved
+    from facebench.rundir.read import read_run
+
+    out, _ = pretrained_run
+    table = saved.read_models_table(out)
+    row = table[table["name"] == "dlib128+ridge"].iloc[0]
+    assert row["family"] == "learned elsewhere" and int(row["image_size"]) == 160
+    run = read_run(out)
+    assert run.family("dlib128+logreg") == "learned elsewhere"
+    text = html.unescape(re.sub(r"<[^>]+>", " ", (out / "report.html").read_text()))
+    for task in ("Age", "Gender"):
+        verdict = re.search(task + r", by family: [^.]*\.[^.]*\.[^.]*\.", text)
+        assert verdict, task
+        assert "learned elsewhere (pretrained)" in verdict.group(0) and "hand-crafted" in verdict.group(0)
+        assert "paired test of" in text
+    assert "Features is the one-off embedding" in text
+
+
+def test_run_views_predict_and_explain(pretrained_run, tmp_path, capsys):
+    import json
+
+    from facebench.cli import main
+    from facebench.rundir.views import read_views
+
+    out, faces = pretrained_run
+    views = read_views(out)
+    assert views.meta["pretrained"]["name"] in ("dlib128+logreg", "dlib128+ridge")
+    n = len(views.meta["faces"])
+    assert views.arrays["pretrained_chip"].shape == (n, 150, 150, 3)
+    assert views.arrays["pretrained_marks"].shape == (n, 5, 2)
+    face = sorted(faces.glob("*.jpg"))[0]
+    capsys.readouterr()
+    assert main(["predict", "--run", str(out), "--model", "dlib128+logreg", "--model", "dlib128+ridge", str(face)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert set(line["models"]["dlib128+logreg"]) == {"p_female", "gender"} and "age" in line["models"]["dlib128+ridge"]
+    png = tmp_path / "explain.png"
+    assert main(["explain", "--run", str(out), str(face), "--out", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+
+
+def test_predict_without_the_extra_says_what_to_install(pretrained_run, monkeypatch, capsys):
+    import facebench.pretrained.descriptor as descriptor
+    from facebench.cli import main
+
+    out, faces = pretrained_run
+    monkeypatch.setattr(descriptor, "available", lambda: False)
+    face = sorted(faces.glob("*.jpg"))[0]
+    code = main(["predict", "--run", str(out), "--model", "dlib128+logreg", str(face)])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'facebench[pretrained]'" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- the label detector
+
+
+def test_label_detector_key(monkeypatch):
+    import facebench.pretrained.descriptor as descriptor
+    from facebench.compare.config import resolve
+    from facebench.compare.labels import detector_choice, detector_name
+
+    monkeypatch.setattr(descriptor, "available", lambda: True)
+    auto = resolve({"preset": "standard"})
+    assert auto["data"]["label_detector"] == "auto" and detector_choice(auto) == "dlib128"
+    assert detector_name(auto).startswith("dlib128 pca128 svc")
+    hand = resolve({"preset": "standard", "data": {"label_detector": "hog+lbp+color"}})
+    assert detector_name(hand).startswith("hog+lbp+color pca256 svc")
+    with pytest.raises(UserError, match="data.label_detector"):
+        resolve({"preset": "standard", "data": {"label_detector": "cnn"}})
+    monkeypatch.setattr(descriptor, "available", lambda: False)
+    assert detector_choice(resolve({"preset": "standard"})) == "hog+lbp+color"
+    with pytest.raises(UserError, match="pip install 'facebench\\[pretrained\\]'"):
+        resolve({"preset": "standard", "data": {"label_detector": "dlib128"}})
+
+
+def test_label_detector_on_descriptors_names_itself():
+    import pandas as pd
+
+    from facebench.compare.labels import suspect_labels
+
+    rng = np.random.default_rng(0)
+    n = 120
+    gender = np.arange(n) % 2
+    features = rng.normal(size=(n, 128)).astype(np.float32) + gender[:, None] * 1.5
+    table = pd.DataFrame({"image_id": [f"f{i}" for i in range(n)], "path": [f"f{i}.jpg" for i in range(n)],
+                          "age": 20 + (np.arange(n) % 40), "gender": gender})
+    table.loc[[3, 8], "gender"] = 1 - table.loc[[3, 8], "gender"]  # two planted flips
+    issues = suspect_labels(features, table, np.arange(100), test_rows=np.arange(100, n), seed=0, n_folds=3,
+                            features_name="dlib128", tasks=("gender",))
+    assert set(issues["detector"]) == {"dlib128 pca128 svc, self-confidence < 0.4"}
+    assert {"f3", "f8"} <= set(issues.loc[issues["part"] == "train", "image_id"])

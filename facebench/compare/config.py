@@ -47,13 +47,15 @@ DEFAULTS: dict = {
     # label_gender_threshold: a gender label is suspected when the detector's out-of-fold
     # probability of it is below this; an age label when |given - predicted| exceeds both
     # label_age_k robust standard deviations (at that predicted age) and label_age_min_years
+    # label_detector: the detector's features: "hog+lbp+color", "dlib128" (dlib's pretrained
+    # descriptor, the pretrained extra) or "auto" (dlib128 where the extra is installed)
     # exclude: a CSV (e.g. a reviewed label_issues.csv) whose image_id column lists files to leave out
     # near_duplicate_bits: faces whose perceptual hashes (mirror included) differ by at most this many
     # of 64 bits are one photo, kept whole on one side of every split; -1: not looked for
     # near_duplicate_labels: a near-duplicate group whose labels disagree is kept ("keep-all") or
     # left out ("keep-none"), as exact duplicates with disagreeing labels are
     "data": {"path": "", "max_images": 0, "label_errors": "keep", "label_gender_threshold": 0.4,
-             "label_age_k": 3.0, "label_age_min_years": 5.0, "exclude": "",
+             "label_age_k": 3.0, "label_age_min_years": 5.0, "label_detector": "auto", "exclude": "",
              "near_duplicate_bits": 2, "near_duplicate_labels": "keep-all"},
     "features": {"image_size": 64, "color": "gray"},
     "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []},
@@ -230,6 +232,7 @@ def validate(config: dict) -> dict:
     c["fractions"] = sorted({float(f) if isinstance(f, float) else int(f) for f in fr}, key=float)
     need(c["data"]["label_errors"] in LABEL_ERRORS, "data.label_errors", c["data"]["label_errors"],
          " | ".join(repr(m) for m in LABEL_ERRORS))
+    _check_label_detector(c["data"]["label_detector"])
     for key, ok, allowed in (("label_gender_threshold", lambda v: 0 < v < 1, "a probability in (0, 1), e.g. 0.4"),
                              ("label_age_k", lambda v: v > 0, "a number of robust standard deviations > 0, e.g. 3"),
                              ("label_age_min_years", lambda v: v >= 0, "a number of years >= 0, e.g. 5")):
@@ -285,6 +288,17 @@ def _check_svm_backend(value) -> None:
         resolve(value)
     except ValueError as exc:
         raise UserError(f"config key 'svm_backend' = {value!r} is invalid here: {exc}") from None
+
+
+def _check_label_detector(value) -> None:
+    from .labels import LABEL_DETECTORS, detector_model
+    from ..baselines.registry import check_available
+
+    if value not in LABEL_DETECTORS:
+        raise UserError(f"config key 'data.label_detector' = {value!r} is invalid: expected "
+                        + " | ".join(repr(d) for d in LABEL_DETECTORS))
+    if value != "auto":
+        check_available(detector_model(value))
 
 
 def _check_models(c: dict, need) -> None:

@@ -95,14 +95,42 @@ DETECTOR_MODEL = "hog+lbp+color+svm"
 GENDER_THRESHOLD = 0.4
 
 
-def gender_detector(gender_filter: str = "threshold", threshold: float = GENDER_THRESHOLD) -> str:
-    """The gender detector's name as the ``detector`` column gives it: model and rule."""
+#: ``data.label_detector`` -> the registry model whose features the detector uses, and how its
+#: PCA is named ("auto": dlib128 where the pretrained extra is installed, else hog+lbp+color).
+DETECTOR_MODELS = {"hog+lbp+color": DETECTOR_MODEL, "dlib128": "dlib128+svm"}
+_REDUCED = {"hog+lbp+color": "pca256", "dlib128": "pca128"}
+LABEL_DETECTORS = ("auto", *DETECTOR_MODELS)
+
+
+def detector_choice(config: dict) -> str:
+    """The detector's features for a run: ``data.label_detector``, with "auto" resolved."""
+    choice = config["data"].get("label_detector", "auto")
+    if choice == "auto":
+        from ..pretrained import descriptor
+
+        return "dlib128" if descriptor.available() else "hog+lbp+color"
+    return choice
+
+
+def detector_model(choice: str) -> str:
+    """The registry model whose features a detector (``hog+lbp+color`` or ``dlib128``) uses."""
+    return DETECTOR_MODELS[choice]
+
+
+def gender_detector(gender_filter: str = "threshold", threshold: float = GENDER_THRESHOLD,
+                    features: str = "hog+lbp+color") -> str:
+    """The gender detector's name as the ``detector`` column gives it: features, model and rule."""
     rule = f"self-confidence < {threshold:g}" if gender_filter == "threshold" else f"cleanlab {gender_filter}"
-    return f"hog+lbp+color pca256 svc, {rule}"
+    return f"{features} {_REDUCED[features]} svc, {rule}"
+
+
+def age_detector(features: str = "hog+lbp+color") -> str:
+    """The age detector's name as the ``detector`` column gives it."""
+    return f"{features} {_REDUCED[features]} svr, residual"
 
 
 GENDER_DETECTOR = gender_detector()
-AGE_DETECTOR = "hog+lbp+color pca256 svr, residual"
+AGE_DETECTOR = age_detector()
 PCA_COMPONENTS = 256
 #: On the 5k subset, C in {1, 3, 10} and 128 / 256 / 400 components recovered planted gender
 #: flips alike (recall 75-77 % with cleanlab's default filter): the detector's own error
@@ -130,9 +158,10 @@ def detector_features(table: pd.DataFrame, config: dict) -> np.ndarray:
     from ..baselines.transformers import HFlipPairs
     from .units import prepare_features
 
-    info = prepare_features(table, config, [{"model": DETECTOR_MODEL, "tasks": ("gender",)}])[DETECTOR_MODEL]
+    model = detector_model(detector_choice(config))
+    info = prepare_features(table, config, [{"model": model, "tasks": ("gender",)}])[model]
     features = np.load(info["file"], mmap_mode="r")
-    if isinstance(feature_step(DETECTOR_MODEL, "gender"), HFlipPairs):  # [face, mirror image]
+    if isinstance(feature_step(model, "gender"), HFlipPairs):  # [face, mirror image]
         features = features[:, : features.shape[1] // 2]
     return np.asarray(features)
 
@@ -144,7 +173,8 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
                    n_folds: int = 5, age_k: float = 3.0, age_min_years: float = 5.0,
                    gender_filter: str = "threshold", gender_threshold: float = GENDER_THRESHOLD,
                    max_fit_rows: int = 6000,
-                   tasks=("gender", "age"), n_jobs=1, svm_backend: str = "auto") -> pd.DataFrame:
+                   tasks=("gender", "age"), n_jobs=1, svm_backend: str = "auto",
+                   features_name: str = "hog+lbp+color") -> pd.DataFrame:
     """Faces of one split whose gender or age label the training part doubts.
 
     Parameters
@@ -177,9 +207,11 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
         ``"gender"``, ``"age"`` or both.
     n_jobs : int
         Folds fitted in parallel (joblib).
-
     svm_backend : {"auto", "onedal", "libsvm"}
         The library of the SVC and SVR (:mod:`facebench.baselines.svm_backend`).
+    features_name : {"hog+lbp+color", "dlib128"}
+        What ``features`` are, for the ``detector`` column.
+
     Returns
     -------
     issues : DataFrame
@@ -205,9 +237,10 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
     frames = []
     if do_gender:
         frames.append(_gender_issues(table, train, test, gender[train], pred["gender"], pred["gender_test"],
-                                     gender_filter, gender_threshold, trial))
+                                     gender_filter, gender_threshold, trial, features_name))
     if do_age:
-        frames.append(_age_issues(table, train, test, age, pred["age"], pred["age_test"], age_k, age_min_years, trial))
+        frames.append(_age_issues(table, train, test, age, pred["age"], pred["age_test"], age_k, age_min_years, trial,
+                                  features_name))
     if not frames:
         return empty_issues()
     return pd.concat(frames, ignore_index=True).assign(agree="")[ISSUE_COLUMNS]
@@ -311,7 +344,7 @@ def _fit_fold(z_train, z_test, fit, held, y_gender, y_age, gender, age, backend=
     return out
 
 
-def _gender_issues(table, train, test, y, oof_d, test_d, gender_filter, threshold, trial):
+def _gender_issues(table, train, test, y, oof_d, test_d, gender_filter, threshold, trial, features="hog+lbp+color"):
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
@@ -322,7 +355,7 @@ def _gender_issues(table, train, test, y, oof_d, test_d, gender_filter, threshol
         flagged = p_given_train < threshold
     else:
         flagged = find_label_issues(y, p_train, filter_by=gender_filter)
-    name = gender_detector(gender_filter, threshold)
+    name = gender_detector(gender_filter, threshold, features)
     rows = [_gender_rows(table, train[flagged], y[flagged], 1.0 - p_given_train[flagged], "train", trial, name)]
     if len(test):
         y_test = table["gender"].to_numpy().astype(np.int64)[test]
@@ -366,7 +399,7 @@ def _scale_of(scales, predicted):
     return np.array([scales.get(b, scales[None]) for b in bands], dtype=float)
 
 
-def _age_issues(table, train, test, age, oof_age, test_age, k, min_years, trial):
+def _age_issues(table, train, test, age, oof_age, test_age, k, min_years, trial, features="hog+lbp+color"):
     scales = age_scales(oof_age, age[train] - oof_age)
     rows = []
     for part, idx, pred in (("train", train, oof_age), ("test", test, test_age)):
@@ -380,7 +413,7 @@ def _age_issues(table, train, test, age, oof_age, test_age, k, min_years, trial)
         frame = pd.DataFrame({"trial": int(trial), "part": part, "image_id": table["image_id"].to_numpy()[sel],
                               "path": table["path"].to_numpy()[sel], "task": "age",
                               "given": age[sel].astype(np.int64), "suggested": np.round(pred[doubt]).astype(np.int64),
-                              "confidence": np.round(np.abs(resid[doubt]) / scale[doubt], 3), "detector": AGE_DETECTOR})
+                              "confidence": np.round(np.abs(resid[doubt]) / scale[doubt], 3), "detector": age_detector(features)})
         rows.append(frame.sort_values("confidence", ascending=False, kind="stable"))
     return pd.concat(rows, ignore_index=True)
 
@@ -393,16 +426,16 @@ def rules_from_config(config: dict) -> dict:
     d = config["data"]
     return {"gender_threshold": float(d["label_gender_threshold"]), "age_k": float(d["label_age_k"]),
             "age_min_years": float(d["label_age_min_years"]),
-            "svm_backend": resolve_backend(config.get("svm_backend", "auto"))}
+            "svm_backend": resolve_backend(config.get("svm_backend", "auto")), "features_name": detector_choice(config)}
 
 
 def detector_name(config: dict) -> str:
     """The detectors and their cuts as ``run.json`` records them: other cuts judge the trials again."""
     rules = rules_from_config(config)
-    return (f"{gender_detector('threshold', rules['gender_threshold'])}; "
     # libsvm fitted the detector before the key existed: named only when another library fits it
     fitted_by = "" if rules["svm_backend"] == "libsvm" else f"; SVMs by {rules['svm_backend']}"
-            f"{AGE_DETECTOR} > max({rules['age_k']:g} sd, {rules['age_min_years']:g} years){fitted_by}")
+    return (f"{gender_detector('threshold', rules['gender_threshold'], rules['features_name'])}; "
+            f"{age_detector(rules['features_name'])} > max({rules['age_k']:g} sd, {rules['age_min_years']:g} years){fitted_by}")
 
 
 def suspect_labels_for_run(features, table: pd.DataFrame, splits: dict, *, seed: int, log=None,
@@ -474,6 +507,7 @@ def drop_suspected(train_rows, table: pd.DataFrame, issues: pd.DataFrame | None,
     return rows[~np.isin(drop, doubted["image_id"].to_numpy())]
 
 
-__all__ = ["AGE_DETECTOR", "DETECTOR_MODEL", "GENDER_DETECTOR", "age_scales", "detector_features", "drop_suspected",
+__all__ = ["AGE_DETECTOR", "DETECTOR_MODEL", "DETECTOR_MODELS", "GENDER_DETECTOR", "LABEL_DETECTORS", "age_detector",
+           "detector_choice", "detector_model", "age_scales", "detector_features", "drop_suspected",
            "detector_name", "empty_issues", "gender_detector", "rules_from_config", "suspect_labels",
            "suspect_labels_for_run"]

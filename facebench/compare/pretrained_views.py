@@ -38,10 +38,10 @@ def pretrained_model(run_dir, available: dict) -> str | None:
 def add_pretrained(meta: dict, arrays: dict, faces: list, name: str) -> None:
     """Store what dlib's network receives for each face (nothing, with a log line, without the extra)."""
     from facebench.data import to_face_array
-    from facebench.pretrained import INPUT_SIZE, aligned_faces, available
+    from facebench.pretrained import INPUT_SIZE, aligned_faces, descriptor
     from facebench.pretrained.descriptor import CHIP_SIZE, embed_batch
 
-    if not available():
+    if not descriptor.available():
         log.warning("%s is in the run but the pretrained extra is not installed: its view is left out", name)
         return
     inputs = np.stack([to_face_array(f["image"], INPUT_SIZE, "rgb") for f in faces])

@@ -306,3 +306,16 @@ def test_label_detector_on_descriptors_names_itself():
                             features_name="dlib128", tasks=("gender",))
     assert set(issues["detector"]) == {"dlib128 pca128 svc, self-confidence < 0.4"}
     assert {"f3", "f8"} <= set(issues.loc[issues["part"] == "train", "image_id"])
+
+
+def test_labels_section_counts_suspects_per_confidence_band():
+    import pandas as pd
+
+    from facebench.reports.sections.labels import _band_sentences
+
+    issues = pd.DataFrame({"task": ["gender"] * 5 + ["age"], "part": ["train", "train", "train", "test", "train", "train"],
+                           "confidence": [0.99, 0.95, 0.7, 0.985, 0.61, 4.2]})
+    lines = _band_sentences(issues)
+    assert lines[0].endswith("1 at 98 % or more, 1 at 90-98 %, 2 at under 90 %.") and "training part" in lines[0]
+    assert lines[1].endswith("1 at 98 % or more, 0 at 90-98 %, 0 at under 90 %.") and "test part" in lines[1]
+    assert _band_sentences(issues[issues["task"] == "age"]) == []

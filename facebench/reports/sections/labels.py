@@ -171,6 +171,25 @@ def _metrics_table(metrics: pd.DataFrame, models: list[str], trial: int, fractio
                       "A face is left out only for the task its label is doubted for.")
 
 
+#: Confidence bands of a gender suspicion (the detector's probability of the other gender).
+GENDER_BANDS = ((0.98, 1.01, "98 % or more"), (0.9, 0.98, "90-98 %"), (0.0, 0.9, "under 90 %"))
+
+
+def _band_sentences(issues: pd.DataFrame) -> list[str]:
+    """How many gender suspects there are at each confidence, per part (not only beyond the cut)."""
+    gender = issues[issues["task"] == "gender"]
+    if not len(gender):
+        return []
+    out = []
+    for part in PARTS:
+        conf = gender.loc[gender["part"] == part, "confidence"].to_numpy(dtype=float)
+        if len(conf):
+            counts = ", ".join(f"{int(((conf >= lo) & (conf < hi)).sum()):,} at {name}" for lo, hi, name in GENDER_BANDS)
+            out.append(f"Gender suspects in the {PARTS[part]} by the detector's probability of the other gender: "
+                       f"{counts}.")
+    return out
+
+
 def labels_section(run) -> dict[str, Any] | None:
     """The section's content, or None when the run directory has no ``label_issues.csv``."""
     issues = read_label_issues(run.dir)
@@ -187,7 +206,7 @@ def labels_section(run) -> dict[str, Any] | None:
     out: dict[str, Any] = {
         "detectors": [f"{task}: {', '.join(names)}" for task, names in detectors.items() if names],
         "summary": [f"{task.capitalize()}: {parts[(task, 'train')]:,} suspected in the training part, "
-                    f"{parts[(task, 'test')]:,} in the test part." for task in TASKS],
+                    f"{parts[(task, 'test')]:,} in the test part." for task in TASKS] + _band_sentences(shown),
         "counts": _counts_table(shown, split, trial),
         "gallery": _gallery(shown, cache),
         "trial": trial,

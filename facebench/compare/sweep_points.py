@@ -33,9 +33,11 @@ EPOCH_LISTENERS: list = []
 def validation_data(config: dict) -> dict:
     """The training part of the run's first split, cut into fit and validation rows; images decoded.
 
-    The split is ``make_split(table, seed, test_size)`` on the table ``facebench run``
-    prepares (:func:`facebench.compare.runner.prepare_table`: the same data, ``exclude`` and
-    ``max_images``), so the run's trial 0 test part is exactly the one no model sees here.
+    The split is the run's trial 0 (:func:`facebench.data.run_splits`: a manifest's own, or
+    stratified with near-duplicate groups kept whole) on the table ``facebench run`` prepares
+    (:func:`facebench.compare.runner.prepare_table`: the same data, ``exclude``,
+    ``max_images`` and near-duplicate keys), so the run's trial 0 test part is exactly the one
+    no model sees here; the validation rows keep the groups whole too.
     """
     from .runner import prepare_table
 
@@ -162,19 +164,21 @@ def _evaluate_cnn(definition, config, data, trial):
 
 def _evaluate_classical(definition, config, data):
     from ..baselines import predict_outputs
+    from .plan import classical_spec
     from .units import prepare_features
-    from .variants import build_classical, classical_tasks
+    from .variants import classical_tasks
 
-    run_config = {"features": config["features"],
+    run_config = {"features": config["features"], "svm_backend": config.get("svm_backend", "auto"),
                   "classical": {"point": {"base": definition["base"], "params": definition["params"]}}}
     table = data["table"]
     tasks = classical_tasks(run_config, "point")
-    inputs = prepare_features(table, run_config, [{"model": "point", "tasks": tasks}])["point"]
+    spec = classical_spec(run_config, "point", tasks)
+    inputs = prepare_features(table, [spec], {"n_jobs": 1, "dask": ""})["point"]
     features = np.load(inputs["file"], mmap_mode="r")
     fit_rows, val_rows = data["fit"], data["val"]
     out = {}
     for task in tasks:
-        model = build_classical(run_config, "point", task, random_state=config["seed"], n_jobs=1)
+        model = spec.build(task, random_state=config["seed"], n_jobs=1)
         head = model[1:]
         head.fit(np.asarray(features[fit_rows]), table[task].to_numpy()[fit_rows])
         out.update(predict_outputs(head, np.asarray(features[val_rows]), task))

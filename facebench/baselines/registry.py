@@ -159,6 +159,10 @@ PRETRAINED_GRIDS = {
     "svr": {"C": [1.0], "epsilon": [0.1]},
     "logreg": {"C": [0.1]},
 }
+#: What the heads are on a pretrained network's features (for ``describe``).
+PRETRAINED_HEADS = {"svm": "scaler -> RBF SVC (C=1)", "logreg": "scaler -> logistic regression (C=0.1)",
+                    "svr": "scaler -> RBF SVR on the square root of the age (C=1, epsilon=0.1)",
+                    "ridge": "scaler -> RidgeCV"}
 #: Alphas RidgeCV chooses from (efficient leave-one-out CV on the training rows).
 RIDGE_ALPHAS = tuple(np.logspace(0, 5, 11))
 #: Components kept by the PCA step of the RBF models.
@@ -322,7 +326,9 @@ def _pretrained():
 #: times on the 5k subset"; the colour model from its rerun). For ``facebench models`` only.
 TYPICAL_FIT_S_5K = {"dummy": 0.0, "hog+svm": 41.2, "lbp+svm": 53.5, "hog+lbp+svm": 26.8, "hog+lbp+color+svm": 13.2,
                     "pixels+pca+svm": 21.4, "hog+linsvm": 7.6, "hog+lbp+linsvm": 11.7, "hog+ridge": 20.7,
-                    "lbp+ridge": 8.7, "hog+lbp+ridge": 39.3, "hog+lbp+svr": 23.4, "hog6+lbp+svr": 22.3}
+                    "lbp+ridge": 8.7, "hog+lbp+ridge": 39.3, "hog+lbp+svr": 23.4, "hog6+lbp+svr": 22.3,
+                    # the heads only, embeddings cached (benchmarks/pretrained_models.py; load ~10, upper bounds)
+                    "dlib128+svm": 0.6, "dlib128+logreg": 2.3, "dlib128+svr": 2.0, "dlib128+ridge": 1.0}
 
 
 def describe(name):
@@ -348,8 +354,9 @@ def describe(name):
     else:
         names, head = MODELS[name]
         features = "+".join(names)
+        heads = PRETRAINED_HEADS if _pretrained_names(names) else {h: d for h, (_, d) in HEADS.items()}
         summary = (entry or {}).get("summary") or (
-            HEADS[head][1] if head == "dummy" else " + ".join(_FEATURE_LABELS.get(f, f) for f in names) + " -> " + HEADS[head][1])
+            heads[head] if head == "dummy" else " + ".join(_FEATURE_LABELS.get(f, f) for f in names) + " -> " + heads[head])
     return {"name": name, "kind": "classical", "tasks": tuple(MODEL_TASKS[name]),
             "family": "trivial" if head == "dummy" else family(name), "features": features,
             "estimator": head, "color": input_color(name), "summary": summary}

@@ -1,4 +1,4 @@
-"""Near-duplicate photos: the same photograph re-encoded, re-cropped, resized or mirrored.
+"""Near-duplicate photos: the same photograph re-encoded, resized, re-lit or mirrored.
 
 Exact duplicates (the same pixels) are found by the scan (:mod:`facebench.data.scan`).
 UTKFace also holds the same photo again after a re-encode, a crop by a pixel or two, or a
@@ -54,7 +54,7 @@ HASH_SIZE = 8  # 8 x 8 = 64 bits
 HASH_SIDE = 32  # the face is hashed at 32 x 32 (imagehash's phash: hash_size x highfreq_factor 4)
 #: The threshold in bits (at most; mirror included) that makes two faces near-duplicates.
 #: Measured (benchmarks/near_duplicates.py, benchmarks/RESULTS.md): at 2 bits 3 pairs of
-#: different people among the 4,972 faces of the 5k subset (0.6 per 1,000), at 4 bits 14.
+#: different people among the 4,972 faces of the 5k subset (0.6 per 1,000), at 4 bits 20.
 #: The hash's distances are even (32 of its 64 bits are set), so 3 is the same cut as 2.
 DEFAULT_BITS = 2
 #: What happens to a group whose labels disagree (``data.near_duplicate_labels``).

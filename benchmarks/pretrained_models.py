@@ -5,7 +5,7 @@ Models: every ``dlib128+*`` registry model on ``facebench.data.make_split(seed)`
 the embedding cache). One JSON line per split and model: accuracy / AUC or MAE, and the
 head's fit and predict seconds (the embeddings are computed before, and timed apart)::
 
-    python benchmarks/pretrained_models.py --data ../shared/data/utkface-5k --seeds 0 1 2
+    python benchmarks/pretrained_models.py --data ../shared/data/utkface-5k --seeds 0 1 2 [--svm-backend onedal]
 
 The rate (``--rate N``): on N faces of the folder, in this one process, the milliseconds per
 face of each stage, wall clock and CPU time of this process (``_cpu_ms``, what a core spends
@@ -29,8 +29,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 
-def models_over_splits(dataset, seeds):
+def models_over_splits(dataset, seeds, svm_backend="libsvm"):
     from facebench.baselines import list_all, make_head, predict_outputs
+    from facebench.baselines.svm_backend import use_backend
     from facebench.data import decode, make_split
     from facebench.pretrained import INPUT_SIZE, DlibDescriptor
 
@@ -48,12 +49,12 @@ def models_over_splits(dataset, seeds):
             task = "gender" if name.endswith(("svm", "logreg")) else "age"
             y = labels[task]
             start = time.perf_counter()
-            head = make_head(name, task, random_state=seed, n_jobs=1).fit(features[train], y[train])
+            head = use_backend(make_head(name, task, random_state=seed, n_jobs=1), svm_backend).fit(features[train], y[train])
             fit_s = time.perf_counter() - start
             start = time.perf_counter()
             out = predict_outputs(head, features[test], task)
             predict_s = time.perf_counter() - start
-            row = {"seed": seed, "model": name, "task": task, "n_train": len(train), "n_test": len(test),
+            row = {"seed": seed, "model": name, "task": task, "svm_backend": svm_backend, "n_train": len(train), "n_test": len(test),
                    "fit_s": round(fit_s, 2), "predict_s": round(predict_s, 3)}
             if task == "gender":
                 row |= {"accuracy": round(float(np.mean(out["gender"] == y[test])) * 100, 2),
@@ -102,6 +103,8 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="folder of UTKFace-named faces")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="split seeds (default: 0 1 2)")
     parser.add_argument("--rate", type=int, default=0, help="measure the embedding rate on this many faces instead")
+    parser.add_argument("--svm-backend", default="libsvm", choices=["libsvm", "onedal"],
+                        help="the library of the RBF SVC / SVR heads (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from facebench.data import load_dataset
@@ -112,7 +115,7 @@ def main(argv=None):
     if args.rate:
         rate(dataset, args.rate)
     else:
-        models_over_splits(dataset, args.seeds)
+        models_over_splits(dataset, args.seeds, args.svm_backend)
 
 
 if __name__ == "__main__":

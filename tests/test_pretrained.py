@@ -319,3 +319,40 @@ def test_labels_section_counts_suspects_per_confidence_band():
     assert lines[0].endswith("1 at 98 % or more, 1 at 90-98 %, 2 at under 90 %.") and "training part" in lines[0]
     assert lines[1].endswith("1 at 98 % or more, 0 at 90-98 %, 0 at under 90 %.") and "test part" in lines[1]
     assert _band_sentences(issues[issues["task"] == "age"]) == []
+
+
+def test_detect_box_falls_back_to_the_fixed_box(faces):
+    _dlib()
+    from facebench.pretrained import DlibDescriptor, aligned_faces
+
+    out = aligned_faces(faces[:2], box="detect")
+    assert out["chips"].shape == (2, 150, 150, 3) and out["detected"].dtype == bool
+    fixed = aligned_faces(faces[:2])
+    # where dlib's detector finds no face, the fixed box is used
+    assert (out["boxes"][~out["detected"]] == fixed["boxes"][~out["detected"]]).all()
+    assert DlibDescriptor(box="detect", cache=False).transform(faces[:2]).shape == (2, 128)
+
+
+def test_a_variant_of_a_pretrained_model(monkeypatch):
+    import facebench.pretrained.descriptor as descriptor
+    from facebench.compare.config import resolve
+    from facebench.compare.variants import build_classical
+
+    monkeypatch.setattr(descriptor, "available", lambda: True)
+    config = resolve({"preset": "quick", "classical": {"dlib-c3": {"base": "dlib128+svm", "params": {"C": 3.0}}},
+                      "models": {"gender": ["dlib-c3"], "age": [], "cnn": []}})
+    model = build_classical(config, "dlib-c3", "gender", random_state=0)
+    assert model.get_params()["model__estimator__C"] == 3.0
+
+
+def test_embeddings_on_dask_workers(faces):
+    _dlib()
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    from facebench.compare.feature_workers import feature_workers
+    from facebench.pretrained import DlibDescriptor
+
+    local = DlibDescriptor(cache=False).transform(faces[:4])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with feature_workers({"dask": cluster.scheduler_address, "n_jobs": 1}):
+            remote = DlibDescriptor(cache=False).transform(faces[:4])
+    np.testing.assert_array_equal(local, remote)

@@ -367,7 +367,9 @@ def views_section(run) -> dict | None:
     intro = (f"The same test faces through each method's eyes: {n} faces across age bands and genders, as the "
              f"classical models see them ({c['image_size']}x{c['image_size']} {c['color']}); HOG with the "
              f"parameters of {meta['hog']['source']}, LBP with those of {meta['lbp']['source']}; {cnn_note}. "
-             "Computed when the run finished, from its saved models. "
+             + (f"The last column is what the pretrained network ({meta['pretrained']['name']}) receives: dlib's "
+                "aligned chip with its 5 landmarks. " if meta.get("pretrained") else "")
+             + "Computed when the run finished, from its saved models. "
              "facebench explain --run RUN_DIR FACE draws this for any face.")
     columns = _columns(meta)
     overview = {

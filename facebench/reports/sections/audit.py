@@ -122,6 +122,7 @@ def audit_section(a: dict[str, Any]) -> dict[str, Any]:
         out["counts"].append(("near-duplicate groups", near.get("groups", MISSING) if near.get("max_bits", 0) >= 0
                               else "not looked for"))
     out["near_duplicates"] = near_duplicates_table(near)
+    out["near_looked"] = bool(near) and near.get("max_bits", 0) >= 0
     out["split"] = split_summary(a.get("split"))
     for key in ("skipped", "duplicates", "near_duplicates"):
         out[f"{key}_head"] = replace(out[key], rows=out[key].rows[:FIRST_ROWS])

@@ -30,6 +30,7 @@ from facebench.baselines import feature_step
 from facebench.baselines.transformers import HFlipPairs
 from facebench.compare.config import resolve
 from facebench.compare.labels import detector_features, predict_out_of_fold
+from facebench.compare.plan import classical_spec
 from facebench.compare.units import prepare_features
 from facebench.data import load_dataset, make_split
 
@@ -38,7 +39,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkfac
 
 def model_features(table, config, model):
     """The (unmirrored) features of a registry model, from the feature cache."""
-    info = prepare_features(table, config, [{"model": model, "tasks": ("gender",)}])[model]
+    info = prepare_features(table, [classical_spec(config, model, ("gender",))])[model]
     features = np.asarray(np.load(info["file"], mmap_mode="r"))
     if isinstance(feature_step(model, "gender"), HFlipPairs):
         features = features[:, : features.shape[1] // 2]

@@ -64,3 +64,23 @@ def tiny_run(tmp_path_factory):
         argv += ["--set", item]
     assert main(argv) == 0
     return out
+
+
+# ---- the fast lane: pytest -m "not slow" ---------------------------------------------------
+
+#: Fixtures that cost a real run, a trained CNN, a sweep or the real faces: a test that uses
+#: one is slow (the first test of a module pays for it, and the lane runs whole modules).
+SLOW_FIXTURES = frozenset({
+    "tiny_run", "utkface", "finished", "grown", "fitted_default", "fitted_cnn", "pretrained_run", "original",
+    "real_run", "found", "workspace", "report", "grid", "full_run", "small_run", "still_falling", "converged",
+    "twins",
+})
+#: Modules whose every test trains a CNN, runs a benchmark or a notebook, or drives a browser.
+SLOW_MODULES = frozenset({"test_cnn.py", "test_cnn_custom.py", "test_examples.py", "test_sweep.py",
+                          "test_browser.py", "test_lesson_notebook.py", "test_readme_commands.py"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from facebench.baselines.bif import (
     BAND_CELLS,
@@ -194,28 +193,7 @@ def test_transformer_is_stateless_and_init_only_stores():
     np.testing.assert_array_equal(BIFFeatures().fit(images[:1]).transform(images), bif_features(images))
 
 
-def _claims_2d(cls):
-    """Test-only subclass whose tags claim 2-D input, so scikit-learn's checks run (as tests/test_common.py)."""
-
-    class Claims2D(cls):
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.two_d_array = True
-            return tags
-
-    Claims2D.__name__ = Claims2D.__qualname__ = cls.__name__
-    return Claims2D
-
-
-def _expected_failures(estimator):
-    from test_common import _STACK_FAILURES  # the checks that feed a 2-D table, with their reasons
-
-    return _STACK_FAILURES
-
-
-@parametrize_with_checks([_claims_2d(BIFFeatures)()], expected_failed_checks=_expected_failures)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# scikit-learn's checks and the 3-D contract: tests/test_common.py, which lists BIFFeatures with the other transformers
 
 
 # ---------------------------------------------------------------------------- registry and saved models

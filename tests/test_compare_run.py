@@ -12,6 +12,7 @@ import pytest
 import facebench.compare.units as runner
 from facebench.cli import main
 from facebench.compare import load_config, run
+from facebench.compare.config import resolve
 from facebench.compare.runner import UnitsFailed
 from facebench.rundir.layout import METRIC_COLUMNS, PRED_COLUMNS, TIMING_COLUMNS
 from facebench.data import synthesize
@@ -124,7 +125,7 @@ def test_resume_after_interruption(faces, finished, tmp_path, monkeypatch):
     def flaky(unit, *args, **kw):
         if dying[0] and len(calls) == 5:
             raise PowerCut  # the run dies after 5 units
-        calls.append(unit["id"])
+        calls.append(unit.id)
         return real(unit, *args, **kw)
 
     monkeypatch.setattr(runner, "run_classical_unit", flaky)
@@ -242,7 +243,7 @@ def test_a_failing_unit_costs_only_itself(faces, finished, tmp_path, monkeypatch
     real = runner.run_classical_unit
 
     def broken(unit, *args, **kw):
-        if unit["id"] == "t1_f0.5_hog-ridge":
+        if unit.id == "t1_f0.5_hog-ridge":
             raise ValueError("singular matrix")
         return real(unit, *args, **kw)
 
@@ -307,22 +308,27 @@ def test_classical_units_start_longest_first_in_the_order_the_runner_dispatches(
 
     if backend == "onedal" and not svm_backend.available():
         pytest.skip("scikit-learn-intelex is not installed here")
-    config = _config(faces, tmp_path, [f"svm_backend='{backend}'", "models.cnn=['default']"])
+    from facebench.compare.plan import Unit, model_specs
+
+    config = resolve(_config(faces, tmp_path, [f"svm_backend='{backend}'", "models.cnn=['default']",
+                                                "models.gender=['hog+lbp+svm','dummy']",
+                                                "models.age=['hog+ridge','dummy','hog6+lbp+svr']"]))
+    specs = model_specs(config)
     big, small, test = np.arange(19_000), np.arange(4_700), np.arange(19_000, 23_000)
-    todo = [run_module._unit(0, 1.0, "hog+ridge", "classical", ("age",), big, test, 0),
-            run_module._unit(0, 0.25, "hog+lbp+svm", "classical", ("gender",), small, test, 0),
-            run_module._unit(0, 1.0, "dummy", "classical", ("gender", "age"), big, test, 0),
-            run_module._unit(0, 1.0, "cnn-default", "cnn", ("gender", "age"), big, test, 0, cnn="default"),
-            run_module._unit(0, 1.0, "hog6+lbp+svr", "classical", ("age",), big, test, 0)]
+    todo = [Unit(0, 1.0, 0, specs["hog+ridge"], big, test),
+            Unit(0, 0.25, 0, specs["hog+lbp+svm"], small, test),
+            Unit(0, 1.0, 0, specs["dummy"], big, test),
+            Unit(0, 1.0, 0, specs["cnn-default"], big, test),
+            Unit(0, 1.0, 0, specs["hog6+lbp+svr"], big, test)]
     dispatched = []
 
     def record(jobs, config):
         for fn, args, kwargs in jobs:
-            dispatched.append(args[1]["model"])
-            yield args[1]["id"]
+            dispatched.append(args[1].model)
+            yield args[1].id
 
-    monkeypatch.setattr(run_module, "prepare_features", lambda table, config, units: {u["model"]: {} for u in units})
-    monkeypatch.setattr(run_module, "decoded_for_cnn", lambda table, config, name: (np.zeros((1, 64, 64), np.uint8), 0.0))
+    monkeypatch.setattr(run_module, "prepare_features", lambda table, specs, workers: {s.name: {} for s in specs})
+    monkeypatch.setattr(run_module, "decoded_for_cnn", lambda table, spec: (np.zeros((1, 64, 64), np.uint8), 0.0))
     monkeypatch.setattr(run_module, "parallel", record)
     table = pd.DataFrame({"image_id": ["a"], "path": ["a"], "age": [30], "gender": [0], "race": [0]})
     assert run_module._execute(todo, table, config, tmp_path, quiet=True) == []

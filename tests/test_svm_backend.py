@@ -14,7 +14,7 @@ from sklearn.svm import SVC, SVR
 from facebench.baselines import TRUSTED_TYPES, make_model
 from facebench.baselines import svm_backend as sb
 from facebench.compare import load_config, run
-from facebench.compare.variants import definition_digest, unit_definition
+from facebench.compare.plan import Unit, classical_spec
 from facebench.data import synthesize
 from facebench.errors import UserError
 from facebench.rundir import layout, saved
@@ -114,19 +114,20 @@ def test_the_config_key_is_validated(tmp_path, monkeypatch):
 
 def test_the_backend_is_part_of_an_svm_unit_s_definition_only(tmp_path, monkeypatch):
     monkeypatch.setitem(sb._ONEDAL, "classes", {"SVC": SVC, "SVR": SVR})  # stands in for sklearnex
-    unit = {"trial": 0, "fraction": 1.0, "seed": 0, "train": [0, 1], "test": [2], "kind": "classical",
-            "tasks": ("age",)}
     configs = {b: load_config(preset="quick", data=tmp_path, overrides=[f"svm_backend={b}"])
                for b in ("auto", "onedal", "libsvm")}
 
+    def unit(backend, model):
+        return Unit(0, 1.0, 0, classical_spec(configs[backend], model, ("age",)), np.array([0, 1]), np.array([2]))
+
     def digest(backend, model):
-        return definition_digest(unit_definition(configs[backend], {**unit, "model": model}))
+        return unit(backend, model).digest(configs[backend]["bootstrap"])
 
     assert digest("onedal", "hog6+lbp+svr") != digest("libsvm", "hog6+lbp+svr")
     assert digest("onedal", "hog6+lbp+svr") == digest("auto", "hog6+lbp+svr")
     assert digest("onedal", "hog+ridge") == digest("libsvm", "hog+ridge")
     # libsvm's definition is the one units had before the key existed, so finished runs are reused
-    assert "svm_backend" not in unit_definition(configs["libsvm"], {**unit, "model": "hog6+lbp+svr"})
+    assert "svm_backend" not in unit("libsvm", "hog6+lbp+svr").definition(configs["libsvm"]["bootstrap"])
 
 
 # --------------------------------------------------------------------------- runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -43,7 +44,7 @@ def counted(monkeypatch):
     real = unit_bodies.run_classical_unit
 
     def counting(unit, *args, **kw):
-        calls.append(unit["id"])
+        calls.append(unit.id)
         return real(unit, *args, **kw)
 
     monkeypatch.setattr(unit_bodies, "run_classical_unit", counting)
@@ -274,15 +275,17 @@ def test_a_reviewed_list_of_files_is_left_out_with_data_exclude(faces, grown, tm
 
 
 def test_a_cnn_parameter_added_later_leaves_the_definition_of_older_units_alone(faces, tmp_path):
-    from facebench.compare.variants import LATER_CNN_KEYS, definition_digest, unit_definition
+    from facebench.compare.plan import LATER_CNN_KEYS, Unit, cnn_spec
 
-    unit = {"kind": "cnn", "cnn": "default", "trial": 0, "fraction": 1.0, "seed": 0, "train": [0, 1], "test": [2]}
+    def unit(config):
+        return Unit(0, 1.0, 0, cnn_spec(config, "default"), np.array([0, 1]), np.array([2]))
+
     plain = resolve(_config(faces, tmp_path / "a", ["models.cnn=['default']"]))
     same = resolve(_config(faces, tmp_path / "b", ["models.cnn=['default']", "cnn.default.precision='float32'"]))
     other = resolve(_config(faces, tmp_path / "c", ["models.cnn=['default']", "cnn.default.precision='bfloat16'"]))
     assert set(LATER_CNN_KEYS) == {"precision", "ema", "age_head", "age_kl_weight", "age_sigma"}
-    assert "age_head" not in unit_definition(plain, unit)["params"]
-    assert "precision" not in unit_definition(plain, unit)["params"]
-    assert definition_digest(unit_definition(plain, unit)) == definition_digest(unit_definition(same, unit))
-    assert unit_definition(other, unit)["params"]["precision"] == "bfloat16"
-    assert definition_digest(unit_definition(plain, unit)) != definition_digest(unit_definition(other, unit))
+    assert "age_head" not in unit(plain).definition(100)["params"]
+    assert "precision" not in unit(plain).definition(100)["params"]
+    assert unit(plain).digest(100) == unit(same).digest(100)
+    assert unit(other).definition(100)["params"]["precision"] == "bfloat16"
+    assert unit(plain).digest(100) != unit(other).digest(100)

@@ -6,7 +6,8 @@
 
 from .config import PRESETS, load_config
 from .aggregate import summary_table
-from .runner import plan_units, run
+from .plan import make_plan
+from .runner import run
 
 
 def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int = 0):
@@ -31,4 +32,4 @@ def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int
     return Path(run_dir)
 
 
-__all__ = ["PRESETS", "demo", "load_config", "plan_units", "run", "summary_table"]
+__all__ = ["PRESETS", "demo", "load_config", "make_plan", "run", "summary_table"]

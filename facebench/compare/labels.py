@@ -87,6 +87,7 @@ from sklearn.svm import SVC, SVR
 from ..baselines.svm_backend import resolve as resolve_backend
 from ..baselines.svm_backend import use_backend
 from ..data import age_band
+from ..vocab import AGE_MAX, AGE_MIN
 from ..rundir.labels import ISSUE_COLUMNS
 
 #: The registry model whose features the detector uses (HOG + LBP + colour on RGB).
@@ -156,10 +157,12 @@ def detector_features(table: pd.DataFrame, config: dict) -> np.ndarray:
     """
     from ..baselines import feature_step
     from ..baselines.transformers import HFlipPairs
+    from .plan import classical_spec
     from .units import prepare_features
 
     model = detector_model(detector_choice(config))
-    info = prepare_features(table, config, [{"model": model, "tasks": ("gender",)}])[model]
+    spec = classical_spec(config, model, ("gender",))
+    info = prepare_features(table, [spec], {"n_jobs": config["n_jobs"], "dask": config["dask"]})[model]
     features = np.load(info["file"], mmap_mode="r")
     if isinstance(feature_step(model, "gender"), HFlipPairs):  # [face, mirror image]
         features = features[:, : features.shape[1] // 2]
@@ -405,7 +408,7 @@ def _age_issues(table, train, test, age, oof_age, test_age, k, min_years, trial,
     for part, idx, pred in (("train", train, oof_age), ("test", test, test_age)):
         if not len(idx):
             continue
-        pred = np.clip(pred, 0.0, 116.0)
+        pred = np.clip(pred, AGE_MIN, AGE_MAX)
         resid = age[idx] - pred
         scale = _scale_of(scales, pred)
         doubt = np.abs(resid) > np.maximum(k * scale, min_years)

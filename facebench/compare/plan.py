@@ -24,10 +24,16 @@ from ..data import subsample
 from ..errors import UserError
 from ..rundir import layout
 from ..vocab import TASKS
-from .variants import (LATER_CNN_KEYS, build_model, classical_base, classical_params, classical_svm_backend,
-                       cnn_base, cnn_overrides, cnn_params)
+from .variants import (build_model, classical_base, classical_params, classical_svm_backend, cnn_base,
+                       cnn_overrides, cnn_params)
 
 log = logging.getLogger("facebench.run")
+
+
+#: CNN parameters added after run directories of this format were first written, with the
+#: value that trains as before: left out of a definition at that value, so that a finished
+#: run's CNN units are still reused.
+LATER_CNN_KEYS = {"precision": "float32", "ema": 0.0, "age_head": "linear", "age_kl_weight": 0.0, "age_sigma": 2.0}
 
 
 @dataclass(frozen=True)
@@ -72,14 +78,6 @@ class ModelSpec:
             raise TypeError(f"{self.name} is a CNN: it is trained by facebench.cnn.fit, not built here")
         return build_model(self.base, self.params, task, self.svm_backend or "libsvm",
                            random_state=random_state, n_jobs=n_jobs)
-
-    def fit_cost(self, n_train: int) -> float:
-        """Rough fit seconds on ``n_train`` faces, for scheduling only."""
-        if self.kind == "cnn":
-            return float("inf")  # the longest unit of any run that has one
-        from ..baselines import expected_fit_cost
-
-        return expected_fit_cost(self.base, n_train)
 
 
 @dataclass(frozen=True)
@@ -245,11 +243,5 @@ def _check_file_names(specs: dict[str, ModelSpec]) -> None:
         seen[safe] = spec.name
 
 
-def schedule(units: list[Unit]) -> list[Unit]:
-    """The order units start in: the longest first (CNNs, then the costliest classical fits), so that
-    two workers do not end with one long unit running alone."""
-    return sorted(units, key=lambda u: u.spec.fit_cost(len(u.train)), reverse=True)
-
-
 __all__ = ["ModelSpec", "Plan", "Unit", "classical_spec", "cnn_spec", "definition_digest", "make_plan",
-           "model_specs", "schedule"]
+           "model_specs"]

@@ -13,6 +13,7 @@ extractor, then shared read-only (memory-mapped) by every unit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tomllib
@@ -33,10 +34,8 @@ from ..rundir import layout, lock, saved, units
 from ..rundir.environment import environment
 from .aggregate import aggregate, summary_table
 from .config import SPLIT_KEYS, config_diff, dumps, resolve
-from .units import (EPOCH_LISTENERS, decoded_for_cnn, guarded, model_color, model_size, prepare_features,
-                    shareable, svm_backend_line)
-from .variants import (classical_base, classical_params, cnn_base, cnn_params, definition_digest,
-                       unit_definition)
+from .plan import Plan, Unit, make_plan, model_specs
+from .units import EPOCH_LISTENERS, decoded_for_cnn, guarded, prepare_features, shareable, svm_backend_line
 
 log = logging.getLogger("facebench.run")
 
@@ -108,16 +107,16 @@ def _run_locked(config, run_dir, *, force, quiet, command):
 
             info["label_errors"] = {"mode": config["data"]["label_errors"], "trials": sorted(splits),
                                     "detector": detector_name(config), "model": detector_model(detector_choice(config))}
-        planned = plan_units(config, table, splits, issues)
-        saved.write_models_table(run_dir, models_table(config))
-        todo = _units_to_run(run_dir, planned, config, previous, force)
-        message = f"{len(planned)} unit(s) planned, {len(planned) - len(todo)} reused, {len(todo)} to run"
+        plan = make_plan(config, table, splits, issues)
+        saved.write_models_table(run_dir, plan.models_table())
+        todo = _units_to_run(run_dir, plan, previous, force)
+        message = f"{len(plan.units)} unit(s) planned, {len(plan.units) - len(todo)} reused, {len(todo)} to run"
         log.info(message)
         _say(quiet, message)
         failures = _execute(todo, table, config, run_dir, quiet=quiet)
 
         failed = {f["unit"] for f in failures}
-        whole = [u["id"] for u in planned if u["id"] not in failed]
+        whole = [u.id for u in plan.units if u.id not in failed]
         results = aggregate(run_dir, whole, n_boot=config["bootstrap"], seed=config["seed"])
         if issues is not None:
             from .label_metrics import label_metrics_for_run
@@ -136,37 +135,36 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         handler.close()
 
 
-def _units_to_run(run_dir: Path, planned: list[dict], config: dict, previous: dict | None,
-                  force: bool) -> list[dict]:
+def _units_to_run(run_dir: Path, plan: Plan, previous: dict | None, force: bool) -> list[Unit]:
     """The planned units not already finished with the same definition; damaged and changed ones are discarded."""
     if force:
-        return list(planned)
-    checked = units.finished_units(run_dir, [u["id"] for u in planned])
+        return list(plan.units)
+    checked = units.finished_units(run_dir, [u.id for u in plan.units])
     todo = []
-    for unit in planned:
-        reason = checked.get(unit["id"], "missing")
+    for unit in plan.units:
+        reason = checked.get(unit.id, "missing")
         if reason is None:
-            reason = _changed(run_dir, unit, config, previous)
+            reason = _changed(run_dir, unit, plan.bootstrap, previous)
             if reason is None:
                 continue
-            log.info("unit %s: %s; recomputing it", unit["id"], reason)
-            units.discard_unit(run_dir, unit["id"])
+            log.info("unit %s: %s; recomputing it", unit.id, reason)
+            units.discard_unit(run_dir, unit.id)
         elif reason != "missing":
-            log.warning("unit %s is damaged (%s): recomputing it", unit["id"], reason)
-            units.discard_unit(run_dir, unit["id"])
+            log.warning("unit %s is damaged (%s): recomputing it", unit.id, reason)
+            units.discard_unit(run_dir, unit.id)
         todo.append(unit)
     return todo
 
 
-def _changed(run_dir: Path, unit: dict, config: dict, previous: dict | None) -> str | None:
+def _changed(run_dir: Path, unit: Unit, bootstrap: int, previous: dict | None) -> str | None:
     """Why a whole unit may not be reused (its definition changed), or None."""
-    digest = definition_digest(unit_definition(config, unit))
-    recorded = units.unit_definition(run_dir, unit["id"])
+    digest = unit.digest(bootstrap)
+    recorded = units.unit_definition(run_dir, unit.id)
     if recorded is None:  # written before definitions were recorded: judge by the previous config
         if previous is None:
             return "no definition recorded and no previous config"
         try:
-            recorded = definition_digest(unit_definition(previous, unit))
+            recorded = dataclasses.replace(unit, spec=model_specs(previous)[unit.model]).digest(previous["bootstrap"])
         except (KeyError, ValueError, UserError):
             return "its model is not in the previous config"
     return None if recorded == digest else "its definition changed"
@@ -209,102 +207,10 @@ def _store_views(run_dir: Path, quiet: bool) -> None:
                     type(exc).__name__, exc, exc_info=True)
 
 
-# --------------------------------------------------------------------------- planning
-
-
-def plan_units(config: dict, table: pd.DataFrame, splits: dict, issues: pd.DataFrame | None = None) -> list[dict]:
-    """Every (trial, fraction, model) unit with its training and test rows.
-
-    With ``data.label_errors = "drop-train"``, the faces suspected in a trial's training
-    part (``issues``) leave every fraction's training rows; the test part is never touched.
-    """
-    models = config["models"]
-    classical = list(dict.fromkeys(models["gender"] + models["age"]))
-    _check_file_names(classical, [f"cnn-{n}" for n in models["cnn"]])
-    planned = []
-    for trial, (train, test) in splits.items():
-        seed = config["seed"] + trial
-        seen_sizes = {}
-        for frac in config["fractions"]:
-            if isinstance(frac, int) and not isinstance(frac, bool) and frac > 1:
-                if frac >= len(train):
-                    log.warning("fraction %d images >= the %d training images of trial %d: same as 1.0, skipped",
-                                frac, len(train), trial)
-                    continue
-                share = frac / len(train)
-            else:
-                share = float(frac)
-            rows = subsample(table, train, share, seed=seed)
-            if config["data"]["label_errors"] == "drop-train":
-                from .labels import drop_suspected
-
-                rows = drop_suspected(rows, table, issues, trial)
-            if len(rows) in seen_sizes:
-                continue
-            seen_sizes[len(rows)] = frac
-            # a configured fraction is kept as written; an image count becomes its share
-            fraction = float(frac) if isinstance(frac, float) else round(len(rows) / len(train), 4)
-            for name in classical:
-                tasks = tuple(t for t in ("gender", "age") if name in models[t])
-                planned.append(_unit(trial, fraction, name, "classical", tasks, rows, test, seed))
-            for name in models["cnn"]:
-                planned.append(_unit(trial, fraction, f"cnn-{name}", "cnn", ("gender", "age"), rows, test, seed,
-                                     cnn=name))
-    return planned
-
-
-def _check_file_names(classical: list[str], cnns: list[str]) -> None:
-    for name in classical:
-        if layout.safe_name(name).startswith("cnn-"):
-            raise UserError(f"model {name!r}: classical names may not start with 'cnn-' (the CNNs' file names)")
-    seen = {}
-    for name in classical + cnns:
-        safe = layout.safe_name(name)
-        if safe in seen and seen[safe] != name:
-            raise UserError(f"models {seen[safe]!r} and {name!r} would share the file name {safe!r}; rename one")
-        seen[safe] = name
-
-
-def _unit(trial, fraction, model, kind, tasks, train, test, seed, cnn=None):
-    return {"id": layout.unit_id(trial, fraction, model), "trial": trial, "fraction": fraction, "model": model,
-            "kind": kind, "tasks": tasks, "train": np.asarray(train), "test": np.asarray(test), "seed": seed,
-            "cnn": cnn}
-
-
-def models_table(config: dict) -> list[dict]:
-    """One row per model of the run: what it is, its input and its resolved parameters."""
-    from ..baselines import describe as describe_classical
-    from ..cnn import describe as describe_cnn
-
-    models = config["models"]
-    rows = []
-    for name in dict.fromkeys(models["gender"] + models["age"]):
-        base, params = classical_base(config, name), classical_params(config, name)
-        d = describe_classical(base)
-        tasks = tuple(t for t in ("gender", "age") if name in models[t])
-        if base != name:
-            d["summary"] = config["classical"][name].get("summary") or f"{base} with {_show_params(params)}"
-        rows.append({**d, "name": name, "tasks": tasks, "image_size": model_size(config, name),
-                     "color": model_color(config, name), "params": params, "base": base})
-    for name in models["cnn"]:
-        base, params = cnn_base(config, name), cnn_params(config, name)
-        d = describe_cnn(base)
-        if base != name:
-            changed = {k: v for k, v in config["cnn"][name].items() if k != "base"}
-            d["summary"] = f"cnn-{base} with {_show_params(changed)}" if changed else f"the same as cnn-{base}"
-        rows.append({**d, "name": f"cnn-{name}", "tasks": ("age", "gender"), "image_size": params["image_size"],
-                     "color": params["color"], "params": params, "base": f"cnn-{base}"})
-    return rows
-
-
-def _show_params(params: dict) -> str:
-    return ", ".join(f"{k.rsplit('__', 1)[-1]}={v!r}" for k, v in params.items()) or "its defaults"
-
-
 # --------------------------------------------------------------------------- execution
 
 
-def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path, quiet: bool) -> list[dict]:
+def _execute(todo: list[Unit], table: pd.DataFrame, config: dict, run_dir: Path, quiet: bool) -> list[dict]:
     """Run the units; return the failed ones as ``{"unit", "error"}`` (the others are written)."""
     failures: list[dict] = []
     if not todo:
@@ -321,25 +227,26 @@ def _execute(todo: list[dict], table: pd.DataFrame, config: dict, run_dir: Path,
 
     main_pid, registered = os.getpid(), {"models": user_models(), "cnns": user_cnns()}
     try:
-        classical = [u for u in todo if u["kind"] == "classical"]
+        classical = [u for u in todo if u.kind == "classical"]
         if classical:
             bar.set_postfix_str("decoding images and computing features")
-            inputs = prepare_features(table, config, classical)
-            line = svm_backend_line(config, classical)
+            specs = [u.spec for u in classical]
+            inputs = prepare_features(table, specs, {"n_jobs": config["n_jobs"], "dask": config["dask"]})
+            line = svm_backend_line(specs, config["svm_backend"])
             if line:
                 log.info(line)
-            classical = longest_first(classical, config)  # two workers do not end with one long fit alone
-            jobs = [joblib.delayed(guarded)("classical", u, main_pid, registered, inputs[u["model"]], labels, config,
-                                            str(run_dir)) for u in classical]
+            classical = longest_first(classical)  # two workers do not end with one long fit alone
+            jobs = [joblib.delayed(guarded)("classical", u, main_pid, registered, inputs[u.model], labels,
+                                            config["bootstrap"], str(run_dir)) for u in classical]
             for result in parallel(jobs, config):
                 _tick(bar, result, failures)
         cnn_jobs, stacks = [], {}
-        for unit in (u for u in todo if u["kind"] == "cnn"):
-            if unit["cnn"] not in stacks:
-                stack, decode_s = decoded_for_cnn(table, config, unit["cnn"])
-                stacks[unit["cnn"]] = (shareable(stack), decode_s)
-            cnn_jobs.append(joblib.delayed(guarded)("cnn", unit, main_pid, registered, *stacks[unit["cnn"]], labels, config,
-                                                    str(run_dir)))
+        for unit in (u for u in todo if u.kind == "cnn"):
+            if unit.model not in stacks:
+                stack, decode_s = decoded_for_cnn(table, unit.spec)
+                stacks[unit.model] = (shareable(stack), decode_s)
+            cnn_jobs.append(joblib.delayed(guarded)("cnn", unit, main_pid, registered, *stacks[unit.model], labels,
+                                                    config["bootstrap"], str(run_dir)))
         if cnn_jobs:
             # TensorFlow already uses every core: locally CNN units run one at a time;
             # on a Dask cluster they spread over the workers like the others.

@@ -16,6 +16,8 @@ lengthen a run whose CNN is its longest unit.
 
 from __future__ import annotations
 
+from .plan import Unit
+
 #: How many times faster oneDAL fits the RBF heads than libsvm, for scheduling only: on the
 #: full UTKFace the SVC 5.8x, the SVR 4.0x (the lower is used; benchmarks/RESULTS.md).
 ONEDAL_SPEEDUP = 4.0
@@ -25,24 +27,21 @@ ONEDAL_SPEEDUP = 4.0
 CNN_S_PER_IMAGE_EPOCH = 30.0 / 18_400
 
 
-def expected_seconds(unit: dict, config: dict) -> float:
+def expected_seconds(unit: Unit) -> float:
     """Rough seconds a unit takes on the 2-core machine, for ordering only."""
     from ..baselines import MODELS, expected_fit_cost
-    from .variants import classical_base, classical_svm_backend, cnn_params
 
-    n_train = len(unit["train"])
-    if unit["kind"] == "cnn":
-        params = cnn_params(config, unit["cnn"])
-        return CNN_S_PER_IMAGE_EPOCH * n_train * params["epochs"] * (params["image_size"] / 64) ** 2
-    base = classical_base(config, unit["model"])
-    if MODELS.get(base, ((), ""))[1] == "dummy":  # a prior or a median: no fit to speak of
+    spec, n_train = unit.spec, len(unit.train)
+    if spec.kind == "cnn":
+        return CNN_S_PER_IMAGE_EPOCH * n_train * spec.params["epochs"] * (spec.image_size / 64) ** 2
+    if MODELS.get(spec.base, ((), ""))[1] == "dummy":  # a prior or a median: no fit to speak of
         return 0.0
-    cost = expected_fit_cost(base, n_train)
-    if classical_svm_backend(config, unit["model"], unit["tasks"]) == "onedal":
+    cost = expected_fit_cost(spec.base, n_train)
+    if spec.svm_backend == "onedal":
         cost /= ONEDAL_SPEEDUP
-    return cost * len(unit["tasks"])
+    return cost * len(spec.tasks)
 
 
-def longest_first(units: list[dict], config: dict) -> list[dict]:
+def longest_first(units: list[Unit]) -> list[Unit]:
     """``units`` in the order they should start: longest expected first (stable for equal ones)."""
-    return sorted(units, key=lambda u: expected_seconds(u, config), reverse=True)
+    return sorted(units, key=expected_seconds, reverse=True)

@@ -1,8 +1,10 @@
 """The bodies of the units: fit one model on one trial's training rows, predict its test rows, write it.
 
-Classical units share features computed once per extractor (:func:`prepare_features`,
-memory-mapped); CNN units train on the decoded stack. Every unit is written whole
-through :func:`facebench.rundir.units.write_unit`, its fitted model included.
+Every body takes a :class:`facebench.compare.plan.Unit` (its model resolved once, in the
+plan) and the run's bootstrap count, never the run's configuration. Classical units share
+features computed once per extractor (:func:`prepare_features`, memory-mapped); CNN units
+train on the decoded stack. Every unit is written whole through
+:func:`facebench.rundir.units.write_unit`, its fitted model included.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ from ..io import atomic_save_npy, atomic_write_text
 from ..rundir import layout, saved, units
 from .feature_workers import feature_workers
 from .metrics import unit_metrics
-from .variants import (build_classical, classical_base, cnn_base, cnn_overrides, cnn_params, definition_digest,
-                       unit_definition)
+from .plan import ModelSpec, Unit
 
 log = logging.getLogger("facebench.run")
 
@@ -36,7 +37,7 @@ log = logging.getLogger("facebench.run")
 EPOCH_LISTENERS: list = []
 
 
-def guarded(kind: str, unit: dict, main_pid: int, registered: dict, *args) -> str | dict:
+def guarded(kind: str, unit: Unit, main_pid: int, registered: dict, *args) -> str | dict:
     """Run one unit; an exception costs that unit only, reported as ``{"unit", "error"}``.
 
     Interruptions (Ctrl-C, a killed worker) are not caught: what finished is kept on
@@ -59,8 +60,8 @@ def guarded(kind: str, unit: dict, main_pid: int, registered: dict, *args) -> st
         return fn(unit, *args)
     except Exception as exc:
         # the traceback for run.log; the console gets the runner's one line
-        logging.getLogger("facebench.run").info("unit %s failed", unit["id"], exc_info=True)
-        return {"unit": unit["id"], "error": f"{type(exc).__name__}: {exc}"}
+        logging.getLogger("facebench.run").info("unit %s failed", unit.id, exc_info=True)
+        return {"unit": unit.id, "error": f"{type(exc).__name__}: {exc}"}
 
 
 _WATCHDOG: list[threading.Thread] = []
@@ -101,16 +102,14 @@ def classical_threads():
     return threadpool_limits(limits=CLASSICAL_THREADS)
 
 
-def svm_backend_line(config: dict, unit_list: list[dict]) -> str | None:
-    """The line that says which library fits the RBF SVMs of these units; None when none has one."""
-    from .variants import classical_svm_backend
-
-    models = {u["model"]: u["tasks"] for u in unit_list if u["kind"] == "classical"}
-    with_svm = [name for name, tasks in models.items() if classical_svm_backend(config, name, tasks)]
+def svm_backend_line(specs: list[ModelSpec], choice: str) -> str | None:
+    """The line that says which library fits the RBF SVMs of these models (``choice``: the
+    run's ``svm_backend``); None when none has one."""
+    with_svm = [s for s in specs if s.svm_backend]
     if not with_svm:
         return None
-    library = LIBRARIES[classical_svm_backend(config, with_svm[0], models[with_svm[0]])]
-    return f"RBF SVMs fitted by {library} (svm_backend = {config.get('svm_backend', 'auto')!r}): {', '.join(with_svm)}"
+    library = LIBRARIES[with_svm[0].svm_backend]
+    return f"RBF SVMs fitted by {library} (svm_backend = {choice!r}): {', '.join(s.name for s in with_svm)}"
 
 
 #: How the log names each library of the RBF SVMs.
@@ -120,13 +119,15 @@ LIBRARIES = {"onedal": "oneDAL (scikit-learn-intelex)", "libsvm": "libsvm (sciki
 # --------------------------------------------------------------------------- features
 
 
-def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -> dict:
+def prepare_features(table: pd.DataFrame, specs: list[ModelSpec], workers: dict | None = None) -> dict:
     """Decode once, extract each model's features once for every image; memory-mapped files.
 
     Returns ``{model name: {"file", "decode_s_per_image", "features_s_per_image"}}``.
     Features of a stateless extractor do not depend on the split, so one pass over
-    all images serves every trial, fraction and task.
+    all images serves every trial, fraction and task. ``workers`` (``n_jobs`` and ``dask``)
+    is where a feature step's own parallel work runs (:func:`feature_workers`).
     """
+    workers = workers or {"n_jobs": 1, "dask": ""}
     stacks = {}  # (colour, size) -> (images, decode seconds per image), decoded on first use
 
     def stack(color, size):
@@ -139,11 +140,9 @@ def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -
     cache = default_cache_dir() / "features"
     paths = "\n".join(table["path"]).encode()
     out, done = {}, {}
-    for name in dict.fromkeys(u["model"] for u in unit_list):
-        task = next(u["tasks"][0] for u in unit_list if u["model"] == name)
-        extractor = build_classical(config, name, task).steps[0][1]
-        color = model_color(config, name)  # colour features need RGB
-        size = model_size(config, name)  # a pretrained network its own size
+    for model in {s.name: s for s in specs}.values():
+        name, color, size = model.name, model.color, model.image_size  # colour features need RGB, a network its size
+        extractor = model.build(model.tasks[0]).steps[0][1]
         key_base = hashlib.sha256(paths + f"{size}{color}".encode()).hexdigest()[:16]
         spec = f"{color}|{extractor!r}"
         if spec not in done:
@@ -154,7 +153,7 @@ def prepare_features(table: pd.DataFrame, config: dict, unit_list: list[dict]) -
             if not path.exists():
                 t = time.perf_counter()
                 try:
-                    with feature_workers(config):  # a network's embeddings spread over the run's workers
+                    with feature_workers(workers):  # a network's embeddings spread over the run's workers
                         feats = _transform_chunked(extractor, images)
                 except ValueError as exc:  # e.g. LBP on colour images, HOG cells larger than the image
                     raise UserError(f"model {name!r} cannot use features.image_size={size}, "
@@ -179,11 +178,10 @@ def _transform_chunked(extractor, images, chunk: int = 2048) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def decoded_for_cnn(table, config, cnn_name):
+def decoded_for_cnn(table, spec: ModelSpec):
     """The stack a CNN trains on (its own size and colour) and the decode seconds per image."""
-    params = cnn_params(config, cnn_name)
     t = time.perf_counter()
-    stack = decode(table, size=params["image_size"], color=params["color"])
+    stack = decode(table, size=spec.image_size, color=spec.color)
     return stack, (time.perf_counter() - t) / len(table)
 
 
@@ -196,7 +194,7 @@ def shareable(stack) -> dict:
 # --------------------------------------------------------------------------- units
 
 
-def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: dict, run_dir: str) -> str:
+def run_classical_unit(unit: Unit, inputs: dict, labels: pd.DataFrame, bootstrap: int, run_dir: str) -> str:
     """Fit one classical model per task of the unit on shared features; write the unit."""
     from sklearn.pipeline import Pipeline
 
@@ -204,14 +202,14 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
     from ..baselines.svm_backend import backend_of, portable
 
     features = np.load(inputs["file"], mmap_mode="r")
-    train, test = unit["train"], unit["test"]
+    train, test, spec = unit.train, unit.test, unit.spec
     x_train, x_test = np.asarray(features[train]), np.asarray(features[test])
     pred = _prediction_frame(unit, labels)
     fit_s = predict_s = 0.0
     fitted, backends = {}, set()
-    for task in unit["tasks"]:
+    for task in unit.tasks:
         target = labels[task].to_numpy()[train]
-        model = build_classical(config, unit["model"], task, random_state=unit["seed"], n_jobs=1)
+        model = spec.build(task, random_state=unit.seed, n_jobs=1)
         head = model[1:]
         backends.add(backend_of(head))
         with classical_threads():
@@ -225,9 +223,8 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
         fitted[task] = Pipeline([model.steps[0], *head.steps])
     backend = "onedal" if "onedal" in backends else "libsvm" if "libsvm" in backends else ""
     # the input the model was trained on, as predict must decode it (colour models take RGB)
-    meta = {"model": unit["model"], "unit": unit["id"],
-            "features": {**config["features"],
-                         "color": model_color(config, unit["model"]), "image_size": model_size(config, unit["model"])},
+    meta = {"model": unit.model, "unit": unit.id,
+            "features": {**spec.features, "color": spec.color, "image_size": spec.image_size},
             **({"svm_backend": backend} if backend else {})}
     n = len(train) + len(test)
     timing = _timing(unit, n_train=len(train), n_test=len(test),
@@ -240,23 +237,22 @@ def run_classical_unit(unit: dict, inputs: dict, labels: pd.DataFrame, config: d
         saved.save_classical(folder / layout.CLASSICAL_MODEL, meta, {t: portable(m) for t, m in fitted.items()})
         timing["model_bytes"] = (folder / layout.CLASSICAL_MODEL).stat().st_size
 
-    _finish_unit(unit, pred, timing, config, run_dir, write_model=write_model)
-    return unit["id"]
+    _finish_unit(unit, pred, timing, bootstrap, run_dir, write_model=write_model)
+    return unit.id
 
 
-def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame, config: dict, run_dir: str) -> str:
+def run_cnn_unit(unit: Unit, images: dict, decode_s: float, labels: pd.DataFrame, bootstrap: int, run_dir: str) -> str:
     """Train one CNN (both heads) on the unit's training rows; predict its test rows."""
     from ..cnn import fit
     from ..cnn.device import say_device_once, training_device
 
     say_device_once()  # the GPU when TensorFlow sees one
     stack = np.load(images["file"], mmap_mode="r") if "file" in images else images["array"]
-    train, test = unit["train"], unit["test"]
-    params = cnn_overrides(config, unit["cnn"])
+    train, test = unit.train, unit.test
     t = time.perf_counter()
-    fitted = fit(cnn_base(config, unit["cnn"]), np.asarray(stack[train]), labels["age"].to_numpy()[train],
-                 labels["gender"].to_numpy()[train], params=params, seed=unit["seed"],
-                 callbacks=[_epoch_progress(unit, config)])
+    fitted = fit(unit.spec.base, np.asarray(stack[train]), labels["age"].to_numpy()[train],
+                 labels["gender"].to_numpy()[train], params=dict(unit.spec.overrides), seed=unit.seed,
+                 callbacks=[_epoch_progress(unit)])
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
     out = fitted.predict(np.asarray(stack[test]))
@@ -274,30 +270,16 @@ def run_cnn_unit(unit: dict, images: dict, decode_s: float, labels: pd.DataFrame
         fitted.save(folder / layout.CNN_MODEL)
         timing["model_bytes"] = sum(f.stat().st_size for f in folder.glob("model.*") if f.is_file())
 
-    _finish_unit(unit, pred, timing, config, run_dir, history, write_model=write_model)
-    return unit["id"]
+    _finish_unit(unit, pred, timing, bootstrap, run_dir, history, write_model=write_model)
+    return unit.id
 
 
-def model_color(config: dict, name: str) -> str:
-    """The colour a run's classical model is decoded in: its own (colour features need RGB), else the run's."""
-    from ..baselines import input_color
-
-    return input_color(classical_base(config, name)) or config["features"]["color"]
-
-
-def model_size(config: dict, name: str) -> int:
-    """The side a run's classical model is decoded at: its own (a pretrained network's), else the run's."""
-    from ..baselines.registry import input_size
-
-    return input_size(classical_base(config, name)) or config["features"]["image_size"]
-
-
-def _epoch_progress(unit: dict, config: dict):
+def _epoch_progress(unit: Unit):
     """A Keras callback that reports every epoch: losses, validation metrics, seconds, time left."""
     from ..cnn.models import keras_module
 
     keras = keras_module()
-    epochs = cnn_params(config, unit["cnn"])["epochs"]
+    epochs = unit.spec.params["epochs"]
 
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -310,7 +292,7 @@ def _epoch_progress(unit: dict, config: dict):
             logs = logs or {}
             self.seconds.append(time.perf_counter() - self.started)
             left = float(np.mean(self.seconds)) * (epochs - epoch - 1)
-            parts = [f"{unit['model']} trial {unit['trial']} fraction {unit['fraction']:g}: "
+            parts = [f"{unit.model} trial {unit.trial} fraction {unit.fraction:g}: "
                      f"epoch {epoch + 1}/{epochs}", f"loss {logs.get('loss', float('nan')):.3f}"]
             for key, label, fmt in (("val_loss", "val loss", ".3f"), ("val_age_mae", "val age MAE", ".2f"),
                                     ("val_gender_accuracy", "val gender acc", ".3f")):
@@ -328,10 +310,10 @@ def _epoch_progress(unit: dict, config: dict):
 
 
 def _prediction_frame(unit, labels):
-    pred = labels.iloc[unit["test"]].reset_index(drop=True).copy()
-    pred.insert(0, "model", unit["model"])
-    pred.insert(0, "fraction", unit["fraction"])
-    pred.insert(0, "trial", unit["trial"])
+    pred = labels.iloc[unit.test].reset_index(drop=True).copy()
+    pred.insert(0, "model", unit.model)
+    pred.insert(0, "fraction", unit.fraction)
+    pred.insert(0, "trial", unit.trial)
     pred["age_pred"] = np.nan
     pred["p_female"] = np.nan
     pred["gender_pred"] = pd.array([pd.NA] * len(pred), dtype="Int64")
@@ -347,18 +329,18 @@ def _fill_predictions(pred, out):
 
 
 def _timing(unit, **values):
-    task = "both" if len(unit["tasks"]) == 2 else unit["tasks"][0]
+    task = "both" if len(unit.tasks) == 2 else unit.tasks[0]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"trial": unit["trial"], "fraction": unit["fraction"], "model": unit["model"], "task": task,
+    return {"trial": unit.trial, "fraction": unit.fraction, "model": unit.model, "task": task,
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()},
             "peak_memory_mb": round(peak, 1), "model_bytes": 0}
 
 
-def _finish_unit(unit, pred, timing, config, run_dir, history=None, write_model=None):
-    metrics = pd.DataFrame(unit_metrics(pred, n_boot=config["bootstrap"], seed=unit["seed"]))
-    metrics.insert(0, "model", unit["model"])
-    metrics.insert(0, "fraction", unit["fraction"])
-    metrics.insert(0, "trial", unit["trial"])
-    units.write_unit(Path(run_dir), unit["id"], pred, metrics, timing, history, write_model=write_model,
-                     definition=definition_digest(unit_definition(config, unit)))
-    log.info("unit %s done: fit %.1f s, predict %.1f s", unit["id"], timing["fit_s"], timing["predict_s"])
+def _finish_unit(unit: Unit, pred, timing, bootstrap, run_dir, history=None, write_model=None):
+    metrics = pd.DataFrame(unit_metrics(pred, n_boot=bootstrap, seed=unit.seed))
+    metrics.insert(0, "model", unit.model)
+    metrics.insert(0, "fraction", unit.fraction)
+    metrics.insert(0, "trial", unit.trial)
+    units.write_unit(Path(run_dir), unit.id, pred, metrics, timing, history, write_model=write_model,
+                     definition=unit.digest(bootstrap))
+    log.info("unit %s done: fit %.1f s, predict %.1f s", unit.id, timing["fit_s"], timing["predict_s"])

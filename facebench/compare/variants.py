@@ -21,8 +21,6 @@ A classical variant's parameter that the base's cross-validated search would cho
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 
 from ..errors import UserError
 
@@ -231,42 +229,3 @@ def cnn_params(config: dict, name: str) -> dict:
     from ..cnn import resolve_params
 
     return resolve_params(cnn_base(config, name), cnn_overrides(config, name))
-
-
-# --------------------------------------------------------------------------- definitions
-
-
-#: CNN parameters added after run directories of this format were first written, with the
-#: value that trains as before: left out of a definition at that value, so that a finished
-#: run's CNN units are still reused.
-LATER_CNN_KEYS = {"precision": "float32", "ema": 0.0, "age_head": "linear", "age_kl_weight": 0.0, "age_sigma": 2.0}
-
-
-def unit_definition(config: dict, unit: dict) -> dict:
-    """Everything that decides a unit's results; a finished unit is reused while this is unchanged.
-
-    The split keys (seed, test size, data) are not here: changing them is refused for the
-    whole run directory. The training and test rows are, as a digest.
-    """
-    rows = hashlib.sha256(repr((list(map(int, unit["train"])), list(map(int, unit["test"])))).encode()).hexdigest()
-    common = {"trial": unit["trial"], "fraction": unit["fraction"], "seed": unit["seed"], "rows": rows[:16],
-              "bootstrap": config["bootstrap"]}
-    if unit["kind"] == "cnn":
-        params = {k: v for k, v in cnn_params(config, unit["cnn"]).items() if LATER_CNN_KEYS.get(k, ()) != v}
-        return {**common, "kind": "cnn", "base": cnn_base(config, unit["cnn"]), "params": _jsonable(params)}
-    definition = {**common, "kind": "classical", "base": classical_base(config, unit["model"]),
-                  "params": _jsonable(classical_params(config, unit["model"])), "tasks": list(unit["tasks"]),
-                  "features": dict(config["features"])}
-    # libsvm fitted every RBF SVM before the key existed: left out at that value, so those units are reused
-    backend = classical_svm_backend(config, unit["model"], unit["tasks"])
-    if backend not in (None, "libsvm"):
-        definition["svm_backend"] = backend
-    return definition
-
-
-def definition_digest(definition: dict) -> str:
-    return hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, sort_keys=True, default=str))

@@ -111,12 +111,37 @@ def assemble(path, preset, overrides, data, out, dask, setter) -> dict:
     return config
 
 
-def resolve(config: dict) -> dict:
+class Resolved(dict):
+    """A configuration completed from its preset and validated (what :func:`resolve` returns).
+
+    It remembers what it held when it was resolved, so resolving it again costs nothing
+    while it is unchanged, and a changed one is resolved and validated anew.
+    """
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.digest = _digest(self)
+
+    @property
+    def unchanged(self) -> bool:
+        return _digest(self) == getattr(self, "digest", None)
+
+    def __reduce__(self):  # travels to workers as what it is, resolved
+        return Resolved, (dict(self),)
+
+
+def _digest(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resolve(config: dict) -> Resolved:
     """Complete a (possibly partial) config from ``DEFAULTS`` and its preset; validate it once.
 
     ``{"preset": "quick", "data": {"path": "faces/"}}`` gives the whole ``quick``
     configuration on ``faces/``; a resolved config resolves to itself.
     """
+    if isinstance(config, Resolved) and config.unchanged:
+        return config
     if not isinstance(config, dict):
         raise UserError(f"config = {config!r} is invalid: expected a table of keys")
     name = config.get("preset") or DEFAULT_PRESET
@@ -125,7 +150,7 @@ def resolve(config: dict) -> dict:
     full = merge(merge(DEFAULTS, preset_config(name)), config)
     full["preset"] = name
     _leave_out_unavailable(full, config)
-    return validate(full)
+    return Resolved(validate(full))
 
 
 def _leave_out_unavailable(full: dict, given: dict) -> None:

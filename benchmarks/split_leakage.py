@@ -46,6 +46,38 @@ def twins_in_test(data: str, run_dir: Path) -> list[int]:
     return out
 
 
+def twin_faces(data: str, run_dir: Path) -> pd.DataFrame:
+    """``(trial, image_id)`` of the test faces with a near-duplicate among the training faces."""
+    groups = find_near_duplicates(load_dataset(data)).table.set_index("image_id")["near_group"]
+    split = pd.read_csv(run_dir / "split.csv")
+    rows = []
+    for trial, part in split.groupby("trial"):
+        g = part["image_id"].map(groups)
+        train = set(g[part["part"] == "train"])
+        test = part[(part["part"] == "test") & g.isin(train)]
+        rows += [{"trial": trial, "image_id": i} for i in test["image_id"]]
+    return pd.DataFrame(rows, columns=["trial", "image_id"])
+
+
+def on_twins(data: str, old: Path) -> pd.DataFrame:
+    """On the old split, each model's accuracy and MAE on the test faces with a training twin and on the rest
+    (the same models, the same predictions: what the twins alone do to the figures)."""
+    twins = twin_faces(data, old)
+    pred = pd.read_csv(old / "predictions.csv.gz")
+    pred["twin"] = pd.MultiIndex.from_frame(pred[["trial", "image_id"]]).isin(
+        pd.MultiIndex.from_frame(twins)) if len(twins) else False
+    rows = []
+    for model, p in pred.groupby("model"):
+        row = {"model": model, "twin test faces": int(p["twin"].sum())}
+        for name, part in (("twins", p[p["twin"]]), ("the rest", p[~p["twin"]]), ("all", p)):
+            if p["gender_pred"].notna().any():
+                row[f"gender accuracy, {name}"] = f"{(part['gender_pred'] == part['gender']).mean():.3f}"
+            if p["age_pred"].notna().any():
+                row[f"age MAE, {name}"] = f"{(part['age_pred'] - part['age']).abs().mean():.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
 def side_by_side(old: Path, new: Path) -> pd.DataFrame:
     frames = {name: pd.read_csv(d / "metrics.csv") for name, d in (("old", old), ("grouped", new))}
     rows = []
@@ -87,7 +119,10 @@ def main(argv=None) -> int:
     print(f"\ntest faces with a near-duplicate among the training faces, per trial: old split "
           f"{twins_in_test(args.data, old)}, grouped split {twins_in_test(args.data, new)} "
           f"(run.json: {info['split']['straddling_groups']} straddling groups)")
-    print(f"seconds: old {old_s:.0f}, grouped {new_s:.0f}")
+    print("\nOn the old split, the same predictions on the test faces with a training twin and on the rest "
+          "(pooled over the trials):")
+    print(markdown(on_twins(args.data, old)))
+    print(f"seconds: old {old_s:.0f}, grouped {new_s:.0f} (a second run of this script reuses both run directories)")
     return 0
 
 

@@ -91,7 +91,7 @@ def test_near_duplicates_of_real_folder_land_on_one_side(twins):
 
 
 def test_label_detector_folds_keep_groups_whole(grouped_table):
-    from facebench.compare.labels import _folds
+    from facebench.compare.label_errors import _folds
 
     train = np.arange(len(grouped_table))
     groups = grouped_table["near_group"].to_numpy()
@@ -144,3 +144,21 @@ def test_a_run_split_by_the_old_rule_is_not_grown(tiny_run, tmp_path, capsys):
     assert len(err) == 1 and "older rule" in err[0] and f"--out {old}-grouped" in err[0]
     changed = [p for p, t in before.items() if p.exists() and p.stat().st_mtime_ns != t and p.name != ".lock"]
     assert not changed, changed
+
+
+def test_a_sweep_cut_by_the_old_rule_is_not_grown(twins, tmp_path):
+    from facebench.compare.sweep import sweep
+    from facebench.compare.sweep_config import load_sweep_config
+    from facebench.errors import UserError
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text('base = "hog+ridge"\nmethod = "grid"\nobjective = "age_mae"\nbootstrap = 0\nn_jobs = 1\n'
+                    '[space]\norientations = [6, 9]\n')
+    out = tmp_path / "sweep"
+    sweep(load_sweep_config(path=grid, data=twins, out=out), quiet=True)
+    info = json.loads((out / "sweep.json").read_text())
+    assert info["validation"]["split"] == "grouped"
+    del info["validation"]["split"]  # as a sweep made before the rule was recorded
+    (out / "sweep.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match=f"older rule .*--out {out}-grouped"):
+        sweep(load_sweep_config(path=grid, data=twins, out=out, overrides=["n=3"]), quiet=True)

@@ -83,14 +83,16 @@ def _sweep(config, out, *, quiet, command):
     data = validation_data(config)
     _say(quiet, f"{data['n_fit']} training and {data['n_val']} validation faces from the training part "
                 f"({data['n_test_unread']} test faces left out)")
-    study = _study(out, config)
     previous = _read_info(out)
+    _check_split_rule(out, previous)
+    study = _study(out, config)
     info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.sweep",
             "started": previous.get("started") or _now(), "finished": None,
             "elapsed_s": float(previous.get("elapsed_s") or 0.0), "base": config["base"],
             "method": config["method"], "objective": config["objective"], "n_requested": config["n"],
             "budget_minutes": config["budget_minutes"], "stopped_by": None,
-            "counts": {}, "validation": {"n_train": data["n_fit"], "n_val": data["n_val"], "test_part_read": False},
+            "counts": {}, "validation": {"n_train": data["n_fit"], "n_val": data["n_val"], "test_part_read": False,
+                                         "split": data["split"]},
             "cpu": cpu_name(), "cores": usable_cores(), "base_point": None,
             "pruning": _prunes(config) and not config["dask"]}
     spent_before = info["elapsed_s"]
@@ -388,6 +390,14 @@ def _check_resumable(out: Path, config: dict, force: bool) -> None:
         changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise UserError(f"{out} holds a sweep with a different configuration ({', '.join(changed)}); "
                         "use --out for a new sweep directory or --force to start this one again")
+
+
+def _check_split_rule(out: Path, previous: dict) -> None:
+    """A sweep whose validation part was cut before near-duplicate groups were kept whole is not grown."""
+    if previous and (out / STUDY_FILE).exists() and "split" not in (previous.get("validation") or {}):
+        raise UserError(f"{out} holds a sweep whose parts were cut by an older rule (near-duplicate photos may "
+                        f"straddle them); use --out {out}-grouped for a new sweep directory (or --force to start "
+                        "this one again)")
 
 
 def _read_info(out: Path) -> dict:

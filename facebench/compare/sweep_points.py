@@ -46,14 +46,14 @@ def validation_data(config: dict) -> dict:
         raise UserError(f"--data {config['data']['path']}: only {len(table)} usable image(s); a sweep needs 40")
     # the run's trial 0 split (a manifest's own, or near-duplicate groups kept whole), then
     # the validation rows cut from its training part with the groups kept whole again
-    splits, _ = run_splits(table, trials=1, seed=config["seed"], test_size=config["test_size"],
-                           user_split=dataset.user_split)
+    splits, record = run_splits(table, trials=1, seed=config["seed"], test_size=config["test_size"],
+                                user_split=dataset.user_split)
     train, test = splits[0]
     part = table.iloc[np.sort(np.asarray(train))].reset_index(drop=True)
     groups = part["near_group"].to_numpy() if "near_group" in part else None
     fit_rows, val_rows = make_split(part, seed=config["seed"] + 10_000, test_size=config["validation"], groups=groups)
     return {"table": part, "fit": np.sort(np.asarray(fit_rows)), "val": np.sort(np.asarray(val_rows)),
-            "n_fit": len(fit_rows), "n_val": len(val_rows), "n_test_unread": len(test)}
+            "n_fit": len(fit_rows), "n_val": len(val_rows), "n_test_unread": len(test), "split": record["rule"]}
 
 
 # --------------------------------------------------------------------------- one point

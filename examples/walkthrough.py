@@ -30,10 +30,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from facebench import cnn  # noqa: E402
 from facebench.baselines import HOGFeatures, LBPFeatures, make_model, predict_outputs  # noqa: E402
 from facebench.data import decode, load_dataset, make_split, synthesize  # noqa: E402
-from facebench.baselines.views import hog_picture, lbp_picture  # noqa: E402
+from facebench.baselines.pictures import hog_picture, lbp_picture  # noqa: E402
 from facebench.compare.loading import LoadedModel  # noqa: E402
-from facebench.compare.views import Methods, compute_views  # noqa: E402
-from facebench.reports.views import face_figure  # noqa: E402
+from facebench.compare.explain import Methods, compute_views  # noqa: E402
+from facebench.reports.drawing import face_figure  # noqa: E402
 
 N_FACES = 300
 SEED = 0

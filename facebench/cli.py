@@ -290,9 +290,9 @@ def predict_cli(run_dir, images, models=None, detect: bool | None = None) -> int
 
 
 def _cmd_explain(args) -> int:
-    from .compare.views import explain_image
+    from .compare.explain import explain_image
     from .data.faces import read_image
-    from .reports.views import write_explain
+    from .reports.drawing import write_explain
 
     try:
         pixels = read_image(args.image)

@@ -317,7 +317,8 @@ def test_describe_says_what_each_model_is():
         d = describe(name)
         assert set(d) == {"name", "kind", "tasks", "family", "features", "estimator", "color", "summary"}
         assert d["name"] == name and d["kind"] == "classical" and d["tasks"] == MODEL_TASKS[name]
-        assert d["family"] == ("trivial" if name == "dummy" else "hand-crafted")
+        assert d["family"] == ("trivial" if name == "dummy" else
+                               "learned elsewhere" if name.startswith("dlib128+") else "hand-crafted")
         assert d["color"] == input_color(name) and d["summary"] and "\n" not in d["summary"]
     d = describe("hog+lbp+color+svm")
     assert (d["features"], d["estimator"], d["color"]) == ("hog+lbp+color", "svm", "rgb")

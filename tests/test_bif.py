@@ -247,7 +247,7 @@ def test_a_saved_bif_model_round_trips_with_trusted_types_only(tmp_path, task):
 
 
 def test_bif_view_is_the_bands_part_of_the_features():
-    from facebench.baselines.views import bif_view, find_steps
+    from facebench.baselines.pictures import bif_view, find_steps
 
     image = smooth_images(1)[0]
     features = bif_features(image[None])[0]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import facebench.compare.units as runner
+import facebench.compare.unit_bodies as runner
 from facebench.cli import main
 from facebench.compare import load_config, run
 from facebench.compare.config import resolve

@@ -133,7 +133,7 @@ def test_chip_geometry():
 @pytest.mark.parametrize("photo", ["astronaut.jpg", "chip"])
 def test_predict_and_explain_give_the_same_numbers(tiny_run, photos, capsys, photo):
     from facebench.cli import predict_cli
-    from facebench.compare.views import explain_image
+    from facebench.compare.explain import explain_image
     from facebench.data.faces import read_image
 
     if photo == "chip":

@@ -274,7 +274,7 @@ def test_predict_without_the_extra_says_what_to_install(pretrained_run, monkeypa
 def test_label_detector_key(monkeypatch):
     import facebench.pretrained.descriptor as descriptor
     from facebench.compare.config import resolve
-    from facebench.compare.labels import detector_choice, detector_name
+    from facebench.compare.label_errors import detector_choice, detector_name
 
     monkeypatch.setattr(descriptor, "available", lambda: True)
     auto = resolve({"preset": "standard"})
@@ -293,7 +293,7 @@ def test_label_detector_key(monkeypatch):
 def test_label_detector_on_descriptors_names_itself():
     import pandas as pd
 
-    from facebench.compare.labels import suspect_labels
+    from facebench.compare.label_errors import suspect_labels
 
     rng = np.random.default_rng(0)
     n = 120
@@ -311,7 +311,7 @@ def test_label_detector_on_descriptors_names_itself():
 def test_labels_section_counts_suspects_per_confidence_band():
     import pandas as pd
 
-    from facebench.reports.sections.labels import _band_sentences
+    from facebench.reports.sections.doubt import _band_sentences
 
     issues = pd.DataFrame({"task": ["gender"] * 5 + ["age"], "part": ["train", "train", "train", "test", "train", "train"],
                            "confidence": [0.99, 0.95, 0.7, 0.985, 0.61, 4.2]})

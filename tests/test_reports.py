@@ -485,7 +485,7 @@ def test_report_of_a_real_run(tmp_path):
     html = write_report(run_dir).read_text(encoding="utf-8")
     dom = parse(html)
     ids = [s.attrs["id"] for s in dom.find_all("section")]
-    from facebench.reports.sections.labels import with_labels_entry
+    from facebench.reports.sections.doubt import with_labels_entry
 
     expected = with_labels_entry(SECTIONS, {"present": True})  # the run looked for label errors
     assert [i for i in ids if i != "seen"] == [sid for sid, _ in expected if sid != "seen"]

@@ -139,7 +139,7 @@ def test_the_import_rules_hold():
 
 
 def test_the_document_names_the_label_files_columns():
-    from facebench.rundir.labels import ISSUE_COLUMNS, LABEL_METRIC_COLUMNS
+    from facebench.rundir.label_files import ISSUE_COLUMNS, LABEL_METRIC_COLUMNS
 
     doc = (ROOT / "docs" / "run-directory.md").read_text(encoding="utf-8")
     section = re.sub(r"\s+", " ", doc.split("## label_issues.csv")[1].split("\n## ")[0])

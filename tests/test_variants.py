@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import facebench.compare.units as unit_bodies
+import facebench.compare.unit_bodies as unit_bodies
 from facebench.compare import load_config, run
 from facebench.compare.config import resolve
 from facebench.compare.variants import build_classical
@@ -27,6 +27,7 @@ BASE = [
     "classical.ridge-o6.base='hog+ridge'",
     "classical.ridge-o6.params={orientations = 6}",
     "data.label_errors=keep",
+    "data.label_detector='hog+lbp+color'",  # the hand-crafted detector, whose name and cuts these tests check
 ]
 
 
@@ -186,7 +187,7 @@ def test_changed_images_under_a_run_are_refused(faces, grown, tmp_path):
 
 
 def test_run_looks_for_label_errors_and_drop_train_leaves_them_out(faces, grown, tmp_path, counted):
-    from facebench.rundir.labels import read_label_issues, read_label_metrics
+    from facebench.rundir.label_files import read_label_issues, read_label_metrics
 
     out = _copy(grown, tmp_path)
     issues = read_label_issues(out)
@@ -209,7 +210,7 @@ def test_run_looks_for_label_errors_and_drop_train_leaves_them_out(faces, grown,
 def test_the_label_thresholds_come_from_the_config_and_a_new_rule_judges_again(faces, grown, tmp_path, counted):
     import json
 
-    from facebench.rundir.labels import read_label_issues
+    from facebench.rundir.label_files import read_label_issues
 
     out = _copy(grown, tmp_path)
     before = read_label_issues(out)

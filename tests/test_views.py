@@ -1,5 +1,5 @@
-"""What each method sees: the feature pictures (baselines.views), CNN introspection
-(cnn.introspect), their storage (rundir.views) and their drawing (reports.views).
+"""What each method sees: the feature pictures (baselines.pictures), CNN introspection
+(cnn.introspect), their storage (rundir.views) and their drawing (reports.drawing).
 
 No run directory is needed: faces are synthetic, the CNN is a 1-epoch 32-pixel one.
 """
@@ -51,7 +51,7 @@ def fitted_cnn(faces):
 
 
 def _methods(cnn=None, size=64):
-    from facebench.compare.views import Methods
+    from facebench.compare.explain import Methods
 
     return Methods(image_size=size, color="gray", cnn=cnn, predictors=[cnn] if cnn is not None else [])
 
@@ -75,7 +75,7 @@ def test_hog_picture_is_skimages_with_the_steps_parameters(faces):
     from skimage.feature import hog
 
     from facebench.baselines import HOGFeatures, hog_features
-    from facebench.baselines.views import hog_params, hog_picture
+    from facebench.baselines.pictures import hog_params, hog_picture
 
     face = _gray_face(faces)
     step = HOGFeatures(orientations=8, pixels_per_cell=(8, 8))
@@ -98,7 +98,7 @@ def test_hog_picture_is_skimages_with_the_steps_parameters(faces):
 
 def test_lbp_picture_is_what_the_model_is_given(faces):
     from facebench.baselines import LBPFeatures, lbp_codes
-    from facebench.baselines.views import lbp_cells, lbp_picture, lbp_settings
+    from facebench.baselines.pictures import lbp_cells, lbp_picture, lbp_settings
 
     face = _gray_face(faces)
     step = LBPFeatures()
@@ -117,7 +117,7 @@ def test_lbp_picture_is_what_the_model_is_given(faces):
 
 def test_find_steps_looks_inside_registry_pipelines():
     from facebench.baselines import HOGFeatures, LBPFeatures, make_model
-    from facebench.baselines.views import find_steps
+    from facebench.baselines.pictures import find_steps
 
     both = make_model("hog+lbp+svm", "gender")
     assert len(find_steps(both, HOGFeatures)) == 1 and len(find_steps(both, LBPFeatures)) == 1
@@ -186,7 +186,7 @@ def test_introspection_of_a_trained_cnn(fitted_cnn, faces):
 
 
 def test_views_round_trip_and_stay_small(tmp_path, faces, fitted_cnn):
-    from facebench.compare.views import compute_views
+    from facebench.compare.explain import compute_views
     from facebench.rundir.views import read_views, views_files, write_views
 
     meta, arrays = compute_views(faces[:6], _methods(_loaded(fitted_cnn)))
@@ -213,7 +213,7 @@ def test_views_round_trip_and_stay_small(tmp_path, faces, fitted_cnn):
 
 def test_views_of_a_128_pixel_run_stay_under_a_megabyte(tmp_path, faces):
     from facebench.cnn import FittedCNN, build_model
-    from facebench.compare.views import compute_views
+    from facebench.compare.explain import compute_views
     from facebench.rundir.views import views_files, write_views
 
     untrained = FittedCNN(build_model("seed", (128, 128, 1)), "seed", {})
@@ -305,7 +305,7 @@ def _png(uri):
 
 
 def test_the_report_section_draws_stored_views_without_tensorflow(tmp_path, faces, fitted_cnn):
-    from facebench.compare.views import compute_views
+    from facebench.compare.explain import compute_views
     from facebench.rundir.views import write_views
 
     meta, arrays = compute_views(faces[:6], _methods(_loaded(fitted_cnn)))
@@ -314,7 +314,7 @@ def test_the_report_section_draws_stored_views_without_tensorflow(tmp_path, face
         import json, sys, types
         sys.modules["tensorflow"] = None
         sys.modules["keras"] = None
-        from facebench.reports.views import views_section
+        from facebench.reports.drawing import views_section
         section = views_section(types.SimpleNamespace(dir={str(tmp_path)!r}))
         try:
             import tensorflow
@@ -340,8 +340,8 @@ def test_the_report_section_draws_stored_views_without_tensorflow(tmp_path, face
 def test_the_section_without_a_cnn_and_without_views(tmp_path, faces):
     import types
 
-    from facebench.compare.views import compute_views
-    from facebench.reports.views import face_figure, views_section
+    from facebench.compare.explain import compute_views
+    from facebench.reports.drawing import face_figure, views_section
     from facebench.rundir.views import read_views, write_views
 
     assert views_section(types.SimpleNamespace(dir=tmp_path)) is None
@@ -363,8 +363,8 @@ def test_the_section_without_a_cnn_and_without_views(tmp_path, faces):
 def test_write_explain_png_and_html(tmp_path, faces, fitted_cnn):
     from PIL import Image
 
-    from facebench.compare.views import compute_views
-    from facebench.reports.views import explain_out_path, write_explain
+    from facebench.compare.explain import compute_views
+    from facebench.reports.drawing import explain_out_path, write_explain
 
     meta, arrays = compute_views(faces[:1], _methods(_loaded(fitted_cnn)))
     meta["name"] = "<script>" + faces[0]["file"]

@@ -316,7 +316,7 @@ def _check_svm_backend(value) -> None:
 
 
 def _check_label_detector(value) -> None:
-    from .labels import LABEL_DETECTORS, detector_model
+    from .label_errors import LABEL_DETECTORS, detector_model
     from ..baselines.registry import check_available
 
     if value not in LABEL_DETECTORS:

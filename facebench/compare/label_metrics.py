@@ -1,6 +1,6 @@
 """Every model's test metrics with and without the faces whose labels are suspected.
 
-A sensitivity analysis of :mod:`facebench.compare.labels`' suspicions, on the predictions
+A sensitivity analysis of :mod:`facebench.compare.label_errors`' suspicions, on the predictions
 a run kept: :func:`label_metrics` (each model's headline metrics with 95 % bootstrap
 intervals on all test faces and on the unsuspected ones), :func:`cleaned_paired_tests`
 (the paired tests repeated on the unsuspected faces) and :func:`with_agreement` (which
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..rundir import layout
-from ..rundir.labels import (
+from ..rundir.label_files import (
     LABEL_METRIC_COLUMNS,
     read_label_issues,
     write_label_issues,
@@ -61,7 +61,7 @@ def label_metrics(predictions: pd.DataFrame, issues: pd.DataFrame, *, n_boot: in
     Returns
     -------
     metrics : DataFrame
-        Columns :data:`facebench.rundir.labels.LABEL_METRIC_COLUMNS`.
+        Columns :data:`facebench.rundir.label_files.LABEL_METRIC_COLUMNS`.
     """
     rows = []
     doubted = _doubted(issues)

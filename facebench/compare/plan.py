@@ -219,7 +219,7 @@ def make_plan(config: dict, table: pd.DataFrame, splits: dict, issues: pd.DataFr
                 share = float(frac)
             rows = subsample(table, train, share, seed=seed)
             if config["data"]["label_errors"] == "drop-train":
-                from .labels import drop_suspected
+                from .label_errors import drop_suspected
 
                 rows = drop_suspected(rows, table, issues, trial)
             if len(rows) in seen_sizes:

@@ -35,7 +35,7 @@ from ..rundir.environment import environment
 from .aggregate import aggregate, summary_table
 from .config import SPLIT_KEYS, config_diff, dumps, resolve
 from .plan import Plan, Unit, make_plan, model_specs
-from .units import EPOCH_LISTENERS, decoded_for_cnn, guarded, prepare_features, shareable, svm_backend_line
+from .unit_bodies import EPOCH_LISTENERS, decoded_for_cnn, guarded, prepare_features, shareable, svm_backend_line
 
 log = logging.getLogger("facebench.run")
 
@@ -103,7 +103,7 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         write_json(run_dir / layout.RUN_FILE, info)
         issues = _label_issues(run_dir, table, splits, config, previous_info, force, quiet)
         if issues is not None:
-            from .labels import detector_choice, detector_model, detector_name
+            from .label_errors import detector_choice, detector_model, detector_name
 
             info["label_errors"] = {"mode": config["data"]["label_errors"], "trials": sorted(splits),
                                     "detector": detector_name(config), "model": detector_model(detector_choice(config))}
@@ -176,8 +176,8 @@ def _label_issues(run_dir: Path, table: pd.DataFrame, splits: dict, config: dict
     previous run of the same images already judged, computed for the others; None when off."""
     if config["data"]["label_errors"] == "off":
         return None
-    from ..rundir.labels import read_label_issues, write_label_issues
-    from .labels import detector_features, detector_name, empty_issues, rules_from_config, suspect_labels_for_run
+    from ..rundir.label_files import read_label_issues, write_label_issues
+    from .label_errors import detector_features, detector_name, empty_issues, rules_from_config, suspect_labels_for_run
 
     before = previous.get("label_errors") or {}
     old = None if force or before.get("detector") != detector_name(config) else read_label_issues(run_dir)
@@ -196,7 +196,7 @@ def _label_issues(run_dir: Path, table: pd.DataFrame, splits: dict, config: dict
 
 def _store_views(run_dir: Path, quiet: bool) -> None:
     """What each method sees on a few test faces, for the report (which loads no models)."""
-    from .views import compute_run_views
+    from .explain import compute_run_views
 
     try:
         compute_run_views(run_dir)

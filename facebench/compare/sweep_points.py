@@ -165,7 +165,7 @@ def _evaluate_cnn(definition, config, data, trial):
 def _evaluate_classical(definition, config, data):
     from ..baselines import predict_outputs
     from .plan import classical_spec
-    from .units import prepare_features
+    from .unit_bodies import prepare_features
     from .variants import classical_tasks
 
     run_config = {"features": config["features"], "svm_backend": config.get("svm_backend", "auto"),

@@ -29,7 +29,7 @@ from facebench.reports.sections.audit import audit_section, audit_tables
 from facebench.reports.sections.cost import cost_section
 from facebench.reports.sections.data_size import data_size_section
 from facebench.reports.sections.gender import gender_section
-from facebench.reports.sections.labels import labels_section, labels_tables, with_labels_entry
+from facebench.reports.sections.doubt import labels_section, labels_tables, with_labels_entry
 from facebench.reports.sections.paired import paired_section
 from facebench.reports.sections.reproduce import reproduce_section
 from facebench.reports.sections.seen import seen_section

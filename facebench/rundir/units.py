@@ -143,7 +143,7 @@ def clear(run_dir) -> None:
     run_dir = Path(run_dir)
     for name in (layout.UNITS_DIR, layout.HISTORIES_DIR, layout.VIEWS_DIR, layout.TABLES_DIR, "models"):
         shutil.rmtree(run_dir / name, ignore_errors=True)
-    from .labels import LABEL_ISSUES_FILE, LABEL_METRICS_FILE
+    from .label_files import LABEL_ISSUES_FILE, LABEL_METRICS_FILE
 
     for name in (layout.PREDICTIONS_FILE, layout.METRICS_FILE, layout.PAIRED_FILE, layout.TIMINGS_FILE,
                  layout.MODELS_FILE, layout.REPORT_FILE, layout.RUN_FILE, LABEL_ISSUES_FILE, LABEL_METRICS_FILE):

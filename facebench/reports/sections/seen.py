@@ -1,5 +1,5 @@
 """What each method sees: the teaching views stored in the run directory, as drawn by
-:func:`facebench.reports.views.views_section` (None, or ``{"intro", "figures"}``).
+:func:`facebench.reports.drawing.views_section` (None, or ``{"intro", "figures"}``).
 
 Every string is escaped by the template; only ``data:image/`` URIs are kept as images.
 The report reads only files: no model is loaded here.
@@ -12,7 +12,7 @@ from typing import Any
 
 from facebench.errors import UserError
 
-from facebench.reports.views import views_section
+from facebench.reports.drawing import views_section
 
 
 def seen_section(run) -> dict[str, Any] | None:

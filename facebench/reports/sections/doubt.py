@@ -1,7 +1,7 @@
 """Labels to doubt: the faces whose gender or age label the run's detector suspects.
 
 Shown only when the run directory has ``label_issues.csv``
-(:mod:`facebench.rundir.labels`); the metrics with and without the suspected test faces
+(:mod:`facebench.rundir.label_files`); the metrics with and without the suspected test faces
 come from ``label_metrics.csv``, computed by the run, so the report trains nothing.
 """
 
@@ -16,7 +16,7 @@ from facebench.data.labels import AGE_BANDS, GENDERS, RACES, age_band, gender_na
 from facebench.reports.summary import frac, label
 from facebench.reports.tables import Cell, Column, Table, format_metric, metric_cell, text_cell
 from facebench.reports.thumbnails import thumbnail_uri
-from facebench.rundir.labels import read_label_issues, read_label_metrics, read_label_paired
+from facebench.rundir.label_files import read_label_issues, read_label_metrics, read_label_paired
 from facebench.rundir.read import read_split
 
 #: Faces shown per task, most confident first.

@@ -7,14 +7,14 @@ through :mod:`facebench.rundir.views`, for every face
 - the face as the classical models see it (``features.image_size`` x ``features.color``
   of ``config.toml``), its HOG picture and LBP codes with the parameters of the run's
   own ``HOGFeatures`` / ``LBPFeatures`` steps, and the LBP histograms of four cells
-  (:mod:`facebench.baselines.views`);
+  (:mod:`facebench.baselines.pictures`);
 - with a CNN: its input, the Grad-CAM map of each head, its prediction; once per run
   its first-layer filters, and the most active feature maps after each block for the
   first face (:mod:`facebench.cnn.introspect`);
 - the predictions of the models ``facebench predict`` uses by default.
 
 :func:`explain_image` does the same for one face (``facebench explain``).
-``facebench.reports.views`` draws both; it needs neither the models nor TensorFlow.
+``facebench.reports.drawing`` draws both; it needs neither the models nor TensorFlow.
 
 Arrays (``N`` faces; ``s`` the classical side, ``c`` the CNN's)
 -------------------------------------------------------------
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.compare.pretrained_views import add_pretrained, pretrained_model
+from facebench.compare.explain_pretrained import add_pretrained, pretrained_model
 from facebench.errors import UserError
 
 __all__ = ["N_FACES", "Methods", "compute_run_views", "compute_views", "explain_image", "load_methods", "pick_faces"]
@@ -134,7 +134,7 @@ class Methods:
         The models whose predictions are stored with each face (may be empty).
     pretrained : str or None
         A model of the run on dlib's descriptor, whose aligned chips are stored
-        (:mod:`facebench.compare.pretrained_views`).
+        (:mod:`facebench.compare.explain_pretrained`).
     """
 
     image_size: int = 64
@@ -164,7 +164,7 @@ def load_methods(run_dir, with_predictors: bool = True) -> Methods:
         If ``run_dir`` is not a run directory of this facebench.
     """
     from facebench.baselines import HOGFeatures, LBPFeatures
-    from facebench.baselines.views import find_steps
+    from facebench.baselines.pictures import find_steps
     from facebench.compare import loading
     from facebench.rundir.read import read_config
 
@@ -242,7 +242,7 @@ def compute_views(faces, methods: Methods, detail: int = 0) -> tuple[dict, dict]
     meta, arrays
         As :func:`facebench.rundir.views.write_views` stores them (see the module docstring).
     """
-    from facebench.baselines.views import hog_params, hog_picture, lbp_cells, lbp_picture, lbp_settings
+    from facebench.baselines.pictures import hog_params, hog_picture, lbp_cells, lbp_picture, lbp_settings
     from facebench.data import to_face_array
 
     if not 0 <= detail < len(faces):

@@ -1,6 +1,6 @@
 """Drawing what each method sees, from the views stored in a run directory.
 
-The arrays are computed when the run finishes (``facebench.compare.views``) and stored
+The arrays are computed when the run finishes (``facebench.compare.explain``) and stored
 in ``views/`` (:mod:`facebench.rundir.views`); this module only draws them, so it needs
 neither the models nor TensorFlow.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import UserError
-from facebench.reports.pretrained_views import PRETRAINED_ARRAYS, chip_with_marks, pretrained_row
+from facebench.reports.drawing_pretrained import PRETRAINED_ARRAYS, chip_with_marks, pretrained_row
 from facebench.rundir.views import Views, read_views
 
 __all__ = ["explain_out_path", "face_figure", "overview_figure", "views_section", "write_explain"]
@@ -453,7 +453,7 @@ def write_explain(out_path, meta: dict, arrays: dict, run_dir) -> Path:
         ``*.png`` or ``*.html``; None: ``<image name>-explain.png`` (``meta["name"]``)
         in the current folder (:func:`explain_out_path`).
     meta, arrays : dict
-        The views of one face (``facebench.compare.views.explain_image``).
+        The views of one face (``facebench.compare.explain.explain_image``).
     run_dir : path
         The run whose models were used (named on the page).
 

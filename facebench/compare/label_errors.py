@@ -67,7 +67,7 @@ UTKFace's size (23.7k rows) about 130 CPU seconds, bounded by ``max_fit_rows``.
 Entry points: :func:`suspect_labels` (one trial), :func:`suspect_labels_for_run` (every
 trial of a run), :func:`drop_suspected` (``data.label_errors = "drop-train"``),
 :mod:`facebench.compare.label_metrics` (every model's test metrics with and without the
-suspected test faces). The run directory's files: :mod:`facebench.rundir.labels`.
+suspected test faces). The run directory's files: :mod:`facebench.rundir.label_files`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ from ..baselines.svm_backend import resolve as resolve_backend
 from ..baselines.svm_backend import use_backend
 from ..data import age_band
 from ..vocab import AGE_MAX, AGE_MIN
-from ..rundir.labels import ISSUE_COLUMNS
+from ..rundir.label_files import ISSUE_COLUMNS
 
 #: The registry model whose features the detector uses (HOG + LBP + colour on RGB).
 DETECTOR_MODEL = "hog+lbp+color+svm"
@@ -148,7 +148,7 @@ def detector_features(table: pd.DataFrame, config: dict) -> np.ndarray:
     """HOG + LBP + colour features of every image of ``table`` (the detector's input).
 
     The features of :data:`DETECTOR_MODEL`, computed (or read from the feature cache) by
-    :func:`facebench.compare.units.prepare_features` at ``config["features"]["image_size"]``;
+    :func:`facebench.compare.unit_bodies.prepare_features` at ``config["features"]["image_size"]``;
     only their first half, the faces themselves, not their mirror images.
 
     Returns
@@ -158,7 +158,7 @@ def detector_features(table: pd.DataFrame, config: dict) -> np.ndarray:
     from ..baselines import feature_step
     from ..baselines.transformers import HFlipPairs
     from .plan import classical_spec
-    from .units import prepare_features
+    from .unit_bodies import prepare_features
 
     model = detector_model(detector_choice(config))
     spec = classical_spec(config, model, ("gender",))
@@ -218,8 +218,8 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
     Returns
     -------
     issues : DataFrame
-        Columns :data:`facebench.rundir.labels.ISSUE_COLUMNS` (described in
-        :mod:`facebench.rundir.labels`), most confident first within task and part.
+        Columns :data:`facebench.rundir.label_files.ISSUE_COLUMNS` (described in
+        :mod:`facebench.rundir.label_files`), most confident first within task and part.
     """
     features = np.asarray(features)
     train = np.asarray(train_rows, dtype=np.int64)
@@ -463,8 +463,8 @@ def suspect_labels_for_run(features, table: pd.DataFrame, splits: dict, *, seed:
     Returns
     -------
     issues : DataFrame
-        Columns :data:`facebench.rundir.labels.ISSUE_COLUMNS`; write it with
-        :func:`facebench.rundir.labels.write_label_issues`.
+        Columns :data:`facebench.rundir.label_files.ISSUE_COLUMNS`; write it with
+        :func:`facebench.rundir.label_files.write_label_issues`.
     """
     frames = []
     for trial, (train, test) in sorted(splits.items()):

@@ -1,0 +1,46 @@
+"""oneDAL and libsvm give the same answer on real faces, within the split-to-split noise.
+
+benchmarks/svm_backends.py measured every RBF model under both libraries over 3 splits
+of the 5k UTKFace subset (benchmarks/RESULTS.md, "oneDAL against libsvm"); the
+tolerances below are the split-to-split standard deviations measured there, and the
+libraries differed by far less. One model per task, one split, both libraries: about a
+minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from facebench.baselines import feature_step, input_color, make_head, predict_outputs
+from facebench.baselines import svm_backend as sb
+from facebench.compare.unit_bodies import classical_threads
+from facebench.data import decode, load_dataset, make_split
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not sb.available(), reason="scikit-learn-intelex is not installed here")]
+
+#: Split-to-split standard deviation over 3 splits of the 5k subset (libsvm), per model.
+SPLIT_NOISE = {"pixels+pca+svm": 0.0, "hog6+lbp+svr": 0.0}
+
+
+@pytest.mark.parametrize("name,task", [("pixels+pca+svm", "gender"), ("hog6+lbp+svr", "age")])
+def test_onedal_matches_libsvm_on_real_faces_within_split_noise(utkface, name, task):
+    table = load_dataset(utkface).table.reset_index(drop=True)
+    train, test = make_split(table, seed=0)
+    images = decode(table, size=64, color=input_color(name) or "gray")
+    features = np.asarray(feature_step(name, task).transform(images), dtype=np.float32)
+    target = table[task].to_numpy()
+    scores = {}
+    for backend in ("libsvm", "onedal"):
+        head = sb.use_backend(make_head(name, task, random_state=0), backend)
+        assert sb.backend_of(head) == backend
+        with threadpool_limits(limits=1):  # as the runner fits every classical unit
+            head.fit(features[train], target[train])
+            out = predict_outputs(head, features[test], task)
+        if task == "gender":
+            scores[backend] = float(np.mean(out["gender"] == target[test]))
+        else:
+            scores[backend] = float(np.mean(np.abs(out["age"] - target[test])))
+    assert abs(scores["onedal"] - scores["libsvm"]) <= SPLIT_NOISE[name], scores

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.compare.config import resolve
-from facebench.compare.label_errors import detector_choice, detector_features, suspect_labels
+from facebench.compare.planning.config import resolve
+from facebench.compare.label_errors.detector import detector_choice, detector_features, suspect_labels
 from facebench.data import load_dataset, make_split
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface-5k"

@@ -1,6 +1,6 @@
 """Does a second, different detector recover more planted gender flips? (An experiment; not adopted.)
 
-The label-error detector (``facebench.compare.label_errors``) is an RBF SVC on HOG + LBP +
+The label-error detector (``facebench.compare.label_errors.detector``) is an RBF SVC on HOG + LBP +
 colour; its out-of-fold accuracy bounds how many planted flips it can find. Here a
 second detector of the same kind on other features (default: the 32 x 32 pixels of
 ``pixels+pca+svm``) is fitted on the same folds, both decision values become
@@ -28,10 +28,10 @@ from sklearn.linear_model import LogisticRegression
 
 from facebench.baselines import feature_step
 from facebench.baselines.transformers import HFlipPairs
-from facebench.compare.config import resolve
-from facebench.compare.label_errors import detector_features, predict_out_of_fold
-from facebench.compare.plan import classical_spec
-from facebench.compare.unit_bodies import prepare_features
+from facebench.compare.planning.config import resolve
+from facebench.compare.label_errors.detector import detector_features, predict_out_of_fold
+from facebench.compare.planning.plan import classical_spec
+from facebench.compare.running.unit_bodies import prepare_features
 from facebench.data import load_dataset, make_split
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface-5k"

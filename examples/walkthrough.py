@@ -31,8 +31,8 @@ from facebench import cnn  # noqa: E402
 from facebench.baselines import HOGFeatures, LBPFeatures, make_model, predict_outputs  # noqa: E402
 from facebench.data import decode, load_dataset, make_split, synthesize  # noqa: E402
 from facebench.baselines.pictures import hog_picture, lbp_picture  # noqa: E402
-from facebench.compare.loading import LoadedModel  # noqa: E402
-from facebench.compare.explain import Methods, compute_views  # noqa: E402
+from facebench.compare.inference.loading import LoadedModel  # noqa: E402
+from facebench.compare.inference.explain import Methods, compute_views  # noqa: E402
 from facebench.reports.drawing import face_figure  # noqa: E402
 
 N_FACES = 300

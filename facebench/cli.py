@@ -49,7 +49,7 @@ def _dispatch(args) -> int:
               "rerun to resume once this is fixed", file=sys.stderr)
         return 1
     except Exception as exc:
-        from .compare.runner import UnitsFailed
+        from .compare.running import UnitsFailed
 
         if not isinstance(exc, UnitsFailed):
             raise
@@ -216,7 +216,7 @@ def _cmd_demo(args) -> int:
 
 def _cmd_run(args) -> int:
     from .compare import load_config, run
-    from .compare.runner import UnitsFailed
+    from .compare.running import UnitsFailed
     from .reports import write_report
 
     out = args.out
@@ -237,8 +237,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .compare.sweep import sweep
-    from .compare.sweep_config import load_sweep_config
+    from .compare.search.sweep import sweep
+    from .compare.search.sweep_config import load_sweep_config
     from .reports.sweep import write_sweep_report
     from .rundir.sweepdir import BEST_FILE, INFO_FILE
 
@@ -277,7 +277,7 @@ def _cmd_predict(args) -> int:
 
 def predict_cli(run_dir, images, models=None, detect: bool | None = None) -> int:
     """Print ``facebench predict``'s JSON lines on stdout, warnings and errors on stderr; the exit status."""
-    from .compare.predict import predict_files
+    from .compare.inference.predict import predict_files
 
     failed = 0
     for stream, text in predict_files(run_dir, images, models=models, detect=detect):
@@ -290,7 +290,7 @@ def predict_cli(run_dir, images, models=None, detect: bool | None = None) -> int
 
 
 def _cmd_explain(args) -> int:
-    from .compare.explain import explain_image
+    from .compare.inference.explain import explain_image
     from .data.faces import read_image
     from .reports.drawing import write_explain
 
@@ -342,7 +342,7 @@ def _cmd_models(args) -> int:
 def _model_params(name: str) -> int:
     """Every parameter a variant of ``name`` may set, with its default."""
     from .baselines import MODEL_TASKS
-    from .compare.variants import cnn_presets, settable_params
+    from .compare.planning.variants import cnn_presets, settable_params
 
     if name.startswith("cnn:") and name[4:] in cnn_presets():
         from .cnn import default_params

@@ -2,7 +2,7 @@
 
 Predictions are seeded random noise around the true labels (each model with its own
 skill, worse on smaller training fractions); every metric, interval and paired test is
-then computed from those predictions by ``facebench.compare.metrics``, the code real
+then computed from those predictions by ``facebench.compare.stats.metrics``, the code real
 runs use, so no number in the run directory is typed by hand. ``run.json`` and
 ``models.csv`` are written through the run-directory package's own writers and names
 (``facebench.rundir``); a real run's directory is checked by the runner's round-trip test.
@@ -25,7 +25,7 @@ import tomli_w
 from PIL import Image
 
 from facebench import __version__
-from facebench.compare.metrics import paired_tests, unit_metrics
+from facebench.compare.stats.metrics import paired_tests, unit_metrics
 from facebench.io import write_json
 from facebench.rundir import layout
 from facebench.rundir.saved import write_models_table

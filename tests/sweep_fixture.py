@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from facebench import __version__
-from facebench.compare.config import dumps
-from facebench.compare.sweep_config import resolve_sweep
-from facebench.compare.sweep_outputs import best_config
+from facebench.compare.planning.config import dumps
+from facebench.compare.search.sweep_config import resolve_sweep
+from facebench.compare.search.sweep_outputs import best_config
 from facebench.rundir.sweepdir import BEST_FILE, INFO_FILE, POINTS_FILE, SWEEP_FILE, best_number
 
 POINT_COLUMNS = [

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from facebench.compare.metrics import (
+from facebench.compare.stats.metrics import (
     age_bootstrap,
     age_metrics,
     bootstrap_indices,

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import facebench.compare.unit_bodies as runner
+import facebench.compare.running.unit_bodies as runner
 from facebench.cli import main
 from facebench.compare import load_config, run
-from facebench.compare.config import resolve
-from facebench.compare.runner import UnitsFailed
+from facebench.compare.planning.config import resolve
+from facebench.compare.running import UnitsFailed
 from facebench.rundir.layout import METRIC_COLUMNS, PRED_COLUMNS, TIMING_COLUMNS
 from facebench.data import synthesize
 from facebench.errors import UserError
@@ -303,12 +303,12 @@ def test_a_colour_model_gets_rgb_faces_in_the_run_and_in_predict(faces, tmp_path
 def test_classical_units_start_longest_first_in_the_order_the_runner_dispatches(faces, tmp_path, monkeypatch,
                                                                                  backend):
     """The order the runner hands its workers, for units of the full UTKFace's sizes (nothing is fitted)."""
-    import facebench.compare.runner as run_module
+    import facebench.compare.running.execute as run_module
     from facebench.baselines import svm_backend
 
     if backend == "onedal" and not svm_backend.available():
         pytest.skip("scikit-learn-intelex is not installed here")
-    from facebench.compare.plan import Unit, model_specs
+    from facebench.compare.planning.plan import Unit, model_specs
 
     config = resolve(_config(faces, tmp_path, [f"svm_backend='{backend}'", "models.cnn=['default']",
                                                 "models.gender=['hog+lbp+svm','dummy']",
@@ -331,7 +331,7 @@ def test_classical_units_start_longest_first_in_the_order_the_runner_dispatches(
     monkeypatch.setattr(run_module, "decoded_for_cnn", lambda table, spec: (np.zeros((1, 64, 64), np.uint8), 0.0))
     monkeypatch.setattr(run_module, "parallel", record)
     table = pd.DataFrame({"image_id": ["a"], "path": ["a"], "age": [30], "gender": [0], "race": [0]})
-    assert run_module._execute(todo, table, config, tmp_path, quiet=True) == []
+    assert run_module.execute(todo, table, config, tmp_path, quiet=True) == []
     if backend == "libsvm":  # a 19k-face libsvm SVR (~2 min) before the ridge model (~1 min)
         assert dispatched == ["hog6+lbp+svr", "hog+ridge", "hog+lbp+svm", "dummy", "cnn-default"]
     else:  # oneDAL fits the same SVR in about 30 s: the ridge model goes first

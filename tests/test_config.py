@@ -1,4 +1,4 @@
-"""facebench.compare.config: one resolve path, validation messages, config differences."""
+"""facebench.compare.planning.config: one resolve path, validation messages, config differences."""
 
 import re
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from test_baselines_models import registry_snapshot  # noqa: F401 - the fixture that undoes register_model
 
-from facebench.compare.config import PRESETS, config_diff, load_config, resolve, science_digest
+from facebench.compare.planning.config import PRESETS, config_diff, load_config, resolve, science_digest
 from facebench.errors import UserError
 from facebench.machine import usable_cores
 

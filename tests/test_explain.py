@@ -1,4 +1,4 @@
-"""What each method sees, from a real run directory (facebench.compare.explain): the faces
+"""What each method sees, from a real run directory (facebench.compare.inference.explain): the faces
 picked, the views stored at the end of a run, and ``explain_image`` for one face.
 
 One tiny real run (160 synthetic faces, HOG/LBP models, a 1-epoch CNN at 32x32) is
@@ -24,14 +24,14 @@ def test_faces(tiny_run):
 
 def _classical_step(run_dir, model, task, cls):
     from facebench.baselines.pictures import find_steps
-    from facebench.compare.loading import load_models
+    from facebench.compare.inference.loading import load_models
 
     (loaded,) = load_models(run_dir, [model])
     return find_steps(loaded.estimators[task], cls)[0]
 
 
 def test_pick_faces_spreads_over_bands_and_genders(tmp_path):
-    from facebench.compare.explain import pick_faces
+    from facebench.compare.inference.explain import pick_faces
 
     rows = []
     for i, age in enumerate([1, 2, 5, 8, 15, 16, 25, 26, 35, 45, 55, 65, 75, 80]):
@@ -50,7 +50,7 @@ def test_pick_faces_spreads_over_bands_and_genders(tmp_path):
 
 def test_the_run_stores_its_views(tiny_run, test_faces):
     from facebench.baselines import HOGFeatures, LBPFeatures
-    from facebench.compare.explain import N_FACES, pick_faces
+    from facebench.compare.inference.explain import N_FACES, pick_faces
     from facebench.rundir.views import read_views, views_files
 
     views = read_views(tiny_run)
@@ -73,7 +73,7 @@ def test_explain_image_on_a_chip_and_on_a_photo(tiny_run, test_faces):
     import cv2
     from skimage import data as skdata
 
-    from facebench.compare.explain import explain_image
+    from facebench.compare.inference.explain import explain_image
     from facebench.data.faces import read_image
 
     path = Path(test_faces["path"].iloc[0])
@@ -94,7 +94,7 @@ def test_explain_image_on_a_chip_and_on_a_photo(tiny_run, test_faces):
 
 
 def test_a_run_without_a_cnn_is_explained_by_hog_and_lbp(tiny_run, test_faces, tmp_path):
-    from facebench.compare.explain import compute_run_views, explain_image
+    from facebench.compare.inference.explain import compute_run_views, explain_image
     from facebench.data.faces import read_image
     from facebench.rundir.views import read_views
 

@@ -1,5 +1,6 @@
-"""Two rules of the house, checked on the source: the run and sweep directories are spelled in one place
-(``facebench.rundir``), and only the command line prints.
+"""Rules of the house, checked on the source: the run and sweep directories are spelled in one place
+(``facebench.rundir``), only the command line prints, and compare's job packages use each other's
+public names only.
 
 A file name of either directory written as a string literal anywhere else in the package
 (outside docstrings) fails here: the code must use the names ``rundir`` defines, so that a
@@ -101,3 +102,39 @@ def test_only_the_command_line_prints(path):
     lines = prints(path.read_text(encoding="utf-8"))
     assert not lines, (f"{path.relative_to(PACKAGE)} prints on lines {lines}: say it through "
                        "facebench.console.say (or return it) and let the command line print")
+
+
+# ---- compare by job: no package reaches into another's private names ---------------------
+
+COMPARE = PACKAGE / "compare"
+
+
+def _job(module: str) -> str | None:
+    """``planning`` for ``facebench.compare.planning.plan``; None outside compare's job packages."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[:2] == ["facebench", "compare"] else None
+
+
+def private_reaches(source: str, module: str) -> list[str]:
+    """``module.name`` of every private name ``source`` (module ``module``) imports from another
+    job package of compare."""
+    own = _job(module)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            job = _job(node.module) or (node.module.split(".")[2] if node.module.count(".") == 2
+                                         and node.module.startswith("facebench.compare.") else None)
+            if job and job != own:
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    return found
+
+
+def test_the_private_name_check_finds_a_reach():
+    code = "from facebench.compare.planning.config import _check, merge\nfrom facebench.compare.search.sweep import _x\n"
+    assert private_reaches(code, "facebench.compare.search.sweep_config") == ["facebench.compare.planning.config._check"]
+
+
+@pytest.mark.parametrize("path", sorted(COMPARE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_compare_s_packages_use_each_other_s_public_names_only(path):
+    module = ".".join(("facebench", *path.relative_to(PACKAGE).with_suffix("").parts))
+    assert not private_reaches(path.read_text(encoding="utf-8"), module)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from facebench.baselines import feature_step
-from facebench.compare.label_errors import (
+from facebench.compare.label_errors.detector import (
     AGE_DETECTOR,
     DETECTOR_MODEL,
     GENDER_DETECTOR,
@@ -18,8 +18,8 @@ from facebench.compare.label_errors import (
     suspect_labels,
     suspect_labels_for_run,
 )
-from facebench.compare.label_metrics import label_metrics
-from facebench.compare.metrics import age_metrics, gender_metrics
+from facebench.compare.label_errors.with_without import label_metrics
+from facebench.compare.stats.metrics import age_metrics, gender_metrics
 from facebench.data import decode, load_dataset, make_split, synthesize
 from facebench.reports import write_report
 from facebench.rundir import layout
@@ -116,7 +116,7 @@ def test_the_gender_rule_is_a_self_confidence_cut_and_the_count_rule_remains(fac
 
 def test_planted_gender_flips_in_real_faces_are_found(utkface):
     """100 gender labels of the 5k subset's training part flipped: the aim is 80 % found, half the added flags right."""
-    from facebench.compare.config import resolve
+    from facebench.compare.planning.config import resolve
 
     table = load_dataset(utkface).table.reset_index(drop=True)
     # the hand-crafted detector, whose figures these are (the descriptor's: benchmarks/RESULTS.md)
@@ -297,8 +297,8 @@ def test_report_section(tmp_path):
 
 
 def test_paired_tests_are_repeated_without_the_suspected_test_faces(tmp_path):
-    from facebench.compare.label_metrics import cleaned_paired_tests, with_agreement
-    from facebench.compare.metrics import paired_tests
+    from facebench.compare.label_errors.with_without import cleaned_paired_tests, with_agreement
+    from facebench.compare.stats.metrics import paired_tests
 
     run_dir = build_run_dir(tmp_path / "run", n_trials=1, fractions=(1.0,), n_test=40, n_train=80)
     issues = _issues_for(run_dir)

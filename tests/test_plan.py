@@ -1,4 +1,4 @@
-"""The plan of a run: every model resolved once, every unit with its rows (facebench.compare.plan)."""
+"""The plan of a run: every model resolved once, every unit with its rows (facebench.compare.planning.plan)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from facebench.compare import load_config
-from facebench.compare.plan import Unit, make_plan, model_specs
+from facebench.compare.planning.plan import Unit, make_plan, model_specs
 from facebench.data import make_split
 from facebench.errors import UserError
 

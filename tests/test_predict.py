@@ -1,4 +1,4 @@
-"""``facebench predict`` (facebench.compare.predict): faces in photos, the crop, models, errors."""
+"""``facebench predict`` (facebench.compare.inference.predict): faces in photos, the crop, models, errors."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _lines(text):
 
 
 def test_one_real_face(tiny_run, photos, capsys):
-    from facebench.compare.loading import default_models
+    from facebench.compare.inference.loading import default_models
     from facebench.cli import predict_cli
 
     assert predict_cli(tiny_run, [photos / "astronaut.jpg"]) == 0
@@ -133,7 +133,7 @@ def test_chip_geometry():
 @pytest.mark.parametrize("photo", ["astronaut.jpg", "chip"])
 def test_predict_and_explain_give_the_same_numbers(tiny_run, photos, capsys, photo):
     from facebench.cli import predict_cli
-    from facebench.compare.explain import explain_image
+    from facebench.compare.inference.explain import explain_image
     from facebench.data.faces import read_image
 
     if photo == "chip":

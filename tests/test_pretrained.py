@@ -28,7 +28,7 @@ def _dlib():
 def test_missing_extra_model_stops_with_one_line(monkeypatch):
     import facebench.pretrained.descriptor as descriptor
     from facebench.baselines.registry import check_available
-    from facebench.compare.config import resolve
+    from facebench.compare.planning.config import resolve
 
     monkeypatch.setattr(descriptor, "available", lambda: False)
     with pytest.raises(UserError) as err:
@@ -42,7 +42,7 @@ def test_missing_extra_model_stops_with_one_line(monkeypatch):
 
 def test_presets_leave_them_out_without_the_extra(monkeypatch, caplog):
     import facebench.pretrained.descriptor as descriptor
-    from facebench.compare.config import resolve
+    from facebench.compare.planning.config import resolve
 
     monkeypatch.setattr(descriptor, "available", lambda: False)
     with caplog.at_level("WARNING", logger="facebench.config"):
@@ -54,7 +54,7 @@ def test_presets_leave_them_out_without_the_extra(monkeypatch, caplog):
 
 def test_presets_include_them_with_the_extra(monkeypatch):
     import facebench.pretrained.descriptor as descriptor
-    from facebench.compare.config import resolve
+    from facebench.compare.planning.config import resolve
 
     monkeypatch.setattr(descriptor, "available", lambda: True)
     config = resolve({"preset": "standard"})
@@ -273,8 +273,8 @@ def test_predict_without_the_extra_says_what_to_install(pretrained_run, monkeypa
 
 def test_label_detector_key(monkeypatch):
     import facebench.pretrained.descriptor as descriptor
-    from facebench.compare.config import resolve
-    from facebench.compare.label_errors import detector_choice, detector_name
+    from facebench.compare.planning.config import resolve
+    from facebench.compare.label_errors.detector import detector_choice, detector_name
 
     monkeypatch.setattr(descriptor, "available", lambda: True)
     auto = resolve({"preset": "standard"})
@@ -293,7 +293,7 @@ def test_label_detector_key(monkeypatch):
 def test_label_detector_on_descriptors_names_itself():
     import pandas as pd
 
-    from facebench.compare.label_errors import suspect_labels
+    from facebench.compare.label_errors.detector import suspect_labels
 
     rng = np.random.default_rng(0)
     n = 120
@@ -335,8 +335,8 @@ def test_detect_box_falls_back_to_the_fixed_box(faces):
 
 def test_a_variant_of_a_pretrained_model(monkeypatch):
     import facebench.pretrained.descriptor as descriptor
-    from facebench.compare.config import resolve
-    from facebench.compare.variants import build_classical
+    from facebench.compare.planning.config import resolve
+    from facebench.compare.planning.variants import build_classical
 
     monkeypatch.setattr(descriptor, "available", lambda: True)
     config = resolve({"preset": "quick", "classical": {"dlib-c3": {"base": "dlib128+svm", "params": {"C": 3.0}}},
@@ -348,7 +348,7 @@ def test_a_variant_of_a_pretrained_model(monkeypatch):
 def test_embeddings_on_dask_workers(faces):
     _dlib()
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
-    from facebench.compare.feature_workers import feature_workers
+    from facebench.compare.running.feature_workers import feature_workers
     from facebench.pretrained import DlibDescriptor
 
     local = DlibDescriptor(cache=False).transform(faces[:4])

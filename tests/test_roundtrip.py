@@ -49,7 +49,7 @@ def test_the_report_shows_the_machine_and_every_section(real_run):
 
 def _config_keys() -> set[str]:
     from facebench.cnn import default_params
-    from facebench.compare.config import DEFAULTS
+    from facebench.compare.planning.config import DEFAULTS
 
     keys = set()
     for key, value in DEFAULTS.items():

@@ -91,7 +91,7 @@ def test_near_duplicates_of_real_folder_land_on_one_side(twins):
 
 
 def test_label_detector_folds_keep_groups_whole(grouped_table):
-    from facebench.compare.label_errors import _folds
+    from facebench.compare.label_errors.detector import _folds
 
     train = np.arange(len(grouped_table))
     groups = grouped_table["near_group"].to_numpy()
@@ -100,8 +100,8 @@ def test_label_detector_folds_keep_groups_whole(grouped_table):
 
 
 def test_sweep_validation_part_keeps_groups_whole(twins, tmp_path):
-    from facebench.compare.sweep import validation_data
-    from facebench.compare.sweep_config import load_sweep_config
+    from facebench.compare.search.sweep import validation_data
+    from facebench.compare.search.sweep_config import load_sweep_config
 
     grid = tmp_path / "grid.toml"
     grid.write_text('base = "hog+ridge"\nmethod = "grid"\nobjective = "age_mae"\n[space]\norientations = [6, 9]\n')
@@ -147,8 +147,8 @@ def test_a_run_split_by_the_old_rule_is_not_grown(tiny_run, tmp_path, capsys):
 
 
 def test_a_sweep_cut_by_the_old_rule_is_not_grown(twins, tmp_path):
-    from facebench.compare.sweep import sweep
-    from facebench.compare.sweep_config import load_sweep_config
+    from facebench.compare.search.sweep import sweep
+    from facebench.compare.search.sweep_config import load_sweep_config
     from facebench.errors import UserError
 
     grid = tmp_path / "grid.toml"

@@ -14,7 +14,7 @@ from sklearn.svm import SVC, SVR
 from facebench.baselines import TRUSTED_TYPES, make_model
 from facebench.baselines import svm_backend as sb
 from facebench.compare import load_config, run
-from facebench.compare.plan import Unit, classical_spec
+from facebench.compare.planning.plan import Unit, classical_spec
 from facebench.data import synthesize
 from facebench.errors import UserError
 from facebench.rundir import layout, saved

@@ -13,8 +13,8 @@ from PIL import Image
 
 from facebench.cli import main
 from facebench.compare import load_config, run
-from facebench.compare.sweep import sweep, validation_data
-from facebench.compare.sweep_config import load_sweep_config
+from facebench.compare.search.sweep import sweep, validation_data
+from facebench.compare.search.sweep_config import load_sweep_config
 from facebench.data import load_dataset, make_split, synthesize
 from facebench.errors import UserError
 from sweep_fixture import POINT_COLUMNS
@@ -241,7 +241,7 @@ def test_sampled_sweep_counts_the_points_that_trained(faces, tmp_path):
 def test_a_cnn_point_that_cannot_be_built_costs_no_training_and_is_drawn_again(faces, tmp_path, monkeypatch):
     import optuna
 
-    import facebench.compare.sweep_points as sweep_module
+    import facebench.compare.search.sweep_points as sweep_module
 
     decoded = []
     real_decode = sweep_module.decode
@@ -280,7 +280,7 @@ filters = [[8], [4, 4], [8, 8, 8, 8, 8], [4, 4, 4, 4, 4]]
 
 
 def test_cannot_build_names_the_image_size():
-    from facebench.compare.sweep_points import cannot_build
+    from facebench.compare.search.sweep_points import cannot_build
 
     seed = {"base": "cnn:seed", "fixed": {"image_size": 32}}
     assert cannot_build({**seed, "fixed": {"image_size": 64}}, {}) is None
@@ -293,7 +293,7 @@ def test_cannot_build_names_the_image_size():
 def test_prune_after_sets_the_first_pruning_check(faces, tmp_path, prune_after):
     import optuna
 
-    from facebench.compare.sweep import _study
+    from facebench.compare.search.sweep import _study
 
     path = tmp_path / "cnn.toml"
     path.write_text(f'base = "cnn:seed"\nmethod = "tpe"\nn = 2\nprune_after = {prune_after}\n'
@@ -308,7 +308,7 @@ def test_prune_after_sets_the_first_pruning_check(faces, tmp_path, prune_after):
 
 
 def test_a_cnn_point_is_pruned_only_before_its_last_epoch(faces, tmp_path):
-    from facebench.compare.sweep_points import evaluate_point
+    from facebench.compare.search.sweep_points import evaluate_point
 
     class AlwaysPrune:  # an Optuna trial whose pruner would stop every point at every step
         number = 7

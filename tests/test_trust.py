@@ -174,7 +174,7 @@ def test_workers_do_not_outlive_a_killed_run(faces, tmp_path):
         import os
         if os.environ.get("FB_SLOW_UNITS"):
             import time
-            import facebench.compare.unit_bodies as units
+            import facebench.compare.running.unit_bodies as units
             def slow(*args, **kwargs):
                 open(os.path.join(os.environ["FB_SLOW_UNITS"], f"worker-{os.getpid()}"), "w").close()
                 time.sleep(300)

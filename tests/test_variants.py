@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import facebench.compare.unit_bodies as unit_bodies
+import facebench.compare.running.unit_bodies as unit_bodies
 from facebench.compare import load_config, run
-from facebench.compare.config import resolve
-from facebench.compare.variants import build_classical
+from facebench.compare.planning.config import resolve
+from facebench.compare.planning.variants import build_classical
 from facebench.data import synthesize
 from facebench.errors import UserError
 from facebench.rundir import saved
@@ -276,7 +276,7 @@ def test_a_reviewed_list_of_files_is_left_out_with_data_exclude(faces, grown, tm
 
 
 def test_a_cnn_parameter_added_later_leaves_the_definition_of_older_units_alone(faces, tmp_path):
-    from facebench.compare.plan import LATER_CNN_KEYS, Unit, cnn_spec
+    from facebench.compare.planning.plan import LATER_CNN_KEYS, Unit, cnn_spec
 
     def unit(config):
         return Unit(0, 1.0, 0, cnn_spec(config, "default"), np.array([0, 1]), np.array([2]))

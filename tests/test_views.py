@@ -51,13 +51,13 @@ def fitted_cnn(faces):
 
 
 def _methods(cnn=None, size=64):
-    from facebench.compare.explain import Methods
+    from facebench.compare.inference.explain import Methods
 
     return Methods(image_size=size, color="gray", cnn=cnn, predictors=[cnn] if cnn is not None else [])
 
 
 def _loaded(fitted, size=32):
-    from facebench.compare.loading import LoadedModel
+    from facebench.compare.inference.loading import LoadedModel
 
     return LoadedModel("cnn-default", "t0_f1.0_cnn-default", "cnn", 0, 1.0, size, "gray", cnn=fitted)
 
@@ -186,7 +186,7 @@ def test_introspection_of_a_trained_cnn(fitted_cnn, faces):
 
 
 def test_views_round_trip_and_stay_small(tmp_path, faces, fitted_cnn):
-    from facebench.compare.explain import compute_views
+    from facebench.compare.inference.explain import compute_views
     from facebench.rundir.views import read_views, views_files, write_views
 
     meta, arrays = compute_views(faces[:6], _methods(_loaded(fitted_cnn)))
@@ -213,7 +213,7 @@ def test_views_round_trip_and_stay_small(tmp_path, faces, fitted_cnn):
 
 def test_views_of_a_128_pixel_run_stay_under_a_megabyte(tmp_path, faces):
     from facebench.cnn import FittedCNN, build_model
-    from facebench.compare.explain import compute_views
+    from facebench.compare.inference.explain import compute_views
     from facebench.rundir.views import views_files, write_views
 
     untrained = FittedCNN(build_model("seed", (128, 128, 1)), "seed", {})
@@ -305,7 +305,7 @@ def _png(uri):
 
 
 def test_the_report_section_draws_stored_views_without_tensorflow(tmp_path, faces, fitted_cnn):
-    from facebench.compare.explain import compute_views
+    from facebench.compare.inference.explain import compute_views
     from facebench.rundir.views import write_views
 
     meta, arrays = compute_views(faces[:6], _methods(_loaded(fitted_cnn)))
@@ -340,7 +340,7 @@ def test_the_report_section_draws_stored_views_without_tensorflow(tmp_path, face
 def test_the_section_without_a_cnn_and_without_views(tmp_path, faces):
     import types
 
-    from facebench.compare.explain import compute_views
+    from facebench.compare.inference.explain import compute_views
     from facebench.reports.drawing import face_figure, views_section
     from facebench.rundir.views import read_views, write_views
 
@@ -363,7 +363,7 @@ def test_the_section_without_a_cnn_and_without_views(tmp_path, faces):
 def test_write_explain_png_and_html(tmp_path, faces, fitted_cnn):
     from PIL import Image
 
-    from facebench.compare.explain import compute_views
+    from facebench.compare.inference.explain import compute_views
     from facebench.reports.drawing import explain_out_path, write_explain
 
     meta, arrays = compute_views(faces[:1], _methods(_loaded(fitted_cnn)))

@@ -90,6 +90,7 @@ from facebench.baselines.bif import BIFFeatures
 from facebench.baselines.estimators import CappedPCA, HFlipAugmented, PairedTransform, TunedEstimator
 from facebench.baselines.transformers import ColorFeatures, HFlipPairs, HOGFeatures, LBPFeatures, OnGray, PixelFeatures
 from facebench.machine import memory_bytes
+from facebench.vocab import AGE_MAX, AGE_MIN, TASKS
 
 __all__ = [
     "AGE_RANGE",
@@ -117,9 +118,8 @@ __all__ = [
     "uses_flip",
 ]
 
-TASKS = ("age", "gender")
 #: Valid ages (years); age predictions are clipped to it.
-AGE_RANGE = (0.0, 116.0)
+AGE_RANGE = (float(AGE_MIN), float(AGE_MAX))
 
 #: Feature extractors by name (64x64 grayscale in mind).
 FEATURES = {

@@ -18,7 +18,7 @@ libsvm), ``"onedal"`` (refused where it is not installed) or ``"libsvm"``.
 
 oneDAL's SVC solver gives results that depend, in the last bits, on how many threads
 fit it; facebench therefore fits every classical model under a fixed thread count
-(:func:`facebench.compare.units.classical_threads`), whatever the schedule.
+(:func:`facebench.compare.running.unit_bodies.classical_threads`), whatever the schedule.
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
-"""The benchmark: configuration, the runner, metrics with intervals and paired tests.
+"""The benchmark, one package per job.
+
+``planning`` (configuration, presets, variants, the resolved plan), ``running`` (executing a
+plan locally or on Dask, the unit bodies), ``stats`` (metrics, intervals, paired tests),
+``label_errors`` (labels to doubt), ``search`` (facebench sweep) and ``inference`` (saved
+models: predict, explain, the stored views); :mod:`.benchmark` composes them into ``run``.
+Search, label errors and inference may use running and statistics, never the reverse.
 
 >>> from facebench.compare import load_config, run
 >>> run_dir = run(load_config(preset="quick", data="faces/"))   # doctest: +SKIP
 """
 
-from .config import PRESETS, load_config
-from .aggregate import summary_table
-from .plan import make_plan
-from .runner import run
+from facebench.compare.benchmark import run
+from facebench.compare.planning import PRESETS, load_config, make_plan
+from facebench.compare.running import summary_table
 
 
 def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int = 0):
@@ -17,10 +22,10 @@ def demo(out, n: int = 2000, force: bool = False, quiet: bool = False, seed: int
     """
     from pathlib import Path
 
-    from ..console import say
-    from ..data import synthesize
-    from ..data.cache import default_cache_dir
-    from ..data.scan import SYNTHETIC_MARKER
+    from facebench.console import say
+    from facebench.data import synthesize
+    from facebench.data.cache import default_cache_dir
+    from facebench.data.scan import SYNTHETIC_MARKER
 
     faces = default_cache_dir() / "synthetic" / f"n{n}-seed{seed}"
     if not (faces / SYNTHETIC_MARKER).exists():

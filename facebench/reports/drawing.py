@@ -1,6 +1,6 @@
 """Drawing what each method sees, from the views stored in a run directory.
 
-The arrays are computed when the run finishes (``facebench.compare.explain``) and stored
+The arrays are computed when the run finishes (``facebench.compare.inference.explain``) and stored
 in ``views/`` (:mod:`facebench.rundir.views`); this module only draws them, so it needs
 neither the models nor TensorFlow.
 
@@ -453,7 +453,7 @@ def write_explain(out_path, meta: dict, arrays: dict, run_dir) -> Path:
         ``*.png`` or ``*.html``; None: ``<image name>-explain.png`` (``meta["name"]``)
         in the current folder (:func:`explain_out_path`).
     meta, arrays : dict
-        The views of one face (``facebench.compare.explain.explain_image``).
+        The views of one face (``facebench.compare.inference.explain.explain_image``).
     run_dir : path
         The run whose models were used (named on the page).
 

@@ -4,7 +4,7 @@ dlib's network never sees the face as the run decoded it: it sees a 150-pixel ch
 so that the 5 landmarks (the corners of both eyes and the base of the nose) land where
 they did in the faces it was trained on. These pictures show that chip and where the
 landmarks were found, and the 128 numbers the network returns for it (arrays stored by
-``facebench.compare.explain_pretrained``; drawn here without dlib).
+``facebench.compare.inference.explain_pretrained``; drawn here without dlib).
 """
 
 from __future__ import annotations

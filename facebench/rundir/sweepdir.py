@@ -1,7 +1,7 @@
 """The sweep directory (docs/sweep-directory.md): its files, its format, the best-point rule, its reader.
 
 The names below are the only spelling of the sweep directory's files; the search writes
-them (:mod:`facebench.compare.sweep_outputs`) and the page and the command line read them
+them (:mod:`facebench.compare.search.sweep_outputs`) and the page and the command line read them
 through here. :func:`best_number` is the one rule that picks the winner written to
 ``best.toml`` and shown by the page. :func:`read_sweep` reads ``sweep.json``, ``sweep.toml``, ``points.csv``, ``curves.csv``,
 ``importances.json`` and ``best.toml`` (never ``study.db``, never any code); only

@@ -1,6 +1,6 @@
 """The stored teaching views of a run: ``views/views.json`` and ``views/views.npz``.
 
-At the end of a run ``facebench.compare.explain.compute_run_views`` computes what each
+At the end of a run ``facebench.compare.inference.explain.compute_run_views`` computes what each
 method sees on a few test faces (HOG picture, LBP codes and cell histograms, the CNN's
 filters, feature maps and Grad-CAM) and stores it here; the report only draws it, so
 ``facebench report`` needs neither the models nor TensorFlow.

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.faces import face_crops, looks_like_chip, read_image
-from ..errors import UserError
-from ..rundir import layout
-from ..rundir.read import read_split
-from .loading import choose_models, load_model
+from facebench.data.faces import face_crops, looks_like_chip, read_image
+from facebench.errors import UserError
+from facebench.rundir import layout
+from facebench.rundir.read import read_split
+from facebench.compare.inference.loading import choose_models, load_model
 
 __all__ = ["predict_files", "predict_image", "training_names"]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
-from ..rundir import layout, saved, units
-from ..vocab import HEADLINE, best_index
+from facebench.errors import UserError
+from facebench.rundir import layout, saved, units
+from facebench.vocab import HEADLINE, best_index
 
 
 @dataclass
@@ -46,12 +46,12 @@ class LoadedModel:
 
     def outputs(self, faces_rgb: list[np.ndarray]) -> dict[str, np.ndarray]:
         """Raw per-face outputs ``{"age", "p_female", "gender"}`` (keys as the model predicts)."""
-        from ..data import to_face_array
+        from facebench.data import to_face_array
 
         X = np.stack([to_face_array(f, self.image_size, self.color) for f in faces_rgb])
         if self.cnn is not None:
             return self.cnn.predict(X)
-        from ..baselines import predict_outputs
+        from facebench.baselines import predict_outputs
 
         out: dict[str, np.ndarray] = {}
         for task, estimator in self.estimators.items():
@@ -181,7 +181,7 @@ def load_model(name: str, info: dict) -> LoadedModel:
     common = {"name": name, "unit": info["unit"], "kind": info["kind"], "trial": info["trial"],
               "fraction": info["fraction"]}
     if info["kind"] == "cnn":
-        from ..cnn import load
+        from facebench.cnn import load
 
         try:
             fitted = load(info["path"])
@@ -191,7 +191,7 @@ def load_model(name: str, info: dict) -> LoadedModel:
         shape = tuple(fitted.model.input_shape[1:])
         color = fitted.params.get("color") or ("rgb" if len(shape) == 3 and shape[-1] == 3 else "gray")
         return LoadedModel(**common, image_size=int(shape[0]), color=color, cnn=fitted)
-    from ..baselines import TRUSTED_TYPES
+    from facebench.baselines import TRUSTED_TYPES
 
     meta, estimators = saved.load_classical(info["path"], TRUSTED_TYPES)
     features = meta.get("features", {})

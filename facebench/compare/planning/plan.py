@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..data import subsample
-from ..errors import UserError
-from ..rundir import layout
-from ..vocab import TASKS
-from .variants import (build_model, classical_base, classical_params, classical_svm_backend, cnn_base,
+from facebench.data import subsample
+from facebench.errors import UserError
+from facebench.rundir import layout
+from facebench.vocab import TASKS
+from facebench.compare.planning.variants import (build_model, classical_base, classical_params, classical_svm_backend, cnn_base,
                        cnn_overrides, cnn_params)
 
 log = logging.getLogger("facebench.run")
@@ -160,8 +160,8 @@ def model_specs(config: dict) -> dict[str, ModelSpec]:
 
 def classical_spec(config: dict, name: str, tasks: tuple[str, ...]) -> ModelSpec:
     """A classical model of ``config`` (a registry model or a ``[classical.NAME]`` variant) for ``tasks``."""
-    from ..baselines import describe, input_color
-    from ..baselines.registry import input_size
+    from facebench.baselines import describe, input_color
+    from facebench.baselines.registry import input_size
 
     base, params = classical_base(config, name), classical_params(config, name)
     color = input_color(base) or config["features"]["color"]  # colour features need RGB
@@ -177,7 +177,7 @@ def classical_spec(config: dict, name: str, tasks: tuple[str, ...]) -> ModelSpec
 
 def cnn_spec(config: dict, name: str) -> ModelSpec:
     """A CNN of ``config`` (a preset or a ``[cnn.NAME]`` variant); its results are named ``cnn-NAME``."""
-    from ..cnn import describe
+    from facebench.cnn import describe
 
     base, params, overrides = cnn_base(config, name), cnn_params(config, name), cnn_overrides(config, name)
     row = describe(base)
@@ -219,8 +219,6 @@ def make_plan(config: dict, table: pd.DataFrame, splits: dict, issues: pd.DataFr
                 share = float(frac)
             rows = subsample(table, train, share, seed=seed)
             if config["data"]["label_errors"] == "drop-train":
-                from .label_errors import drop_suspected
-
                 rows = drop_suspected(rows, table, issues, trial)
             if len(rows) in seen_sizes:
                 continue
@@ -243,5 +241,36 @@ def _check_file_names(specs: dict[str, ModelSpec]) -> None:
         seen[safe] = spec.name
 
 
-__all__ = ["ModelSpec", "Plan", "Unit", "classical_spec", "cnn_spec", "definition_digest", "make_plan",
+def drop_suspected(train_rows, table: pd.DataFrame, issues: pd.DataFrame | None, trial: int,
+                   tasks=("gender", "age")) -> np.ndarray:
+    """The training rows without the faces suspected in the training part of ``trial``.
+
+    For ``data.label_errors = "drop-train"``: a face whose gender or age label is
+    doubted (``tasks``) leaves the training rows of every model of that trial; the
+    test part is never touched.
+
+    Parameters
+    ----------
+    train_rows : array of int
+        Positions into ``table`` (a trial's training part or a fraction of it).
+    table : DataFrame with ``image_id``
+    issues : DataFrame or None
+        :func:`suspect_labels_for_run`'s table (None or empty: nothing dropped).
+    trial : int
+    tasks : tuple of str
+
+    Returns
+    -------
+    rows : ndarray of int
+        ``train_rows`` in their order, the suspected ones left out.
+    """
+    rows = np.asarray(train_rows, dtype=np.int64)
+    if issues is None or not len(issues):
+        return rows
+    doubted = issues[(issues["trial"] == trial) & (issues["part"] == "train") & issues["task"].isin(tasks)]
+    drop = table["image_id"].to_numpy()[rows]
+    return rows[~np.isin(drop, doubted["image_id"].to_numpy())]
+
+
+__all__ = ["ModelSpec", "Plan", "Unit", "classical_spec", "cnn_spec", "definition_digest", "drop_suspected", "make_plan",
            "model_specs"]

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.compare.explain_pretrained import add_pretrained, pretrained_model
+from facebench.compare.inference.explain_pretrained import add_pretrained, pretrained_model
 from facebench.errors import UserError
 
 __all__ = ["N_FACES", "Methods", "compute_run_views", "compute_views", "explain_image", "load_methods", "pick_faces"]
@@ -128,13 +128,13 @@ class Methods:
     image_size, color : the classical models' input (``features`` of ``config.toml``).
     hog, lbp : the ``HOGFeatures`` / ``LBPFeatures`` steps pictured (default: the registry's).
     hog_source, lbp_source : where those came from, in words (for the captions).
-    cnn : facebench.compare.loading.LoadedModel or None
+    cnn : facebench.compare.inference.loading.LoadedModel or None
         The CNN looked into (its ``name``, ``image_size``, ``color`` and ``cnn``).
     predictors : list of LoadedModel
         The models whose predictions are stored with each face (may be empty).
     pretrained : str or None
         A model of the run on dlib's descriptor, whose aligned chips are stored
-        (:mod:`facebench.compare.explain_pretrained`).
+        (:mod:`facebench.compare.inference.explain_pretrained`).
     """
 
     image_size: int = 64
@@ -165,7 +165,7 @@ def load_methods(run_dir, with_predictors: bool = True) -> Methods:
     """
     from facebench.baselines import HOGFeatures, LBPFeatures
     from facebench.baselines.pictures import find_steps
-    from facebench.compare import loading
+    from facebench.compare.inference import loading
     from facebench.rundir.read import read_config
 
     run_dir = Path(run_dir)

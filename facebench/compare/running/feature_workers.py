@@ -12,7 +12,7 @@ import contextlib
 
 import joblib
 
-from ..errors import UserError
+from facebench.errors import UserError
 
 __all__ = ["feature_workers"]
 

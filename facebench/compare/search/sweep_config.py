@@ -26,9 +26,9 @@ import math
 import tomllib
 from importlib import resources
 
-from ..errors import UserError
-from ..vocab import OBJECTIVE_CHOICES, OBJECTIVES, TASKS
-from .config import EXECUTION_KEYS, assemble, check_shared, merge
+from facebench.errors import UserError
+from facebench.vocab import OBJECTIVE_CHOICES, OBJECTIVES, TASKS
+from facebench.compare.planning.config import EXECUTION_KEYS, assemble, check_shared, merge
 
 SWEEP_PRESETS = ("seed-scope",)
 METHODS = ("grid", "random", "tpe", "one-at-a-time")
@@ -140,8 +140,8 @@ def validate_sweep(c: dict) -> dict:
 
 
 def _check_base(c, need) -> None:
-    from ..baselines import MODEL_TASKS, list_all
-    from .variants import cnn_presets
+    from facebench.baselines import MODEL_TASKS, list_all
+    from facebench.compare.planning.variants import cnn_presets
 
     base = c["base"]
     presets = cnn_presets()
@@ -200,7 +200,7 @@ def check_point(c: dict, params: dict, where: str, shapes: bool = True) -> None:
     parameters of a point, so such a point is recorded as failed when it is drawn.
     """
     if not shapes and is_cnn(c):
-        from ..cnn import ParamError, resolve_params
+        from facebench.cnn import ParamError, resolve_params
 
         try:
             resolve_params(cnn_name(c), _plain({**c["fixed"], **params}))
@@ -224,13 +224,13 @@ def model_definition(c: dict, params: dict) -> dict:
     """
     values = {**c["fixed"], **params}
     if is_cnn(c):
-        from .config import _check_cnn_params
+        from facebench.compare.planning import check_cnn_params
 
         base = cnn_name(c)
-        _check_cnn_params("sweep-point", base, _plain(values))
+        check_cnn_params("sweep-point", base, _plain(values))
         return {"kind": "cnn", "base": base, "params": _plain(values)}
-    from ..baselines import list_all
-    from .variants import check_classical_variant
+    from facebench.baselines import list_all
+    from facebench.compare.planning.variants import check_classical_variant
 
     variant = check_classical_variant("sweep-point", {"base": c["base"], "params": _plain(values)}, list_all())
     return {"kind": "classical", "base": c["base"], "params": variant["params"]}

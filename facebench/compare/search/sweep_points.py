@@ -4,7 +4,7 @@
 validation rows (the test part is never decoded for a model); :func:`evaluate_point` fits
 one point on the fit rows and measures it on the validation rows; :func:`cannot_build`
 says, before any image is decoded, when a CNN point has no feature map at its image size.
-The search around them (Optuna, the study, the outputs) is :mod:`facebench.compare.sweep`.
+The search around them (Optuna, the study, the outputs) is :mod:`facebench.compare.search.sweep`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..data import decode, make_split, run_splits
-from ..errors import UserError
-from .metrics import age_bootstrap, bootstrap_indices, gender_bootstrap, percentile_interval
-from .sweep_config import cnn_name, is_cnn, model_definition
+from facebench.data import decode, make_split, run_splits
+from facebench.errors import UserError
+from facebench.compare.stats.metrics import age_bootstrap, bootstrap_indices, gender_bootstrap, percentile_interval
+from facebench.compare.search.sweep_config import cnn_name, is_cnn, model_definition
 
 log = logging.getLogger("facebench.sweep")
 
@@ -35,11 +35,11 @@ def validation_data(config: dict) -> dict:
 
     The split is the run's trial 0 (:func:`facebench.data.run_splits`: a manifest's own, or
     stratified with near-duplicate groups kept whole) on the table ``facebench run`` prepares
-    (:func:`facebench.compare.runner.prepare_table`: the same data, ``exclude``,
+    (:func:`facebench.compare.planning.prepare_table`: the same data, ``exclude``,
     ``max_images`` and near-duplicate keys), so the run's trial 0 test part is exactly the one
     no model sees here; the validation rows keep the groups whole too.
     """
-    from .runner import prepare_table
+    from facebench.compare.planning.table import prepare_table
 
     dataset, table = prepare_table(config)
     if len(table) < 40:
@@ -97,7 +97,7 @@ def cannot_build(config: dict, params: dict) -> str | None:
     """
     if not is_cnn(config):
         return None
-    from ..cnn import ParamError, resolve_params
+    from facebench.cnn import ParamError, resolve_params
 
     try:
         # resolving checks the builder's parameters against the image size
@@ -112,11 +112,11 @@ def cannot_build(config: dict, params: dict) -> str | None:
 
 
 def _evaluate_cnn(definition, config, data, trial):
-    from ..cnn import fit
-    from ..cnn.models import keras_module
+    from facebench.cnn import fit
+    from facebench.cnn.models import keras_module
 
     params = definition["params"]
-    from ..cnn import resolve_params
+    from facebench.cnn import resolve_params
 
     resolved = resolve_params(definition["base"], params)
     table = data["table"]
@@ -163,10 +163,10 @@ def _evaluate_cnn(definition, config, data, trial):
 
 
 def _evaluate_classical(definition, config, data):
-    from ..baselines import predict_outputs
-    from .plan import classical_spec
-    from .unit_bodies import prepare_features
-    from .variants import classical_tasks
+    from facebench.baselines import predict_outputs
+    from facebench.compare.planning.plan import classical_spec
+    from facebench.compare.running.unit_bodies import prepare_features
+    from facebench.compare.planning.variants import classical_tasks
 
     run_config = {"features": config["features"], "svm_backend": config.get("svm_backend", "auto"),
                   "classical": {"point": {"base": definition["base"], "params": definition["params"]}}}

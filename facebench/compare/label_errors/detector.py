@@ -65,8 +65,8 @@ training faces about 41 CPU seconds for both tasks, 23 for gender alone; at the 
 UTKFace's size (23.7k rows) about 130 CPU seconds, bounded by ``max_fit_rows``.
 
 Entry points: :func:`suspect_labels` (one trial), :func:`suspect_labels_for_run` (every
-trial of a run), :func:`drop_suspected` (``data.label_errors = "drop-train"``),
-:mod:`facebench.compare.label_metrics` (every model's test metrics with and without the
+trial of a run), :func:`facebench.compare.planning.drop_suspected` (``data.label_errors = "drop-train"``),
+:mod:`facebench.compare.label_errors.with_without` (every model's test metrics with and without the
 suspected test faces). The run directory's files: :mod:`facebench.rundir.label_files`.
 """
 
@@ -84,30 +84,28 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
 
-from ..baselines.svm_backend import resolve as resolve_backend
-from ..baselines.svm_backend import use_backend
-from ..data import age_band
-from ..vocab import AGE_MAX, AGE_MIN
-from ..rundir.label_files import ISSUE_COLUMNS
+from facebench.baselines.svm_backend import resolve as resolve_backend
+from facebench.baselines.svm_backend import use_backend
+from facebench.data import age_band
+from facebench.compare.planning.config import DETECTOR_MODELS, LABEL_DETECTORS  # noqa: F401  (the detector choices)
+from facebench.vocab import AGE_MAX, AGE_MIN
+from facebench.rundir.label_files import ISSUE_COLUMNS
 
 #: The registry model whose features the detector uses (HOG + LBP + colour on RGB).
-DETECTOR_MODEL = "hog+lbp+color+svm"
+DETECTOR_MODEL = DETECTOR_MODELS["hog+lbp+color"]
 #: A face is suspected when the detector's probability of its given gender is below this.
 GENDER_THRESHOLD = 0.4
 
 
-#: ``data.label_detector`` -> the registry model whose features the detector uses, and how its
-#: PCA is named ("auto": dlib128 where the pretrained extra is installed, else hog+lbp+color).
-DETECTOR_MODELS = {"hog+lbp+color": DETECTOR_MODEL, "dlib128": "dlib128+svm"}
+#: How each detector's PCA is named ("auto": dlib128 where the pretrained extra is installed, else hog+lbp+color).
 _REDUCED = {"hog+lbp+color": "pca256", "dlib128": "pca128"}
-LABEL_DETECTORS = ("auto", *DETECTOR_MODELS)
 
 
 def detector_choice(config: dict) -> str:
     """The detector's features for a run: ``data.label_detector``, with "auto" resolved."""
     choice = config["data"].get("label_detector", "auto")
     if choice == "auto":
-        from ..pretrained import descriptor
+        from facebench.pretrained import descriptor
 
         return "dlib128" if descriptor.available() else "hog+lbp+color"
     return choice
@@ -148,17 +146,17 @@ def detector_features(table: pd.DataFrame, config: dict) -> np.ndarray:
     """HOG + LBP + colour features of every image of ``table`` (the detector's input).
 
     The features of :data:`DETECTOR_MODEL`, computed (or read from the feature cache) by
-    :func:`facebench.compare.unit_bodies.prepare_features` at ``config["features"]["image_size"]``;
+    :func:`facebench.compare.running.unit_bodies.prepare_features` at ``config["features"]["image_size"]``;
     only their first half, the faces themselves, not their mirror images.
 
     Returns
     -------
     features : ndarray of shape (len(table), n_features), float32
     """
-    from ..baselines import feature_step
-    from ..baselines.transformers import HFlipPairs
-    from .plan import classical_spec
-    from .unit_bodies import prepare_features
+    from facebench.baselines import feature_step
+    from facebench.baselines.transformers import HFlipPairs
+    from facebench.compare.planning.plan import classical_spec
+    from facebench.compare.running.unit_bodies import prepare_features
 
     model = detector_model(detector_choice(config))
     spec = classical_spec(config, model, ("gender",))
@@ -329,7 +327,7 @@ def _cap(rows, max_rows, seed):
 
 def _fit_fold(z_train, z_test, fit, held, y_gender, y_age, gender, age, backend="libsvm"):
     """One fold: fit on the training positions ``fit``, predict the held-out positions and the test rows."""
-    from ..baselines.registry import svm_cache_mb
+    from facebench.baselines.registry import svm_cache_mb
 
     out = {}
     cache = svm_cache_mb()
@@ -479,38 +477,7 @@ def suspect_labels_for_run(features, table: pd.DataFrame, splits: dict, *, seed:
     return pd.concat(frames, ignore_index=True) if frames else empty_issues()
 
 
-def drop_suspected(train_rows, table: pd.DataFrame, issues: pd.DataFrame | None, trial: int,
-                   tasks=("gender", "age")) -> np.ndarray:
-    """The training rows without the faces suspected in the training part of ``trial``.
-
-    For ``data.label_errors = "drop-train"``: a face whose gender or age label is
-    doubted (``tasks``) leaves the training rows of every model of that trial; the
-    test part is never touched.
-
-    Parameters
-    ----------
-    train_rows : array of int
-        Positions into ``table`` (a trial's training part or a fraction of it).
-    table : DataFrame with ``image_id``
-    issues : DataFrame or None
-        :func:`suspect_labels_for_run`'s table (None or empty: nothing dropped).
-    trial : int
-    tasks : tuple of str
-
-    Returns
-    -------
-    rows : ndarray of int
-        ``train_rows`` in their order, the suspected ones left out.
-    """
-    rows = np.asarray(train_rows, dtype=np.int64)
-    if issues is None or not len(issues):
-        return rows
-    doubted = issues[(issues["trial"] == trial) & (issues["part"] == "train") & issues["task"].isin(tasks)]
-    drop = table["image_id"].to_numpy()[rows]
-    return rows[~np.isin(drop, doubted["image_id"].to_numpy())]
-
-
 __all__ = ["AGE_DETECTOR", "DETECTOR_MODEL", "DETECTOR_MODELS", "GENDER_DETECTOR", "LABEL_DETECTORS", "age_detector",
-           "detector_choice", "detector_model", "age_scales", "detector_features", "drop_suspected",
+           "detector_choice", "detector_model", "age_scales", "detector_features",
            "detector_name", "empty_issues", "gender_detector", "rules_from_config", "suspect_labels",
            "suspect_labels_for_run"]

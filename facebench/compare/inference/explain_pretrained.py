@@ -1,6 +1,6 @@
 """What the features learned elsewhere see: the aligned chip dlib's network receives, its 5 landmarks.
 
-:func:`add_pretrained` adds to the views of some faces (:func:`facebench.compare.explain.compute_views`)
+:func:`add_pretrained` adds to the views of some faces (:func:`facebench.compare.inference.explain.compute_views`)
 when the run holds a model on dlib's descriptor and the pretrained extra is installed:
 
 ``pretrained_input`` (N, s, s, 3) uint8, the face at the family's input size;

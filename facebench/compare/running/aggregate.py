@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import atomic_write
-from ..rundir import layout, units
-from .metrics import paired_tests
+from facebench.io import atomic_write
+from facebench.rundir import layout, units
+from facebench.compare.stats.metrics import paired_tests
 
 
 def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0) -> dict:

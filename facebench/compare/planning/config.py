@@ -22,10 +22,14 @@ from pathlib import Path
 
 import tomli_w
 
-from ..errors import UserError
-from ..machine import usable_cores
+from facebench.errors import UserError
+from facebench.machine import usable_cores
 
 PRESETS = ("quick", "standard", "seed", "full")
+#: ``data.label_detector`` -> the registry model whose features the label detector uses
+#: ("auto": dlib128 where the pretrained extra is installed, else hog+lbp+color).
+DETECTOR_MODELS = {"hog+lbp+color": "hog+lbp+color+svm", "dlib128": "dlib128+svm"}
+LABEL_DETECTORS = ("auto", *DETECTOR_MODELS)
 DEFAULT_PRESET = "standard"
 
 DEFAULTS: dict = {
@@ -158,7 +162,7 @@ def _leave_out_unavailable(full: dict, given: dict) -> None:
 
     A list the user gave keeps them: validation then stops with what to install.
     """
-    from ..baselines.registry import check_available
+    from facebench.baselines.registry import check_available
 
     left_out = []
     for task in ("gender", "age"):
@@ -304,7 +308,7 @@ def check_shared(c: dict, need) -> None:
 
 
 def _check_svm_backend(value) -> None:
-    from ..baselines.svm_backend import BACKENDS, resolve
+    from facebench.baselines.svm_backend import BACKENDS, resolve
 
     if value not in BACKENDS:
         raise UserError(f"config key 'svm_backend' = {value!r} is invalid: expected "
@@ -316,28 +320,27 @@ def _check_svm_backend(value) -> None:
 
 
 def _check_label_detector(value) -> None:
-    from .label_errors import LABEL_DETECTORS, detector_model
-    from ..baselines.registry import check_available
+    from facebench.baselines.registry import check_available
 
     if value not in LABEL_DETECTORS:
         raise UserError(f"config key 'data.label_detector' = {value!r} is invalid: expected "
                         + " | ".join(repr(d) for d in LABEL_DETECTORS))
     if value != "auto":
-        check_available(detector_model(value))
+        check_available(DETECTOR_MODELS[value])
 
 
 def _check_models(c: dict, need) -> None:
     """Model names, classical variants and CNN tables (presets' overrides and variants)."""
-    from ..baselines import list_all, list_models
-    from .variants import cnn_presets
-    from .variants import check_classical_variant
+    from facebench.baselines import list_all, list_models
+    from facebench.compare.planning.variants import cnn_presets
+    from facebench.compare.planning.variants import check_classical_variant
 
     need(isinstance(c["classical"], dict), "classical", c["classical"], "a table of variants")
     known = list_all()
     for name in list(c["classical"]):
         c["classical"][name] = check_classical_variant(name, c["classical"][name], known)
-    from ..baselines import MODEL_TASKS
-    from ..baselines.registry import check_available
+    from facebench.baselines import MODEL_TASKS
+    from facebench.baselines.registry import check_available
 
     for task in ("gender", "age"):
         models = c["models"][task]
@@ -358,7 +361,7 @@ def _check_models(c: dict, need) -> None:
                  f"a table named after a CNN ({', '.join(presets)}) or a variant with base = one of them")
             need(params["base"] in presets, f"cnn.{name}.base", params["base"], "one of " + ", ".join(presets))
         base = params.get("base", name)
-        _check_cnn_params(name, base, {k: v for k, v in params.items() if k != "base"})
+        check_cnn_params(name, base, {k: v for k, v in params.items() if k != "base"})
     cnns = c["models"]["cnn"]
     need(isinstance(cnns, list), "models.cnn", cnns, "a list of CNN names")
     variants = [n for n, p in c["cnn"].items() if "base" in p]
@@ -368,9 +371,9 @@ def _check_models(c: dict, need) -> None:
     need(bool(c["models"]["gender"] or c["models"]["age"] or cnns), "models", c["models"], "at least one model")
 
 
-def _check_cnn_params(name: str, base: str, params: dict) -> None:
+def check_cnn_params(name: str, base: str, params: dict) -> None:
     """The CNN module checks; this only says it as a config key."""
-    from ..cnn import ParamError, resolve_params
+    from facebench.cnn import ParamError, resolve_params
 
     try:
         resolve_params(base, params)

@@ -23,19 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..console import say
-from ..errors import UserError
-from ..io import atomic_write_text, writable_dir
-from ..machine import cpu_name, usable_cores
-from .config import dumps
-from .sweep_config import (decode_value, encode, grid_points, is_cnn, is_int_range, model_definition,
+from facebench import __version__
+from facebench.console import say
+from facebench.errors import UserError
+from facebench.io import atomic_write_text, writable_dir
+from facebench.machine import cpu_name, usable_cores
+from facebench.compare.planning.config import dumps
+from facebench.compare.search.sweep_config import (decode_value, encode, grid_points, is_cnn, is_int_range, model_definition,
                            one_at_a_time_points, resolve_sweep, science)
-from ..rundir.sweepdir import (BEST_FILE, CURVES_FILE, FORMAT, IMPORTANCES_FILE, INFO_FILE, LOG_FILE, POINTS_FILE,
+from facebench.rundir.sweepdir import (BEST_FILE, CURVES_FILE, FORMAT, IMPORTANCES_FILE, INFO_FILE, LOG_FILE, POINTS_FILE,
                                REPORT_FILE, STUDY_FILE, SWEEP_FILE)
-from ..vocab import OBJECTIVES
-from .sweep_outputs import _write_outputs, best_config, points_table, summary
-from .sweep_points import EPOCH_LISTENERS, cannot_build, evaluate_point, validation_data
+from facebench.vocab import OBJECTIVES
+from facebench.compare.search.sweep_outputs import _write_outputs, best_config, points_table, summary
+from facebench.compare.search.sweep_points import EPOCH_LISTENERS, cannot_build, evaluate_point, validation_data
 
 log = logging.getLogger("facebench.sweep")
 
@@ -54,7 +54,7 @@ def sweep(config: dict, *, force: bool = False, quiet: bool = False, command: st
     """Run (or resume) a sweep; return the sweep directory."""
     import optuna
 
-    from ..rundir import lock
+    from facebench.rundir import lock
 
     config = resolve_sweep(config)
     if not config["data"]["path"]:
@@ -67,7 +67,7 @@ def sweep(config: dict, *, force: bool = False, quiet: bool = False, command: st
             for name in (STUDY_FILE, POINTS_FILE, CURVES_FILE, IMPORTANCES_FILE, BEST_FILE, INFO_FILE, REPORT_FILE):
                 (out / name).unlink(missing_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        from .runner import log_to
+        from facebench.compare.running.execute import log_to
 
         handler = log_to(out / LOG_FILE)
         try:
@@ -86,7 +86,7 @@ def _sweep(config, out, *, quiet, command):
     previous = _read_info(out)
     _check_split_rule(out, previous)
     study = _study(out, config)
-    info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.sweep",
+    info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.search.sweep",
             "started": previous.get("started") or _now(), "finished": None,
             "elapsed_s": float(previous.get("elapsed_s") or 0.0), "base": config["base"],
             "method": config["method"], "objective": config["objective"], "n_requested": config["n"],
@@ -248,7 +248,7 @@ def _failed(study, unbuildable: bool = False) -> int:
 def _batch_size(config: dict, left: int) -> int:
     if is_cnn(config) and not config["dask"]:
         return 1  # TensorFlow already uses every core
-    from ..machine import resolve_n_jobs
+    from facebench.machine import resolve_n_jobs
 
     return max(1, min(left, resolve_n_jobs(config["n_jobs"]) if not config["dask"] else 8))
 
@@ -274,7 +274,7 @@ def _point_params(trial, config: dict, base_values: dict) -> dict:
 
 
 def _choices(spec):
-    from .sweep_config import listed_values
+    from facebench.compare.search.sweep_config import listed_values
 
     return listed_values(spec)
 
@@ -283,11 +283,11 @@ def base_point_values(config: dict) -> dict:
     """The value the base (with ``fixed``) has for each searched parameter."""
     definition = model_definition(config, {})
     if definition["kind"] == "cnn":
-        from ..cnn import resolve_params
+        from facebench.cnn import resolve_params
 
         resolved = resolve_params(definition["base"], definition["params"])
         return {name: _jsonable(resolved.get(name)) for name in config["space"]}
-    from .variants import settable_params
+    from facebench.compare.planning.variants import settable_params
 
     settable = {**settable_params(config["base"]), **definition["params"]}
     out = {}
@@ -315,7 +315,7 @@ def _evaluate(trials, points, config, data):
         return [evaluate_point(p, config, data, trial=t) for t, p in zip(trials, points, strict=True)]
     import joblib
 
-    from .runner import parallel
+    from facebench.compare.running.execute import parallel
 
     jobs = [joblib.delayed(_numbered)(i, p, config, data) for i, p in enumerate(points)]
     results = dict(parallel(jobs, config))  # they arrive as they finish: put them back in order

@@ -3,7 +3,7 @@
 :func:`points_table` (``points.csv``), :func:`best_point` and :func:`best_config`
 (``best.toml``: the quick preset with the winner beside its base), :func:`importances`
 (``importances.json``) and :func:`summary` (the lines the command prints). The search that
-fills the study is :mod:`facebench.compare.sweep`; the contract is ``docs/sweep-directory.md``.
+fills the study is :mod:`facebench.compare.search.sweep`; the contract is ``docs/sweep-directory.md``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_write, atomic_write_text, write_json
-from ..rundir.sweepdir import (BEST_FILE, BEST_NAME, CURVES_FILE, FORMAT, IMPORTANCES_FILE, INFO_FILE,  # noqa: F401
+from facebench.io import atomic_write, atomic_write_text, write_json
+from facebench.rundir.sweepdir import (BEST_FILE, BEST_NAME, CURVES_FILE, FORMAT, IMPORTANCES_FILE, INFO_FILE,  # noqa: F401
                                LOG_FILE, POINT_METRICS, POINTS_FILE, REPORT_FILE, STUDY_FILE, SWEEP_FILE, best_number)
-from ..vocab import OBJECTIVES
-from .config import dumps
-from .sweep_config import decode_value, model_definition
+from facebench.vocab import OBJECTIVES
+from facebench.compare.planning.config import dumps
+from facebench.compare.search.sweep_config import decode_value, model_definition
 
 log = logging.getLogger("facebench.sweep")
 
@@ -85,7 +85,7 @@ def best_config(points: pd.DataFrame, config: dict) -> dict | None:
            "seed": config["seed"], "test_size": config["test_size"], "fractions": [1.0],
            "data": dict(config["data"]), "features": dict(config["features"])}
     if winner["kind"] == "cnn":
-        from ..cnn import resolve_params
+        from facebench.cnn import resolve_params
 
         name = base["base"]
         base_params = dict(base["params"])
@@ -94,7 +94,7 @@ def best_config(points: pd.DataFrame, config: dict) -> dict | None:
         run["models"] = {"gender": [], "age": [], "cnn": [name, BEST_NAME]}
         run["cnn"] = {name: base_params, BEST_NAME: {"base": name, **winner_params}}
     else:
-        from ..baselines import MODEL_TASKS
+        from facebench.baselines import MODEL_TASKS
 
         tasks = MODEL_TASKS[config["base"]]
         run["models"] = {"gender": [], "age": [], "cnn": []}
@@ -123,7 +123,7 @@ def _write_outputs(out: Path, study, config: dict, base_values: dict, info: dict
     info["best_point"] = int(winner["number"]) if winner is not None else None
     best = best_config(points, config)
     if best is not None:
-        from .config import resolve
+        from facebench.compare.planning.config import resolve
 
         resolve(best)  # a best.toml that facebench run refuses is a bug here, not the user's
         atomic_write_text(out / BEST_FILE, dumps(best))

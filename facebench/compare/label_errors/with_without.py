@@ -1,6 +1,6 @@
 """Every model's test metrics with and without the faces whose labels are suspected.
 
-A sensitivity analysis of :mod:`facebench.compare.label_errors`' suspicions, on the predictions
+A sensitivity analysis of :mod:`facebench.compare.label_errors.detector`' suspicions, on the predictions
 a run kept: :func:`label_metrics` (each model's headline metrics with 95 % bootstrap
 intervals on all test faces and on the unsuspected ones), :func:`cleaned_paired_tests`
 (the paired tests repeated on the unsuspected faces) and :func:`with_agreement` (which
@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..rundir import layout
-from ..rundir.label_files import (
+from facebench.rundir import layout
+from facebench.rundir.label_files import (
     LABEL_METRIC_COLUMNS,
     read_label_issues,
     write_label_issues,
     write_label_metrics,
     write_label_paired,
 )
-from ..rundir.layout import PAIRED_COLUMNS
-from ..rundir.read import read_csv
-from .metrics import (
+from facebench.rundir.layout import PAIRED_COLUMNS
+from facebench.rundir.read import read_csv
+from facebench.compare.stats.metrics import (
     age_bootstrap,
     age_metrics,
     bootstrap_indices,

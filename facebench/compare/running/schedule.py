@@ -16,7 +16,7 @@ lengthen a run whose CNN is its longest unit.
 
 from __future__ import annotations
 
-from .plan import Unit
+from facebench.compare.planning.plan import Unit
 
 #: How many times faster oneDAL fits the RBF heads than libsvm, for scheduling only: on the
 #: full UTKFace the SVC 5.8x, the SVR 4.0x (the lower is used; benchmarks/RESULTS.md).
@@ -29,7 +29,7 @@ CNN_S_PER_IMAGE_EPOCH = 30.0 / 18_400
 
 def expected_seconds(unit: Unit) -> float:
     """Rough seconds a unit takes on the 2-core machine, for ordering only."""
-    from ..baselines import MODELS, expected_fit_cost
+    from facebench.baselines import MODELS, expected_fit_cost
 
     spec, n_train = unit.spec, len(unit.train)
     if spec.kind == "cnn":

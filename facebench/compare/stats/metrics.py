@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 
-from ..data import age_band, gender_name, race_name
+from facebench.data import age_band, gender_name, race_name
 
 
 

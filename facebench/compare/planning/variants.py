@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..errors import UserError
+from facebench.errors import UserError
 
 #: How many close parameter names a bad key's message shows.
 _SHOWN = 6
@@ -56,8 +56,8 @@ def build_classical(config: dict, name: str, task: str, random_state=None, n_job
 def build_model(base: str, params: dict, task: str, backend: str, random_state=None, n_jobs=None):
     """A fresh, unfitted pipeline: registry model ``base`` with ``params`` set (full scikit-learn
     names; each taken out of the base's search), its RBF SVMs fitted by ``backend``."""
-    from ..baselines import make_model
-    from ..baselines.svm_backend import use_backend
+    from facebench.baselines import make_model
+    from facebench.baselines.svm_backend import use_backend
 
     model = make_model(base, task, random_state=random_state, n_jobs=n_jobs)
     if params:
@@ -68,21 +68,21 @@ def build_model(base: str, params: dict, task: str, backend: str, random_state=N
 
 def svm_backend(config: dict) -> str:
     """The library that fits a run's RBF SVMs: ``"onedal"`` or ``"libsvm"`` (config key ``svm_backend``)."""
-    from ..baselines.svm_backend import resolve
+    from facebench.baselines.svm_backend import resolve
 
     return resolve(config.get("svm_backend", "auto"))
 
 
 def classical_svm_backend(config: dict, name: str, tasks) -> str | None:
     """The library of a run's classical model's RBF SVMs, or None when it has none."""
-    from ..baselines.svm_backend import svm_params
+    from facebench.baselines.svm_backend import svm_params
 
     has_svm = any(svm_params(build_classical({**config, "svm_backend": "libsvm"}, name, task)) for task in tasks)
     return svm_backend(config) if has_svm else None
 
 
 def classical_tasks(config: dict, name: str) -> tuple:
-    from ..baselines import MODEL_TASKS
+    from facebench.baselines import MODEL_TASKS
 
     return tuple(MODEL_TASKS[classical_base(config, name)])
 
@@ -92,7 +92,7 @@ def check_classical_variant(name: str, variant, known: list[str]) -> dict:
 
     Raises :class:`UserError` naming the key, the value and what is allowed.
     """
-    from ..baselines import MODEL_TASKS, make_model
+    from facebench.baselines import MODEL_TASKS, make_model
 
     where = f"classical.{name}"
     if not isinstance(variant, dict):
@@ -158,7 +158,7 @@ def _is_object_param(name, names) -> bool:
 
 def settable_params(base: str) -> dict:
     """``{full name: default}`` of every value a variant of ``base`` may set (for ``facebench models --params``)."""
-    from ..baselines import MODEL_TASKS, make_model
+    from facebench.baselines import MODEL_TASKS, make_model
 
     out = {}
     for task in MODEL_TASKS[base]:
@@ -178,7 +178,7 @@ def _tuple(value):
 
 def _untune(model, params: dict) -> None:
     """Take each parameter the variant fixes out of the cross-validated search that would override it."""
-    from ..baselines.estimators import TunedEstimator
+    from facebench.baselines.estimators import TunedEstimator
 
     every = model.get_params(deep=True)
     for prefix, step in every.items():
@@ -206,7 +206,7 @@ def _check_values(model) -> None:
 
 def cnn_presets() -> list[str]:
     """The CNNs a run may name or base a variant on: the presets and those registered from Python."""
-    from .. import cnn
+    from facebench import cnn
 
     names = getattr(cnn, "cnn_names", None)
     return list(names() if names else cnn.MODEL_NAMES)
@@ -226,6 +226,6 @@ def cnn_overrides(config: dict, name: str) -> dict:
 
 def cnn_params(config: dict, name: str) -> dict:
     """Every resolved parameter of a run's CNN (preset defaults updated with its overrides)."""
-    from ..cnn import resolve_params
+    from facebench.cnn import resolve_params
 
     return resolve_params(cnn_base(config, name), cnn_overrides(config, name))

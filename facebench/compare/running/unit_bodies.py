@@ -1,6 +1,6 @@
 """The bodies of the units: fit one model on one trial's training rows, predict its test rows, write it.
 
-Every body takes a :class:`facebench.compare.plan.Unit` (its model resolved once, in the
+Every body takes a :class:`facebench.compare.planning.plan.Unit` (its model resolved once, in the
 plan) and the run's bootstrap count, never the run's configuration. Classical units share
 features computed once per extractor (:func:`prepare_features`, memory-mapped); CNN units
 train on the decoded stack. Every unit is written whole through
@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import decode
-from ..data.cache import default_cache_dir
-from ..errors import UserError
-from ..io import atomic_save_npy, atomic_write_text
-from ..rundir import layout, saved, units
-from .feature_workers import feature_workers
-from .metrics import unit_metrics
-from .plan import ModelSpec, Unit
+from facebench.data import decode
+from facebench.data.cache import default_cache_dir
+from facebench.errors import UserError
+from facebench.io import atomic_save_npy, atomic_write_text
+from facebench.rundir import layout, saved, units
+from facebench.compare.running.feature_workers import feature_workers
+from facebench.compare.stats.metrics import unit_metrics
+from facebench.compare.planning.plan import ModelSpec, Unit
 
 log = logging.getLogger("facebench.run")
 
@@ -48,11 +48,11 @@ def guarded(kind: str, unit: Unit, main_pid: int, registered: dict, *args) -> st
     if os.getpid() != main_pid:
         _exit_with_parent()
         if registered.get("models"):  # classical models registered from Python in the main process
-            from ..baselines import add_user_models
+            from facebench.baselines import add_user_models
 
             add_user_models(registered["models"])
         if registered.get("cnns"):  # and CNN builders
-            from ..cnn import add_user_cnns
+            from facebench.cnn import add_user_cnns
 
             add_user_cnns(registered["cnns"])
     fn = run_classical_unit if kind == "classical" else run_cnn_unit
@@ -198,8 +198,8 @@ def run_classical_unit(unit: Unit, inputs: dict, labels: pd.DataFrame, bootstrap
     """Fit one classical model per task of the unit on shared features; write the unit."""
     from sklearn.pipeline import Pipeline
 
-    from ..baselines import predict_outputs
-    from ..baselines.svm_backend import backend_of, portable
+    from facebench.baselines import predict_outputs
+    from facebench.baselines.svm_backend import backend_of, portable
 
     features = np.load(inputs["file"], mmap_mode="r")
     train, test, spec = unit.train, unit.test, unit.spec
@@ -243,8 +243,8 @@ def run_classical_unit(unit: Unit, inputs: dict, labels: pd.DataFrame, bootstrap
 
 def run_cnn_unit(unit: Unit, images: dict, decode_s: float, labels: pd.DataFrame, bootstrap: int, run_dir: str) -> str:
     """Train one CNN (both heads) on the unit's training rows; predict its test rows."""
-    from ..cnn import fit
-    from ..cnn.device import say_device_once, training_device
+    from facebench.cnn import fit
+    from facebench.cnn.device import say_device_once, training_device
 
     say_device_once()  # the GPU when TensorFlow sees one
     stack = np.load(images["file"], mmap_mode="r") if "file" in images else images["array"]
@@ -276,7 +276,7 @@ def run_cnn_unit(unit: Unit, images: dict, decode_s: float, labels: pd.DataFrame
 
 def _epoch_progress(unit: Unit):
     """A Keras callback that reports every epoch: losses, validation metrics, seconds, time left."""
-    from ..cnn.models import keras_module
+    from facebench.cnn.models import keras_module
 
     keras = keras_module()
     epochs = unit.spec.params["epochs"]

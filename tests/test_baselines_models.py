@@ -288,7 +288,7 @@ def test_the_svr_averages_over_the_mirror_image_and_the_svm_does_not():
 
 
 def test_svm_kernel_cache_follows_memory_and_the_environment(monkeypatch):
-    from facebench.baselines.registry import svm_cache_mb
+    from facebench.baselines.building import svm_cache_mb
     from facebench.errors import UserError
 
     monkeypatch.delenv("FACEBENCH_SVM_CACHE_MB", raising=False)

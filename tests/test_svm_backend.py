@@ -69,7 +69,7 @@ def test_use_backend_swaps_every_rbf_svm_and_keeps_its_parameters():
 @pytest.mark.parametrize("task", ["gender", "age"])
 def test_a_onedal_model_saved_portable_predicts_the_same_and_holds_trusted_types_only(task, tmp_path):
     from facebench.baselines import predict_outputs
-    from facebench.baselines.registry import make_head
+    from facebench.baselines.building import make_head
 
     x, gender, age = _features()
     pairs = np.concatenate([x, x[:, ::-1]], axis=1)  # what HFlipPairs gives the head: [face, mirror]

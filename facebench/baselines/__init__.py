@@ -16,20 +16,16 @@ from facebench.baselines.transformers import ColorFeatures, HFlipPairs, HOGFeatu
 from facebench.baselines.custom import add_user_models, register_model, user_models
 from facebench.baselines.estimators import CappedPCA, HFlipAugmented, PairedTransform, TunedEstimator
 from facebench.baselines.lbp import lbp_codes, lbp_histograms
+from facebench.baselines.building import feature_step, make_head, make_model, predict_outputs, uses_flip
 from facebench.baselines.registry import (
     MODEL_TASKS,
     MODELS,
     TRUSTED_TYPES,
     describe,
     expected_fit_cost,
-    feature_step,
     input_color,
     list_all,
     list_models,
-    make_head,
-    make_model,
-    predict_outputs,
-    uses_flip,
 )
 
 __all__ = [

@@ -327,7 +327,7 @@ def _cap(rows, max_rows, seed):
 
 def _fit_fold(z_train, z_test, fit, held, y_gender, y_age, gender, age, backend="libsvm"):
     """One fold: fit on the training positions ``fit``, predict the held-out positions and the test rows."""
-    from facebench.baselines.registry import svm_cache_mb
+    from facebench.baselines.building import svm_cache_mb
 
     out = {}
     cache = svm_cache_mb()

@@ -237,7 +237,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .compare.search.sweep import sweep
+    from .compare.search.study import sweep
     from .compare.search.sweep_config import load_sweep_config
     from .reports.sweep import write_sweep_report
     from .rundir.sweepdir import BEST_FILE, INFO_FILE

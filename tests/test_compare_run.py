@@ -303,7 +303,7 @@ def test_a_colour_model_gets_rgb_faces_in_the_run_and_in_predict(faces, tmp_path
 def test_classical_units_start_longest_first_in_the_order_the_runner_dispatches(faces, tmp_path, monkeypatch,
                                                                                  backend):
     """The order the runner hands its workers, for units of the full UTKFace's sizes (nothing is fitted)."""
-    import facebench.compare.running.execute as run_module
+    import facebench.compare.running.executor as run_module
     from facebench.baselines import svm_backend
 
     if backend == "onedal" and not svm_backend.available():

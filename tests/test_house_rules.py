@@ -130,7 +130,7 @@ def private_reaches(source: str, module: str) -> list[str]:
 
 
 def test_the_private_name_check_finds_a_reach():
-    code = "from facebench.compare.planning.config import _check, merge\nfrom facebench.compare.search.sweep import _x\n"
+    code = "from facebench.compare.planning.config import _check, merge\nfrom facebench.compare.search.study import _x\n"
     assert private_reaches(code, "facebench.compare.search.sweep_config") == ["facebench.compare.planning.config._check"]
 
 
@@ -138,3 +138,24 @@ def test_the_private_name_check_finds_a_reach():
 def test_compare_s_packages_use_each_other_s_public_names_only(path):
     module = ".".join(("facebench", *path.relative_to(PACKAGE).with_suffix("").parts))
     assert not private_reaches(path.read_text(encoding="utf-8"), module)
+
+
+# ---- a package's names never hide its modules ----------------------------------------------
+
+
+def test_no_package_exports_a_name_that_hides_one_of_its_modules():
+    """``import facebench.x.y as m`` must give module ``y``, not a function ``y`` the package exports."""
+    import importlib
+    import pkgutil
+    import types
+
+    hidden = []
+    for info in pkgutil.walk_packages(facebench.__path__, "facebench."):
+        if not info.ispkg:
+            continue
+        package = importlib.import_module(info.name)
+        for sub in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{info.name}.{sub.name}")
+            if not isinstance(getattr(package, sub.name, None), types.ModuleType):
+                hidden.append(f"{info.name}.{sub.name}")
+    assert not hidden

@@ -13,12 +13,12 @@ from facebench.compare.label_errors.detector import (
     GENDER_DETECTOR,
     GENDER_THRESHOLD,
     detector_features,
-    drop_suspected,
     empty_issues,
     suspect_labels,
     suspect_labels_for_run,
 )
 from facebench.compare.label_errors.with_without import label_metrics
+from facebench.compare.planning import drop_suspected
 from facebench.compare.stats.metrics import age_metrics, gender_metrics
 from facebench.data import decode, load_dataset, make_split, synthesize
 from facebench.reports import write_report

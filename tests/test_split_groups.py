@@ -100,7 +100,7 @@ def test_label_detector_folds_keep_groups_whole(grouped_table):
 
 
 def test_sweep_validation_part_keeps_groups_whole(twins, tmp_path):
-    from facebench.compare.search.sweep import validation_data
+    from facebench.compare.search.study import validation_data
     from facebench.compare.search.sweep_config import load_sweep_config
 
     grid = tmp_path / "grid.toml"
@@ -147,7 +147,7 @@ def test_a_run_split_by_the_old_rule_is_not_grown(tiny_run, tmp_path, capsys):
 
 
 def test_a_sweep_cut_by_the_old_rule_is_not_grown(twins, tmp_path):
-    from facebench.compare.search.sweep import sweep
+    from facebench.compare.search.study import sweep
     from facebench.compare.search.sweep_config import load_sweep_config
     from facebench.errors import UserError
 

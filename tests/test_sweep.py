@@ -13,7 +13,7 @@ from PIL import Image
 
 from facebench.cli import main
 from facebench.compare import load_config, run
-from facebench.compare.search.sweep import sweep, validation_data
+from facebench.compare.search.study import sweep, validation_data
 from facebench.compare.search.sweep_config import load_sweep_config
 from facebench.data import load_dataset, make_split, synthesize
 from facebench.errors import UserError
@@ -293,7 +293,7 @@ def test_cannot_build_names_the_image_size():
 def test_prune_after_sets_the_first_pruning_check(faces, tmp_path, prune_after):
     import optuna
 
-    from facebench.compare.search.sweep import _study
+    from facebench.compare.search.study import _study
 
     path = tmp_path / "cnn.toml"
     path.write_text(f'base = "cnn:seed"\nmethod = "tpe"\nn = 2\nprune_after = {prune_after}\n'

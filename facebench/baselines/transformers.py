@@ -25,11 +25,12 @@ from facebench.baselines.features import (
     pixel_features,
 )
 from facebench.baselines.lbp import lbp_histograms
+from facebench.image_stacks import StackInput
 
 __all__ = ["ColorFeatures", "HFlipPairs", "HOGFeatures", "LBPFeatures", "OnGray", "PixelFeatures"]
 
 
-class _ImageTransformer(TransformerMixin, BaseEstimator):
+class _ImageTransformer(StackInput, TransformerMixin, BaseEstimator):
     """Base of the stateless image-stack transformers: fit validates and does nothing else."""
 
     def fit(self, X, y=None):
@@ -47,14 +48,6 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         """
         self.transform(X[:1] if hasattr(X, "__len__") and len(X) else X)
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.requires_fit = False
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
 
 
 class HOGFeatures(_ImageTransformer):

@@ -172,7 +172,7 @@ def _check_resumable(run_dir: Path, config: dict, force: bool) -> dict | None:
     """Refuse a config that would change the splits of the units already there; return the previous config.
 
     Everything else may change: units whose own definition is unchanged are reused and
-    the others recomputed (:func:`facebench.compare.running.execute.units_to_run`).
+    the others recomputed (:func:`facebench.compare.running.executor.units_to_run`).
     """
     previous = run_dir / layout.CONFIG_FILE
     has_units = layout.units_dir(run_dir).is_dir() and any(

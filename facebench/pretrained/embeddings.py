@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from facebench.data.cache import default_cache_dir
+from facebench.image_stacks import StackInput
 from facebench.io import atomic_write_bytes
 from facebench.pretrained.descriptor import BOXES, N_FEATURES, embed_batch, model_digest, require
 
@@ -94,7 +95,7 @@ class EmbeddingCache:
             log.warning("could not write the embedding cache in %s: %s", self.folder, exc)
 
 
-class DlibDescriptor(TransformerMixin, BaseEstimator):
+class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
     """dlib's 128-d face descriptor of each face: a stateless feature step, cached on disk.
 
     Parameters
@@ -200,14 +201,6 @@ class DlibDescriptor(TransformerMixin, BaseEstimator):
             raise ValueError(f"images of {shape[1]}x{shape[2]} pixels are too small for the descriptor "
                              "(at least 32; it sees a 150-pixel chip)")
         require()
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.requires_fit = False
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
 
 
 def _bar(total):

@@ -1,4 +1,7 @@
-"""Where a feature step's own parallel work runs: the run's local workers, or its Dask cluster.
+"""Where a run's parallel work runs: the run's local workers, or its Dask cluster.
+
+The units go there (:func:`facebench.compare.running.executor.parallel`), and so does a
+feature step's own parallel work.
 
 Most feature steps are fast and run in the main process; a pretrained network's
 embeddings (:class:`facebench.pretrained.DlibDescriptor`) cost about a tenth of a second a
@@ -19,7 +22,7 @@ __all__ = ["feature_workers"]
 
 @contextlib.contextmanager
 def feature_workers(config: dict):
-    """A ``joblib.parallel_config`` for the feature steps: the run's ``n_jobs``, or its Dask cluster."""
+    """A ``joblib.parallel_config`` for the run's parallel work: its ``n_jobs``, or its Dask cluster (``dask``)."""
     if not config.get("dask"):
         with joblib.parallel_config(n_jobs=config["n_jobs"]):
             yield

@@ -3,7 +3,7 @@
 :func:`points_table` (``points.csv``), :func:`best_point` and :func:`best_config`
 (``best.toml``: the quick preset with the winner beside its base), :func:`importances`
 (``importances.json``) and :func:`summary` (the lines the command prints). The search that
-fills the study is :mod:`facebench.compare.search.sweep`; the contract is ``docs/sweep-directory.md``.
+fills the study is :mod:`facebench.compare.search.study`; the contract is ``docs/sweep-directory.md``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 validation rows (the test part is never decoded for a model); :func:`evaluate_point` fits
 one point on the fit rows and measures it on the validation rows; :func:`cannot_build`
 says, before any image is decoded, when a CNN point has no feature map at its image size.
-The search around them (Optuna, the study, the outputs) is :mod:`facebench.compare.search.sweep`.
+The search around them (Optuna, the study, the outputs) is :mod:`facebench.compare.search.study`.
 """
 
 from __future__ import annotations

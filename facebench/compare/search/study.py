@@ -67,7 +67,7 @@ def sweep(config: dict, *, force: bool = False, quiet: bool = False, command: st
             for name in (STUDY_FILE, POINTS_FILE, CURVES_FILE, IMPORTANCES_FILE, BEST_FILE, INFO_FILE, REPORT_FILE):
                 (out / name).unlink(missing_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        from facebench.compare.running.execute import log_to
+        from facebench.compare.running.executor import log_to
 
         handler = log_to(out / LOG_FILE)
         try:
@@ -86,7 +86,7 @@ def _sweep(config, out, *, quiet, command):
     previous = _read_info(out)
     _check_split_rule(out, previous)
     study = _study(out, config)
-    info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.search.sweep",
+    info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.search.study",
             "started": previous.get("started") or _now(), "finished": None,
             "elapsed_s": float(previous.get("elapsed_s") or 0.0), "base": config["base"],
             "method": config["method"], "objective": config["objective"], "n_requested": config["n"],
@@ -315,7 +315,7 @@ def _evaluate(trials, points, config, data):
         return [evaluate_point(p, config, data, trial=t) for t, p in zip(trials, points, strict=True)]
     import joblib
 
-    from facebench.compare.running.execute import parallel
+    from facebench.compare.running.executor import parallel
 
     jobs = [joblib.delayed(_numbered)(i, p, config, data) for i, p in enumerate(points)]
     results = dict(parallel(jobs, config))  # they arrive as they finish: put them back in order

@@ -20,6 +20,7 @@ from facebench.console import say
 from facebench.errors import UserError
 from facebench.rundir import units
 from facebench.compare.planning.plan import Plan, Unit, model_specs
+from facebench.compare.running.feature_workers import feature_workers
 from facebench.compare.running.unit_bodies import (EPOCH_LISTENERS, decoded_for_cnn, guarded, prepare_features,
                                                    shareable, svm_backend_line)
 
@@ -80,13 +81,13 @@ def execute(todo: list[Unit], table: pd.DataFrame, config: dict, run_dir: Path, 
         return failures
     from tqdm.auto import tqdm
 
-    from ..baselines import user_models
-    from .schedule import longest_first
+    from facebench.baselines import user_models
+    from facebench.compare.running.schedule import longest_first
 
     bar = tqdm(total=len(todo), desc="units", unit="unit", disable=quiet, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
     labels = table[["image_id", "path", "age", "gender", "race"]].reset_index(drop=True)
-    from ..cnn import user_cnns
+    from facebench.cnn import user_cnns
 
     main_pid, registered = os.getpid(), {"models": user_models(), "cnns": user_cnns()}
     try:
@@ -137,28 +138,13 @@ def _tick(bar, result, failures: list) -> None:
 def parallel(jobs, config):
     """Run joblib ``jobs`` with ``n_jobs`` workers, or on the Dask cluster of ``config["dask"]``;
     results as they finish."""
-    n_jobs = config["n_jobs"]
-    if config["dask"]:
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise UserError("--dask needs the dask extra: pip install 'facebench[dask]'") from None
-        try:
-            client = Client(config["dask"], timeout="10s")
-        except OSError as exc:
-            raise UserError(f"--dask {config['dask']}: cannot reach the scheduler ({exc})") from None
-        try:
-            with joblib.parallel_config(backend="dask", wait_for_workers_timeout=30):
-                yield from joblib.Parallel(return_as="generator_unordered")(jobs)
-        finally:
-            client.close()
-        return
-    if n_jobs == 1 or len(jobs) == 1:
+    if not config["dask"] and (config["n_jobs"] == 1 or len(jobs) == 1):
         for job in jobs:
             fn, args, kwargs = job
             yield fn(*args, **kwargs)
         return
-    yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    with feature_workers(config):  # the run's local workers, or its Dask cluster
+        yield from joblib.Parallel(return_as="generator_unordered")(jobs)
 
 
 def log_to(path: Path) -> logging.Handler:

@@ -21,8 +21,10 @@ from facebench.data import decode, load_dataset, make_split
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sb.available(), reason="scikit-learn-intelex is not installed here")]
 
-#: Split-to-split standard deviation over 3 splits of the 5k subset (libsvm), per model.
-SPLIT_NOISE = {"pixels+pca+svm": 0.0, "hog6+lbp+svr": 0.0}
+#: Split-to-split standard deviation over 3 splits of the 5k subset (libsvm), per model: accuracy
+#: 0.8397 / 0.8291 / 0.8379 and MAE 7.454 / 7.564 / 7.459 years. The libraries differed by at most
+#: 0.0010 (one test face) and 0.00012 years there.
+SPLIT_NOISE = {"pixels+pca+svm": 0.0056, "hog6+lbp+svr": 0.062}
 
 
 @pytest.mark.parametrize("name,task", [("pixels+pca+svm", "gender"), ("hog6+lbp+svr", "age")])

@@ -3,7 +3,8 @@
 Figures, not estimates: medians over 3 splits of the 5k UTKFace subset (3,977 training
 faces incl. tuning, 1,000 test faces; HOG / LBP / colour features computed beforehand),
 one unit per model in one of two worker processes of one thread each, on 2 AMD EPYC cores
-shared with other work (so upper bounds), 2026-12-06. The RBF models were measured under
+shared with other work (load average 5-17, so upper bounds; libsvm's run under the heavier
+load), 2026-12-06. The RBF models were measured under
 both libraries by ``benchmarks/svm_backends.py``, the others by ``benchmarks/bench_run.py``
 (benchmarks/RESULTS.md, "oneDAL against libsvm" and "Fit and predict seconds of every model").
 """
@@ -17,7 +18,16 @@ LIBRARY_NAMES = {"onedal": "oneDAL", "libsvm": "libsvm", "sklearn": "scikit-lear
 
 #: ``{model: {library: (fit seconds, predict seconds)}}``; library ``"onedal"`` / ``"libsvm"``
 #: for the RBF models, ``"sklearn"`` for the others.
-TIMES_5K: dict[str, dict[str, tuple[float, float]]] = {}
+TIMES_5K: dict[str, dict[str, tuple[float, float]]] = {
+    "hog+svm": {"onedal": (18.8, 0.31), "libsvm": (154.6, 5.63)},
+    "lbp+svm": {"onedal": (17.1, 0.34), "libsvm": (165.1, 6.58)},
+    "hog+lbp+svm": {"onedal": (15.9, 0.17), "libsvm": (184.8, 7.53)},
+    "hog+lbp+color+svm": {"onedal": (16.7, 0.22), "libsvm": (168.8, 5.55)},
+    "pixels+pca+svm": {"onedal": (9.7, 0.09), "libsvm": (107.7, 3.11)},
+    "hog+lbp+svr": {"onedal": (28.7, 0.68), "libsvm": (162.0, 12.04)},
+    "hog6+lbp+svr": {"onedal": (26.8, 0.59), "libsvm": (163.4, 15.23)},
+    "hog6+lbp+color+svr": {"onedal": (39.3, 0.26), "libsvm": (187.4, 11.84)},
+}
 
 
 def typical_times(name: str, svm_library: str) -> tuple[str, float, float] | None:

@@ -1,0 +1,139 @@
+"""Every RBF model under oneDAL and libsvm side by side, and the classical units' thread layout.
+
+    .venv/bin/python benchmarks/svm_backends.py [--data ../shared/data/utkface-5k] [--trials 3] [--out DIR]
+
+Runs the benchmark (``facebench.compare.run``, classical RBF models only, one fraction,
+``--trials`` splits, no label search) three times into ``DIR``:
+
+* ``libsvm``: ``svm_backend = "libsvm"``, two worker processes of one thread each;
+* ``onedal``: ``svm_backend = "onedal"``, the same layout;
+* ``onedal-1x2``: oneDAL again, one process of two threads (``CLASSICAL_THREADS = 2``,
+  ``n_jobs = 1``), the layout the runner does not use.
+
+``--side-by-side`` instead fits each model's head (features computed once) under libsvm
+and then oneDAL in one process on split 0, one thread, so that the two are timed under the
+same load.
+
+Then prints, per model, accuracy or MAE per split under both libraries, their difference
+against the split-to-split spread, fit and predict seconds (median over splits) and the
+wall time of each run's classical stage. The feature cache is shared: the first run
+computes the features, the others read them. ``--models`` narrows the list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from facebench.baselines import MODELS
+from facebench.compare import load_config, run
+from facebench.compare.running import unit_bodies
+
+RBF = [name for name, (features, head) in MODELS.items() if head in ("svm", "svr") and not name.startswith("dlib")]
+
+
+def one_run(data, out, backend, trials, models, threads):
+    gender = [m for m in models if MODELS[m][1] == "svm"]
+    age = [m for m in models if MODELS[m][1] == "svr"]
+    n_jobs = 2 if threads == 1 else 1
+    config = load_config(preset="standard", data=data, out=out, overrides=[
+        f"models.gender={gender!r}", f"models.age={age!r}", "models.cnn=[]", "fractions=[1.0]",
+        f"trials={trials}", "data.label_errors='off'", "bootstrap=0", f"svm_backend='{backend}'", f"n_jobs={n_jobs}"])
+    unit_bodies.CLASSICAL_THREADS = threads
+    started = time.perf_counter()
+    try:
+        run(config, quiet=True, force=True, command=f"svm_backends {backend} {threads} thread(s)")
+    finally:
+        unit_bodies.CLASSICAL_THREADS = 1
+    wall = time.perf_counter() - started
+    metrics = pd.read_csv(Path(out) / "metrics.csv")
+    timings = pd.read_csv(Path(out) / "timings.csv")
+    return wall, metrics, timings
+
+
+def side_by_side(data, models, seed=0):
+    """Fit each model's head under libsvm, then oneDAL, in this process on one split: seconds and score."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from facebench.baselines import feature_step, input_color, make_head, predict_outputs
+    from facebench.baselines.svm_backend import use_backend
+    from facebench.data import decode, load_dataset, make_split
+
+    table = load_dataset(data).table.reset_index(drop=True)
+    train, test = make_split(table, seed=seed)
+    for model in models:
+        task = "gender" if MODELS[model][1] == "svm" else "age"
+        images = decode(table, size=64, color=input_color(model) or "gray")
+        features = np.asarray(feature_step(model, task).transform(images), dtype=np.float32)
+        y = table[task].to_numpy()
+        for backend in ("libsvm", "onedal"):
+            head = use_backend(make_head(model, task, random_state=seed), backend)
+            with threadpool_limits(limits=1):
+                t = time.perf_counter()
+                head.fit(features[train], y[train])
+                fit_s = time.perf_counter() - t
+                t = time.perf_counter()
+                out = predict_outputs(head, features[test], task)
+                predict_s = time.perf_counter() - t
+            score = (np.mean(out["gender"] == y[test]) if task == "gender" else np.mean(np.abs(out["age"] - y[test])))
+            print(f"{model} {backend}: fit {fit_s:.1f} s, predict {predict_s:.2f} s, "
+                  f"{'accuracy' if task == 'gender' else 'MAE'} {score:.4f} (load average {os.getloadavg()[0]:.1f})",
+                  flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/utkface-5k"))
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--models", nargs="*", default=RBF)
+    ap.add_argument("--out", type=Path, default=Path("runs/svm-backends"))
+    ap.add_argument("--no-layout", action="store_true", help="skip the one-process, two-thread run")
+    ap.add_argument("--side-by-side", action="store_true",
+                    help="only fit each model's head under libsvm then oneDAL in one process, on split 0")
+    args = ap.parse_args()
+    if args.side_by_side:
+        side_by_side(args.data, args.models)
+        return
+    plans = [("libsvm", 1), ("onedal", 1)] + ([] if args.no_layout else [("onedal", 2)])
+    results = {}
+    for backend, threads in plans:
+        name = backend if threads == 1 else f"{backend}-1x{threads}"
+        results[name] = one_run(args.data, args.out / name, backend, args.trials, args.models, threads)
+        print(f"{name}: {results[name][0]:.0f} s wall (load average {os.getloadavg()[0]:.1f})", flush=True)
+
+    rows = []
+    for model in args.models:
+        metric = "accuracy" if MODELS[model][1] == "svm" else "mae"
+        row = {"model": model, "metric": metric}
+        values = {}
+        for name in ("libsvm", "onedal"):
+            m = results[name][1]
+            v = m[(m.model == model) & (m.group == "all") & (m.metric == metric)].sort_values("trial")["value"]
+            values[name] = v.to_numpy()
+            t = results[name][2]
+            t = t[t.model == model]
+            row[f"{name} per split"] = " ".join(f"{x:.4f}" for x in v)
+            row[f"{name} fit s"] = t.fit_s.median()
+            row[f"{name} predict s"] = t.predict_s.median()
+        diff = values["onedal"] - values["libsvm"]
+        row["mean diff"] = diff.mean()
+        row["max |diff|"] = abs(diff).max()
+        row["split spread (libsvm sd)"] = values["libsvm"].std(ddof=1) if len(values["libsvm"]) > 1 else float("nan")
+        row["fit speed-up"] = row["libsvm fit s"] / row["onedal fit s"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for name, (wall, _, timings) in results.items():
+        print(f"{name}: classical run {wall:.0f} s wall; sum of fit {timings.fit_s.sum():.0f} s, "
+              f"predict {timings.predict_s.sum():.0f} s over {len(timings)} units")
+    table.to_csv(args.out / "svm_backends.csv", index=False)
+
+
+if __name__ == "__main__":
+    main()

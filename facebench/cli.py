@@ -332,7 +332,7 @@ def _cmd_models(args) -> int:
         print(f"{r['name']:<{width}}  {tasks:<7}  {size + (r.get('color') or 'gray'):<10}  "
               f"{shown:>18}  {library:<12}  {r['summary']}")
     print("fit / predict (5k): median seconds to fit (tuning included) on the 3,977 training faces of the 5k "
-          "UTKFace subset and to predict its 1,000 test faces, features aside, one core of 2 (AMD EPYC; "
+          "UTKFace subset and to predict its ~995 test faces, features aside, one core of 2 (AMD EPYC; "
           f"benchmarks/RESULTS.md). fitted by: the library; RBF SVMs by {LIBRARY_NAMES[here]} on this machine "
           "(config key svm_backend).\nCNNs go in models.cnn without the 'cnn:' prefix; classical models in "
           "models.gender / models.age.")

@@ -1,7 +1,7 @@
 """Measured fit and predict seconds of the registry's models, for ``facebench models``.
 
 Figures, not estimates: medians over 3 splits of the 5k UTKFace subset (3,977 training
-faces incl. tuning, 1,000 test faces; HOG / LBP / colour features computed beforehand),
+faces incl. tuning, ~995 test faces; HOG / LBP / colour features computed beforehand),
 one unit per model in one of two worker processes of one thread each, on 2 AMD EPYC cores
 shared with other work (load average 5-17, so upper bounds; libsvm's run under the heavier
 load), 2026-12-06. The RBF models were measured under

@@ -9,9 +9,9 @@ which moves a kernel model behind the ridge models on the full UTKFace.
 
 CNN units run after the classical ones, alone on every core. Starting the CNN first
 beside one classical worker would need TensorFlow held to one thread for the whole of
-its training; on the 2-core machine one thread trains the default CNN at about half
-the speed of two (benchmarks/RESULTS.md, "Thread layout"), so the overlap would
-lengthen a run whose CNN is its longest unit.
+its training; on the 2-core machine one thread ran the default CNN's training step at
+half the speed of two (33 against 66 images/s; benchmarks/RESULTS.md, "One training epoch
+of cnn default"), so the overlap would lengthen a run whose CNN is its longest unit.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ HOG + LBP + colour features of ``hog+lbp+color+svm``):
 
 Usage::
 
-    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5] [--filter threshold] [--threshold 0.4] [--detector hog+lbp+color|dlib128]
+    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5] [--filter threshold] [--threshold 0.4] [--detector hog+lbp+color|dlib128] [--svm-backend auto|onedal|libsvm]
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def main(argv=None) -> None:
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds of the detector (default 5)")
     ap.add_argument("--detector", default="hog+lbp+color", choices=["hog+lbp+color", "dlib128", "auto"],
                     help="the detector's features (data.label_detector; default: %(default)s)")
+    ap.add_argument("--svm-backend", default="auto", choices=["auto", "onedal", "libsvm"],
+                    help="the library of the detector's SVC and SVR (svm_backend; default: %(default)s)")
     ap.add_argument("--time-rows", type=int, default=0,
                     help="also time the detection on this many rows (the faces tiled, features jittered), "
                          "e.g. 23700 for the full UTKFace's size")
@@ -58,7 +60,7 @@ def main(argv=None) -> None:
     print(f"{len(table)} faces ({len(train)} train, {len(test)} test), features {features.shape[1]} "
           f"({feat_s:.1f} s with scan and decode; cached after the first run)")
     opts = {"seed": args.seed, "n_jobs": args.n_jobs, "gender_filter": args.filter, "gender_threshold": args.threshold,
-            "n_folds": args.folds, "features_name": detector_choice(config)}
+            "n_folds": args.folds, "features_name": detector_choice(config), "svm_backend": args.svm_backend}
 
     t, cpu = time.perf_counter(), time.process_time()
     clean = suspect_labels(features, table, train, test_rows=test, **opts)

@@ -15,6 +15,15 @@ and it times the hashing and the pair search on the dataset, with the cache cold
 
     python benchmarks/near_duplicates.py --data ../shared/data/utkface-5k --plant 1000 --sheets /tmp/neardup-sheets
     python benchmarks/near_duplicates.py --data ../shared/data/utkface-5k --plant 1000 --alone 10 --aligned 5
+
+With ``--verified DIR`` it measures what a run uses instead
+(:func:`facebench.data.neardup.candidate_pairs`: each face's nearest faces by thumbnail
+and the hash pairs, each verified by an aligned correlation of the faces' detail): recall
+of each kind of variant (the variants planted beside the dataset's own faces, so the
+candidate search has to find them among all of them), the dataset's own pairs above and
+around the threshold with contact sheets in DIR, and the seconds of each step.
+
+    python benchmarks/near_duplicates.py --data ../shared/data/utkface-5k --plant 1000 --alone 300 --verified /tmp/neardup-verified
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from facebench.data import load_dataset
-from facebench.data.neardup import DEFAULT_BITS, close_pairs, image_hashes
+from facebench.data.neardup import (DEFAULT_BITS, DEFAULT_SIMILARITY, candidate_pairs, close_pairs, image_hashes,
+                                    neighbour_pairs, pair_similarity, verify_faces)
 
 THRESHOLDS = range(0, 13)
 
@@ -172,7 +182,11 @@ def main(argv=None) -> int:
     ap.add_argument("--sheets", default="", help="folder for contact sheets of the closest distinct pairs")
     ap.add_argument("--aligned", type=int, default=0,
                     help="also measure an alignment-tolerant correlation on this many nearest neighbours per face")
+    ap.add_argument("--verified", default="",
+                    help="measure the verified pairs a run uses; contact sheets of pairs near the threshold go here")
     args = ap.parse_args(argv)
+    if args.verified:
+        return verified(args)
 
     dataset = load_dataset(args.data)
     table = dataset.table
@@ -237,6 +251,77 @@ def main(argv=None) -> int:
                 sub = own[own["bits"] == b].sort_values(["i", "j"])
                 contact_sheet(table, sub, out / f"pairs-{int(b):02d}bits.png")
             print(f"contact sheets in {out}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
+def verified(args) -> int:
+    """Recall per kind of planted variant and the dataset's own pairs, for the verified pairs a run uses."""
+    from facebench.data import decode
+
+    table = load_dataset(args.data).table.reset_index(drop=True)
+    n = len(table)
+    cache = Path(tempfile.mkdtemp(prefix="neardup-cache-"))
+    work = Path(tempfile.mkdtemp(prefix="neardup-planted-"))
+    try:
+        t0 = time.perf_counter()
+        decode(table, size=32, color="gray", cache_dir=cache)
+        faces = verify_faces(table, cache_dir=cache)
+        decode_s = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        image_hashes(table, cache_dir=cache)
+        hash_s, hash_c = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        near = neighbour_pairs(faces)
+        near_s, near_c = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        pair_similarity(faces, faces, near["i"], near["j"], near["mirrored"].to_numpy())
+        ver_s, ver_c = time.perf_counter() - t0, time.process_time() - c0
+        t0 = time.perf_counter()
+        own = candidate_pairs(table, DEFAULT_BITS, cache_dir=cache)
+        total_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        candidate_pairs(table, DEFAULT_BITS, cache_dir=cache)
+        warm_s = time.perf_counter() - t0
+        scale = 23_700 / n
+        print(f"{n} faces, decoded once (32 and 64 px) in {decode_s:.1f} s. Wall (CPU) seconds: hashes {hash_s:.2f} "
+              f"({hash_c:.2f}); nearest by thumbnail {near_s:.2f} ({near_c:.2f}), {len(near):,} pairs; verification "
+              f"{ver_s:.2f} ({ver_c:.2f}); all of candidate_pairs, cold {total_s:.2f}, cached {warm_s:.3f}")
+        print(f"extrapolated to 23.7k faces (the thumbnail search grows with the square of the faces, the rest "
+              f"linearly): hashes {hash_s * scale:.1f} s, nearest by thumbnail {near_s * scale ** 2:.1f} s, "
+              f"verification {ver_s * scale:.1f} s; total {hash_s * scale + near_s * scale ** 2 + ver_s * scale:.1f} s")
+        cuts = (0.78, 0.8, 0.82, DEFAULT_SIMILARITY, 0.84, 0.86, 0.9)
+        kinds = [("all changes at random", None, args.plant)] + [
+            (f"{k} alone at its extreme", k, args.alone) for k in ("jpeg", "resize", "crop", "light", "mirror")]
+        rows = []
+        for label, only, count in kinds:
+            folder = work / (only or "all")
+            folder.mkdir()
+            planted = plant(table, count, folder, args.seed, only)
+            both = pd.concat([table[["path"]], planted[["path"]]], ignore_index=True)
+            pairs = candidate_pairs(both, DEFAULT_BITS, cache_dir=False)
+            sim = pairs.set_index(["i", "j"])["similarity"]
+            key = list(zip(planted["source"], n + np.arange(len(planted))))
+            got = np.array([sim.get(k, -1.0) for k in key])
+            rows.append({"variant": label, "n": len(planted), "candidate found": f"{np.mean(got > -1):.1%}",
+                         **{f"recall at {c}": f"{np.mean(got >= c):.1%}" for c in cuts}})
+            print(rows[-1], flush=True)
+        print(markdown(pd.DataFrame(rows)))
+        above = {c: int((own["similarity"] >= c).sum()) for c in cuts}
+        print(f"the dataset's own candidate pairs ({len(own):,}) at or above each similarity:",
+              ", ".join(f"{c}: {v}" for c, v in above.items()))
+        print("closest pairs around the threshold:",
+              ", ".join(f"{v:.3f}" for v in np.sort(own["similarity"].to_numpy())[::-1][:40]))
+        out = Path(args.verified)
+        out.mkdir(parents=True, exist_ok=True)
+        ranked = own.sort_values("similarity", ascending=False)
+        shown = ranked.assign(bits=(ranked["similarity"] * 1000).round().astype(int))  # the sheet's label: x 1000
+        accepted = shown[shown["similarity"] >= DEFAULT_SIMILARITY]
+        contact_sheet(table, accepted.tail(24), out / "accepted-closest-to-threshold.png")
+        contact_sheet(table, shown[shown["similarity"] < DEFAULT_SIMILARITY], out / "rejected-closest.png")
+        print(f"contact sheets in {out} (label: similarity x 1000)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(cache, ignore_errors=True)

@@ -77,7 +77,7 @@ def test_the_grouped_split_stays_stratified_and_fractions_stay_nested(grouped_ta
 
 def test_run_splits_record_their_rule(grouped_table):
     splits, record = run_splits(grouped_table, trials=3, seed=0, test_size=0.2)
-    assert record["rule"] == "grouped" and record["straddling_groups"] == {"0": 0, "1": 0, "2": 0}
+    assert record["rule"] == "verified" and record["straddling_groups"] == {"0": 0, "1": 0, "2": 0}
     assert len({tuple(test) for _, test in splits.values()}) == 3
     _, record = run_splits(grouped_table.drop(columns="near_group"), trials=1, seed=0, test_size=0.2)
     assert record["rule"] == "ungrouped" and "straddling_groups" not in record
@@ -116,11 +116,11 @@ def test_sweep_validation_part_keeps_groups_whole(twins, tmp_path):
 
 def test_a_real_run_records_its_split_and_audit(tiny_run):
     info = json.loads((tiny_run / "run.json").read_text())
-    assert info["split"]["rule"] == "grouped"
+    assert info["split"]["rule"] == "verified"
     assert info["split"]["straddling_groups"] == {"0": 0}
     audit = json.loads((tiny_run / "audit.json").read_text())
     assert audit["near_duplicates"]["max_bits"] == 2 and audit["near_duplicates"]["groups"] == 0
-    assert audit["split"]["rule"] == "grouped"
+    assert audit["split"]["rule"] == "verified"
     html = (tiny_run / "report.html").read_text(encoding="utf-8")
     assert "Near-duplicate photos" in html and "near-duplicate groups kept whole" in html
 
@@ -157,7 +157,7 @@ def test_a_sweep_cut_by_the_old_rule_is_not_grown(twins, tmp_path):
     out = tmp_path / "sweep"
     sweep(load_sweep_config(path=grid, data=twins, out=out), quiet=True)
     info = json.loads((out / "sweep.json").read_text())
-    assert info["validation"]["split"] == "grouped"
+    assert info["validation"]["split"] == "verified"
     del info["validation"]["split"]  # as a sweep made before the rule was recorded
     (out / "sweep.json").write_text(json.dumps(info))
     with pytest.raises(UserError, match=f"older rule .*--out {out}-grouped"):

@@ -216,7 +216,8 @@ def _images_digest(table: pd.DataFrame) -> str:
 
 def _check_split_rule(run_dir: Path, previous_info: dict, force: bool) -> None:
     """Units split before the split's rule was recorded may hold near-duplicates on both sides: not grown."""
-    if not force and previous_info and "split" not in previous_info and layout.units_dir(run_dir).is_dir() and any(
+    older = "split" not in previous_info or (previous_info["split"] or {}).get("rule") == "grouped"
+    if not force and previous_info and older and layout.units_dir(run_dir).is_dir() and any(
             p for p in layout.units_dir(run_dir).iterdir() if not p.name.startswith(".")):
         raise UserError(f"{run_dir} holds a run split by an older rule (near-duplicate photos may straddle its "
                         f"training and test parts); use --out {run_dir}-grouped for a new run directory "

@@ -8,23 +8,25 @@ group on one side (:func:`facebench.data.split.make_split` with ``groups``).
 
 How
 ---
-* Every used image is decoded once to a 32 x 32 gray face through the decode cache
-  (:func:`facebench.data.decode`: centre square, area filter) and gets a 64-bit
-  perceptual hash: the signs of its 8 x 8 lowest DCT coefficients against their median,
-  which is ``imagehash.phash`` bit for bit (the tests check it against imagehash); its
-  mirror gets one too. The stack is hashed at once with :func:`scipy.fft.dct`, 5x faster
-  than calling imagehash per image (1.1 s against 6.1 s estimated for 23.7k faces with
-  their mirrors, on 2 cores; benchmarks/RESULTS.md).
-* Two faces are near-duplicates when the Hamming distance between one's hash and the
-  other's (or its mirror's) is at most ``max_bits``. The threshold, :data:`DEFAULT_BITS`,
-  was chosen by measurement on planted variants of real faces
-  (``benchmarks/near_duplicates.py``): re-encoded, resized, relit and mirrored copies are
-  found (97-100 % at 2 bits), but a crop of a few per cent moves this hash by 10 bits
-  (median), as far as different faces, so re-cropped copies are mostly missed.
-* Groups are the connected components of the near-duplicate pairs
+* Candidates, cheap and crop-tolerant: each face's central region (of the 64 x 64 gray face
+  from the decode cache) shrunk to an 8 x 8 thumbnail, centred and normalised; every face
+  is compared with every other at two zooms and mirrored, and its 3 nearest are candidates
+  (:func:`neighbour_pairs`). At 8 px a crop of 5 % moves a face by a fraction of a pixel.
+  Besides, the pairs whose 64-bit DCT hashes (``imagehash.phash`` bit for bit, mirror
+  included; :func:`phash_bits`) are within ``max_bits`` are candidates (:func:`close_pairs`,
+  multi-index hashing).
+* Verification, strict, of each candidate pair only (:func:`pair_similarity`): the best
+  normalised cross-correlation of the two faces' detail (the face minus its Gaussian blur,
+  so light and the face's shape do not count) over scales 0.9-1.1 and shifts of 3 px,
+  mirror included. The same photograph re-encoded, resized, re-cropped or re-lit keeps its
+  detail in place; another photo, even of the same person, does not. The threshold,
+  :data:`DEFAULT_SIMILARITY`, was chosen by measurement on planted variants of real faces
+  and on contact sheets of the closest pairs (``benchmarks/near_duplicates.py``,
+  benchmarks/RESULTS.md).
+* Groups are the connected components of the verified pairs
   (:func:`scipy.sparse.csgraph.connected_components`): a chain of pairs is one group.
-* The hashes are cached beside the decode cache, keyed as the decoded stack is (paths,
-  sizes, modification times), so a second run reads them back.
+* The hashes and the verified candidates are cached beside the decode cache, keyed as the
+  decoded stack is (paths, sizes, modification times), so a second run reads them back.
 
 :func:`find_near_duplicates` adds a ``near_group`` column to the dataset's table (one
 id per group; a face alone keeps an id of its own), applies the rule for groups whose
@@ -38,6 +40,7 @@ import logging
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import scipy.fft
@@ -63,6 +66,22 @@ LABEL_RULES = ("keep-all", "keep-none")
 HASH_NAME = "64-bit DCT hash of the 32x32 gray face (imagehash.phash), mirror included"
 #: The audit lists the first groups in full; all are counted.
 MAX_LISTED_GROUPS = 2000
+#: The verification's faces: 64 x 64 gray (the decode cache's default), compared on their
+#: central 48 x 48, shifted by up to 3 pixels, at these scales, after removing what a
+#: Gaussian of this many pixels keeps (so brightness, contrast and the face's shape do not count).
+VERIFY_SIDE, CENTRE, SHIFT, SCALES, HIGHPASS_SIGMA = 64, 48, 3, (0.9, 0.95, 1.0, 1.05, 1.1), 2.0
+#: The candidate search: each face's nearest faces by an 8 x 8 thumbnail of its central region.
+THUMB, NEIGHBOURS, ZOOMS = 8, 3, (46, 50)
+#: A candidate pair is the same photo at this similarity or above (``data.near_duplicate_similarity``).
+#: Measured (benchmarks/near_duplicates.py, benchmarks/RESULTS.md): on the 5k subset the
+#: same-photo pairs score 0.925 and up, different faces 0.822 and below (one pair of babies
+#: at 0.822, the rest under 0.81); planted variants with every change drawn at random are
+#: recalled at 99.0 % at 0.82 and 97.9 % at 0.83.
+DEFAULT_SIMILARITY = 0.82
+VERIFY_VERSION = 1
+#: The verification, as the audit records it.
+VERIFY_NAME = ("best normalised cross-correlation of the high-passed 64x64 gray faces over scales 0.9-1.1 and "
+               "shifts of 3 px, mirror included, of each face's 3 nearest by 8x8 thumbnail and of hash pairs")
 
 
 def phash_bits(images) -> np.ndarray:
@@ -114,6 +133,105 @@ def image_hashes(table: pd.DataFrame, *, cache_dir=None) -> np.ndarray:
             log.warning("could not write the hash cache %s: %s", cache_file, exc)
     return hashes
 
+
+def verify_faces(table: pd.DataFrame, *, cache_dir=None) -> np.ndarray:
+    """The ``(n, 64, 64)`` gray faces the verification compares (the decode cache's default stack)."""
+    return np.asarray(decode(table, size=VERIFY_SIDE, color="gray", cache_dir=cache_dir))
+
+
+def thumbnails(faces: np.ndarray, centre: int = CENTRE) -> np.ndarray:
+    """Each face's central ``centre`` pixels shrunk to 8 x 8, centred and scaled to unit length: ``(n, 64)`` float32.
+
+    At 8 px a crop of a few per cent moves the face by a fraction of a pixel, so a face and
+    its re-cropped copy stay close, where the DCT hash moves by 10 bits.
+    """
+    lo = (VERIFY_SIDE - centre) // 2
+    small = np.stack([cv2.resize(np.ascontiguousarray(f[lo:lo + centre, lo:lo + centre]), (THUMB, THUMB),
+                                 interpolation=cv2.INTER_AREA) for f in faces]) if len(faces) else \
+        np.zeros((0, THUMB, THUMB), np.uint8)
+    flat = small.reshape(len(small), -1).astype(np.float32)
+    flat -= flat.mean(axis=1, keepdims=True)
+    return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-3)
+
+
+def neighbour_pairs(faces: np.ndarray, k: int = NEIGHBOURS, block: int = 2048) -> pd.DataFrame:
+    """Candidate pairs: each face with its ``k`` nearest faces by thumbnail correlation, mirror included.
+
+    A face's thumbnail (its central 48 px) is compared with every other face's at two zooms
+    (its central 46 and 50 px), so that a copy cropped or resized by a few per cent is still
+    among the nearest. A pair is a candidate when either face is among the other's ``k``
+    nearest.
+
+    Returns
+    -------
+    pairs : DataFrame with ``i < j`` (row positions) and ``mirrored`` (the thumbnails agree
+        better with one face mirrored).
+    """
+    n = len(faces)
+    k = min(k, n - 1)
+    if k < 1:
+        return pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64), "mirrored": np.zeros(0, bool)})
+    flipped = np.ascontiguousarray(faces[:, :, ::-1])
+    query = thumbnails(faces)
+    zooms = [(thumbnails(faces, c), thumbnails(flipped, c)) for c in ZOOMS]
+    found = []
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        direct = np.max([query[rows] @ z.T for z, _ in zooms], axis=0)
+        mirror = np.max([query[rows] @ m.T for _, m in zooms], axis=0)
+        sim = np.maximum(direct, mirror)
+        sim[np.arange(len(rows)), rows] = -np.inf
+        near = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        found.append(np.stack([np.repeat(rows, k), near.ravel()], axis=1))
+    pairs = np.unique(np.sort(np.concatenate(found), axis=1), axis=0).astype(np.int64)
+    i, j = pairs[:, 0], pairs[:, 1]
+    direct = np.max([np.maximum((query[i] * z[j]).sum(1), (query[j] * z[i]).sum(1)) for z, _ in zooms], axis=0)
+    mirror = np.max([np.maximum((query[i] * m[j]).sum(1), (query[j] * m[i]).sum(1)) for _, m in zooms], axis=0)
+    return pd.DataFrame({"i": i, "j": j, "mirrored": mirror > direct})
+
+
+def _highpass(face: np.ndarray) -> np.ndarray:
+    f = face.astype(np.float32)
+    return f - cv2.GaussianBlur(f, (0, 0), HIGHPASS_SIGMA)
+
+
+def _search_windows(face: np.ndarray) -> tuple:
+    """The face's detail (high-passed) at every scale of :data:`SCALES`, as is and mirrored, each cut to the
+    central region plus :data:`SHIFT` pixels on every side."""
+    out = []
+    for detail in (_highpass(face), _highpass(np.ascontiguousarray(face[:, ::-1]))):
+        versions = []
+        for scale in SCALES:
+            side = int(round(VERIFY_SIDE * scale))
+            res = detail if side == VERIFY_SIDE else cv2.resize(
+                detail, (side, side), interpolation=cv2.INTER_AREA if side < VERIFY_SIDE else cv2.INTER_LINEAR)
+            lo = (side - CENTRE) // 2 - SHIFT
+            versions.append(np.ascontiguousarray(res[lo:lo + CENTRE + 2 * SHIFT, lo:lo + CENTRE + 2 * SHIFT]))
+        out.append(versions)
+    return tuple(out)
+
+
+def pair_similarity(faces_a: np.ndarray, faces_b: np.ndarray, i, j, mirrored=None) -> np.ndarray:
+    """How alike the details of faces ``faces_a[i]`` and ``faces_b[j]`` are, once aligned: ``(m,)`` float32.
+
+    The normalised cross-correlation of face ``i``'s high-passed central 48 px with face
+    ``j``'s at scales 0.9-1.1 and shifts of up to :data:`SHIFT` pixels (of 64); the best.
+    ``mirrored`` (one flag per pair, from :func:`neighbour_pairs`) says which way round
+    ``j`` is compared; ``None`` tries both. The same photograph re-encoded, resized,
+    re-cropped, re-lit or mirrored keeps its fine detail (skin, hair, edges) in place; a
+    different photo, even of the same person, does not.
+    """
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    out = np.empty(len(i), np.float32)
+    lo = (VERIFY_SIDE - CENTRE) // 2
+    last, windows = -1, ()
+    for p in np.argsort(j, kind="stable"):
+        if j[p] != last:
+            last, windows = j[p], _search_windows(faces_b[j[p]])
+        template = np.ascontiguousarray(_highpass(faces_a[i[p]])[lo:lo + CENTRE, lo:lo + CENTRE])
+        tried = windows[0] + windows[1] if mirrored is None else windows[int(bool(mirrored[p]))]
+        out[p] = max(float(cv2.matchTemplate(w, template, cv2.TM_CCOEFF_NORMED).max()) for w in tried)
+    return out
 
 def hamming(a, b) -> np.ndarray:
     """Bits that differ between uint64 hashes (broadcast)."""
@@ -211,7 +329,56 @@ def group_labels(n: int, pairs: pd.DataFrame) -> np.ndarray:
     return first[comp]
 
 
-def find_near_duplicates(dataset, *, max_bits: int = DEFAULT_BITS, labels: str = "keep-all", cache_dir=None):
+def candidate_pairs(table: pd.DataFrame, max_bits: int = DEFAULT_BITS, *, cache_dir=None) -> pd.DataFrame:
+    """Every candidate pair of rows with its verified similarity, cached on disk.
+
+    Candidates are each face's :data:`NEIGHBOURS` nearest faces by thumbnail
+    (:func:`neighbour_pairs`) and the pairs whose DCT hashes are within ``max_bits``
+    (:func:`close_pairs`); each is verified by :func:`pair_similarity`.
+
+    Returns
+    -------
+    pairs : DataFrame with ``i < j``, ``bits`` (the hashes' distance, mirror included),
+        ``mirrored`` and ``similarity``; the caller keeps those above its threshold.
+    """
+    paths = [str(p) for p in table["path"]]
+    if len(paths) < 2:
+        return pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64), "bits": np.zeros(0, np.int64),
+                             "mirrored": np.zeros(0, bool), "similarity": np.zeros(0)})
+    cache_file = None
+    if cache_dir is not False:
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
+        key = cache_key(paths, VERIFY_SIDE, "gray")
+        cache_file = root / "neardup" / f"v{VERIFY_VERSION}-{key}-b{max_bits}.npy"
+        try:
+            cached = np.load(cache_file)
+            if cached.ndim == 2 and cached.shape[1] == 5 and cached.dtype == np.float64:
+                return pd.DataFrame({"i": cached[:, 0].astype(np.int64), "j": cached[:, 1].astype(np.int64),
+                                     "bits": cached[:, 2].astype(np.int64), "mirrored": cached[:, 3] > 0,
+                                     "similarity": cached[:, 4]})
+        except (OSError, ValueError):
+            pass
+    hashes = image_hashes(table, cache_dir=cache_dir)
+    faces = verify_faces(table, cache_dir=cache_dir)
+    near = neighbour_pairs(faces)
+    close = close_pairs(hashes, max_bits)
+    pairs = pd.concat([near, close[["i", "j", "mirrored"]]]).drop_duplicates(["i", "j"]).reset_index(drop=True)
+    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+    pairs["bits"] = np.minimum(hamming(hashes[i, 0], hashes[j, 0]),
+                               np.minimum(hamming(hashes[i, 0], hashes[j, 1]),
+                                          hamming(hashes[i, 1], hashes[j, 0]))).astype(np.int64)
+    pairs["similarity"] = pair_similarity(faces, faces, i, j, pairs["mirrored"].to_numpy()).astype(np.float64)
+    pairs = pairs[["i", "j", "bits", "mirrored", "similarity"]]
+    if cache_file is not None:
+        try:
+            atomic_save_npy(cache_file, pairs.to_numpy(dtype=np.float64))
+        except OSError as exc:  # the cache is an optimisation
+            log.warning("could not write the near-duplicate cache %s: %s", cache_file, exc)
+    return pairs
+
+
+def find_near_duplicates(dataset, *, max_bits: int = DEFAULT_BITS, labels: str = "keep-all",
+                         min_similarity: float = DEFAULT_SIMILARITY, cache_dir=None):
     """Group the dataset's near-duplicate faces; add ``near_group`` to its table and the groups to its audit.
 
     Parameters
@@ -219,11 +386,14 @@ def find_near_duplicates(dataset, *, max_bits: int = DEFAULT_BITS, labels: str =
     dataset : Dataset
         From :func:`facebench.data.load_dataset`; changed in place and returned.
     max_bits : int
-        Hamming distance (of 64 bits) at or under which two faces are the same photo;
-        ``-1`` looks for none (every face is a group of its own).
+        Faces whose DCT hashes are at most this many bits (of 64) apart are candidates,
+        besides each face's nearest faces by thumbnail; ``-1`` looks for none (every face
+        is a group of its own).
     labels : {"keep-all", "keep-none"}
         A group whose labels (age, gender, ethnicity) disagree keeps all its faces, or
         none of them (each is added to the audit's ``skipped`` with the reason).
+    min_similarity : float
+        A candidate pair is the same photo when :func:`pair_similarity` reaches this.
     cache_dir : str, Path, None or False
         As :func:`facebench.data.decode`.
 
@@ -240,12 +410,13 @@ def find_near_duplicates(dataset, *, max_bits: int = DEFAULT_BITS, labels: str =
         dataset.audit["near_duplicates"] = {"max_bits": -1, "hash": "none: near-duplicates not looked for"}
         return dataset
     started = time.perf_counter()
-    hashes = image_hashes(table, cache_dir=cache_dir)
-    pairs = close_pairs(hashes, max_bits)
+    candidates = candidate_pairs(table, max_bits, cache_dir=cache_dir)
+    pairs = candidates[candidates["similarity"] >= min_similarity].reset_index(drop=True)
     groups = group_labels(n, pairs)
     table["near_group"] = groups
     summary, drop = _summarise(table, pairs, groups, labels)
-    summary |= {"max_bits": int(max_bits), "hash": HASH_NAME, "labels_rule": labels,
+    summary |= {"max_bits": int(max_bits), "hash": HASH_NAME, "verification": VERIFY_NAME,
+                "min_similarity": float(min_similarity), "candidates": int(len(candidates)), "labels_rule": labels,
                 "seconds": round(time.perf_counter() - started, 2)}
     if drop.any():
         skipped = dataset.audit.setdefault("skipped", [])
@@ -265,6 +436,7 @@ def _summarise(table: pd.DataFrame, pairs: pd.DataFrame, groups: np.ndarray, lab
     sizes = pd.Series(groups).value_counts()
     multi = sizes[sizes > 1].index
     pair_bits = pd.Series(pairs["bits"].to_numpy(), index=groups[pairs["i"].to_numpy()]) if len(pairs) else None
+    pair_sim = pd.Series(pairs["similarity"].to_numpy(), index=groups[pairs["i"].to_numpy()]) if len(pairs) else None
     listed, drop = [], np.zeros(len(table), dtype=bool)
     n_age, n_gender, n_disagree = 0, 0, 0
     in_multi = np.flatnonzero(np.isin(groups, multi))
@@ -289,7 +461,9 @@ def _summarise(table: pd.DataFrame, pairs: pd.DataFrame, groups: np.ndarray, lab
             bits = pair_bits.loc[[gid]] if pair_bits is not None else pd.Series([0])
             listed.append({"files": list(rows["image_id"]), "ages": ages, "genders": genders, "races": races,
                            "age_spread": int(spread), "gender_conflict": bool(conflict),
-                           "max_bits": int(np.max(bits)), "action": action})
+                           "max_bits": int(np.max(bits)),
+                           "min_similarity": round(float(np.min(pair_sim.loc[[gid]])), 3) if pair_sim is not None else 1.0,
+                           "action": action})
     summary = {"groups": int(len(multi)), "faces": int(sizes[sizes > 1].sum()), "pairs": int(len(pairs)),
                "age_disagree": int(n_age), "gender_conflict": int(n_gender), "labels_disagree": int(n_disagree),
                "excluded": int(drop.sum()), "listed": listed}
@@ -303,5 +477,6 @@ def straddling_groups(groups, train_rows, test_rows) -> int:
     return int(len(both))
 
 
-__all__ = ["DEFAULT_BITS", "HASH_NAME", "LABEL_RULES", "close_pairs", "find_near_duplicates", "group_labels",
-           "hamming", "image_hashes", "phash_bits", "straddling_groups"]
+__all__ = ["DEFAULT_BITS", "DEFAULT_SIMILARITY", "HASH_NAME", "LABEL_RULES", "candidate_pairs", "close_pairs",
+           "find_near_duplicates", "group_labels", "hamming", "image_hashes", "neighbour_pairs", "pair_similarity",
+           "phash_bits", "straddling_groups", "thumbnails"]

@@ -80,7 +80,9 @@ def _stratified(table: pd.DataFrame, idx: np.ndarray, seed: int, test_size: floa
 
 #: How a run's splits were made, as ``run.json`` records them (runs before the rules record none).
 SPLIT_RULES = {
-    "grouped": "stratified by age band x gender; near-duplicate groups kept whole on one side",
+    "verified": "stratified by age band x gender; near-duplicate groups (hash and thumbnail candidates verified by "
+                "an aligned correlation, re-cropped copies included) kept whole on one side",
+    "grouped": "stratified by age band x gender; near-duplicate groups (DCT hash within 2 bits) kept whole on one side",
     "ungrouped": "stratified by age band x gender; near-duplicates not looked for",
     "user": "the manifest's part column, as given",
 }
@@ -110,7 +112,7 @@ def run_splits(table: pd.DataFrame, *, trials: int, seed: int, test_size: float,
         splits, rule = user_splits(table, user_split, trials), "user"
     else:
         grouped = groups is not None and len(np.unique(groups)) < len(groups)
-        rule = "grouped" if groups is not None else "ungrouped"
+        rule = "verified" if groups is not None else "ungrouped"
         splits = {t: make_split(table, seed=seed + t, test_size=test_size, groups=groups if grouped else None)
                   for t in range(trials)}
     record = {"rule": rule, "description": SPLIT_RULES[rule]}

@@ -394,7 +394,7 @@ def _check_resumable(out: Path, config: dict, force: bool) -> None:
 
 def _check_split_rule(out: Path, previous: dict) -> None:
     """A sweep whose validation part was cut before near-duplicate groups were kept whole is not grown."""
-    if previous and (out / STUDY_FILE).exists() and "split" not in (previous.get("validation") or {}):
+    if previous and (out / STUDY_FILE).exists() and (previous.get("validation") or {}).get("split") in (None, "grouped"):
         raise UserError(f"{out} holds a sweep whose parts were cut by an older rule (near-duplicate photos may "
                         f"straddle them); use --out {out}-grouped for a new sweep directory (or --force to start "
                         "this one again)")

@@ -80,7 +80,25 @@ SLOW_MODULES = frozenset({"test_cnn.py", "test_cnn_custom.py", "test_examples.py
                           "test_browser.py", "test_lesson_notebook.py", "test_readme_commands.py"})
 
 
+#: Single tests that train a CNN, run a whole benchmark, kill workers or embed faces (over ~5 s each).
+SLOW_TESTS = frozenset({
+    "test_cnn_unit_trains_predicts_and_keeps_its_history", "test_cnn_training_reports_every_epoch",
+    "test_a_cnn_unit_records_where_it_trained", "test_a_model_registered_from_python_runs_like_a_built_in",
+    "test_workers_do_not_outlive_a_killed_run", "test_output_files_honour_the_umask",
+    "test_report_puts_several_runs_side_by_side", "test_report_section", "test_every_trial_of_a_run",
+    "test_planted_age_errors_are_found", "test_planted_gender_flips_are_found",
+    "test_label_metrics_leave_out_the_suspected_test_faces", "test_parallel_workers_give_the_same_numbers",
+    "test_descriptor_shape_and_determinism", "test_embeddings_on_dask_workers", "test_cache_hit_embeds_nothing",
+    "test_saved_model_loads_under_trusted_types", "test_a_onedal_model_is_predicted_on_a_machine_without_sklearnex",
+    "test_changing_the_backend_recomputes_the_svm_units_only", "test_a_run_uses_the_manifest_split_and_says_so",
+    "test_views_of_a_128_pixel_run_stay_under_a_megabyte", "test_user_models_travel_to_a_fresh_process",
+    "test_a_saved_bif_model_round_trips_with_trusted_types_only",
+})
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.name in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        name = getattr(item, "originalname", item.name)
+        if (item.path.name in SLOW_MODULES or name in SLOW_TESTS
+                or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.slow)

@@ -194,34 +194,51 @@ def shareable(stack) -> dict:
 # --------------------------------------------------------------------------- units
 
 
-def run_classical_unit(unit: Unit, inputs: dict, labels: pd.DataFrame, bootstrap: int, run_dir: str) -> str:
-    """Fit one classical model per task of the unit on shared features; write the unit."""
+def fit_classical(spec: ModelSpec, x_train, targets: dict, x_test, seed: int) -> dict:
+    """Fit one head per task of a classical model on its features; predict ``x_test``.
+
+    ``targets``: the training labels by task. Every fit and prediction runs on
+    :data:`CLASSICAL_THREADS` threads, so the numbers do not depend on where it runs. Returns
+    ``{"outputs": {task: predict_outputs}, "fitted": {task: Pipeline (features + head)},
+    "fit_s", "predict_s", "backend"}`` (``backend``: the library of its RBF SVMs, or "").
+    A run's unit and a sweep's point both fit here.
+    """
     from sklearn.pipeline import Pipeline
 
     from facebench.baselines import predict_outputs
-    from facebench.baselines.svm_backend import backend_of, portable
+    from facebench.baselines.svm_backend import backend_of
 
-    features = np.load(inputs["file"], mmap_mode="r")
-    train, test, spec = unit.train, unit.test, unit.spec
-    x_train, x_test = np.asarray(features[train]), np.asarray(features[test])
-    pred = _prediction_frame(unit, labels)
-    fit_s = predict_s = 0.0
-    fitted, backends = {}, set()
-    for task in unit.tasks:
-        target = labels[task].to_numpy()[train]
-        model = spec.build(task, random_state=unit.seed, n_jobs=1)
+    x_train, x_test = np.asarray(x_train), np.asarray(x_test)
+    result = {"outputs": {}, "fitted": {}, "fit_s": 0.0, "predict_s": 0.0}
+    backends = set()
+    for task in spec.tasks:
+        model = spec.build(task, random_state=seed, n_jobs=1)
         head = model[1:]
         backends.add(backend_of(head))
         with classical_threads():
             t = time.perf_counter()
-            head.fit(x_train, target)
-            fit_s += time.perf_counter() - t
+            head.fit(x_train, targets[task])
+            result["fit_s"] += time.perf_counter() - t
             t = time.perf_counter()
-            out = predict_outputs(head, x_test, task)
-            predict_s += time.perf_counter() - t
+            result["outputs"][task] = predict_outputs(head, x_test, task)
+            result["predict_s"] += time.perf_counter() - t
+        result["fitted"][task] = Pipeline([model.steps[0], *head.steps])
+    result["backend"] = "onedal" if "onedal" in backends else "libsvm" if "libsvm" in backends else ""
+    return result
+
+
+def run_classical_unit(unit: Unit, inputs: dict, labels: pd.DataFrame, bootstrap: int, run_dir: str) -> str:
+    """Fit one classical model per task of the unit on shared features; write the unit."""
+    from facebench.baselines.svm_backend import portable
+
+    features = np.load(inputs["file"], mmap_mode="r")
+    train, test, spec = unit.train, unit.test, unit.spec
+    result = fit_classical(spec, features[train], {task: labels[task].to_numpy()[train] for task in unit.tasks},
+                           features[test], unit.seed)
+    pred = _prediction_frame(unit, labels)
+    for out in result["outputs"].values():
         _fill_predictions(pred, out)
-        fitted[task] = Pipeline([model.steps[0], *head.steps])
-    backend = "onedal" if "onedal" in backends else "libsvm" if "libsvm" in backends else ""
+    fitted, backend, fit_s, predict_s = result["fitted"], result["backend"], result["fit_s"], result["predict_s"]
     # the input the model was trained on, as predict must decode it (colour models take RGB)
     meta = {"model": unit.model, "unit": unit.id,
             "features": {**spec.features, "color": spec.color, "image_size": spec.image_size},

@@ -163,10 +163,10 @@ def _evaluate_cnn(definition, config, data, trial):
 
 
 def _evaluate_classical(definition, config, data):
-    from facebench.baselines import predict_outputs
+    """A classical point: its model resolved as a run resolves one, fitted by the run's unit body."""
     from facebench.compare.planning.plan import classical_spec
-    from facebench.compare.running.unit_bodies import prepare_features
     from facebench.compare.planning.variants import classical_tasks
+    from facebench.compare.running.unit_bodies import fit_classical, prepare_features
 
     run_config = {"features": config["features"], "svm_backend": config.get("svm_backend", "auto"),
                   "classical": {"point": {"base": definition["base"], "params": definition["params"]}}}
@@ -176,12 +176,9 @@ def _evaluate_classical(definition, config, data):
     inputs = prepare_features(table, [spec], {"n_jobs": 1, "dask": ""})["point"]
     features = np.load(inputs["file"], mmap_mode="r")
     fit_rows, val_rows = data["fit"], data["val"]
-    out = {}
-    for task in tasks:
-        model = spec.build(task, random_state=config["seed"], n_jobs=1)
-        head = model[1:]
-        head.fit(np.asarray(features[fit_rows]), table[task].to_numpy()[fit_rows])
-        out.update(predict_outputs(head, np.asarray(features[val_rows]), task))
+    result = fit_classical(spec, features[fit_rows], {task: table[task].to_numpy()[fit_rows] for task in tasks},
+                           features[val_rows], config["seed"])
+    out = {k: v for task_out in result["outputs"].values() for k, v in task_out.items()}
     return {"state": "complete", "reason": "", "metrics": _metrics(table.iloc[val_rows], out, config), "curve": [],
             "epochs_run": None}
 

@@ -320,7 +320,11 @@ def _cmd_models(args) -> int:
         measured = typical_times(r["name"], here)
         library = ("TensorFlow" if r["name"].startswith("cnn:") else LIBRARY_NAMES[here]
                    if r.get("estimator") in ("svm", "svr") else LIBRARY_NAMES["sklearn"])
-        times[r["name"]] = (f"{measured[1]:.1f} / {measured[2]:.2f} s" if measured else "-", library)
+        shown = "-"
+        if measured:  # the figure's own library (a model measured before oneDAL says libsvm)
+            library = LIBRARY_NAMES[measured[0]]
+            shown = f"{measured[1]:.1f} / " + (f"{measured[2]:.2f} s" if measured[2] is not None else "- s")
+        times[r["name"]] = (shown, library)
     # the default CNN per epoch on the 5k subset's training faces (benchmarks/RESULTS.md)
     times["cnn:default"] = ("8 s/epoch", "TensorFlow")
     width = max(len(r["name"]) for r in rows)

@@ -17,8 +17,8 @@ __all__ = ["LIBRARY_NAMES", "TIMES_5K", "typical_times"]
 LIBRARY_NAMES = {"onedal": "oneDAL", "libsvm": "libsvm", "sklearn": "scikit-learn"}
 
 #: ``{model: {library: (fit seconds, predict seconds)}}``; library ``"onedal"`` / ``"libsvm"``
-#: for the RBF models, ``"sklearn"`` for the others.
-TIMES_5K: dict[str, dict[str, tuple[float, float]]] = {
+#: for the RBF models, ``"sklearn"`` for the others; predict None where only the fit was measured.
+TIMES_5K: dict[str, dict[str, tuple[float, float | None]]] = {
     "hog+svm": {"onedal": (18.8, 0.31), "libsvm": (154.6, 5.63)},
     "lbp+svm": {"onedal": (17.1, 0.34), "libsvm": (165.1, 6.58)},
     "hog+lbp+svm": {"onedal": (15.9, 0.17), "libsvm": (184.8, 7.53)},
@@ -27,10 +27,14 @@ TIMES_5K: dict[str, dict[str, tuple[float, float]]] = {
     "hog+lbp+svr": {"onedal": (28.7, 0.68), "libsvm": (162.0, 12.04)},
     "hog6+lbp+svr": {"onedal": (26.8, 0.59), "libsvm": (163.4, 15.23)},
     "hog6+lbp+color+svr": {"onedal": (39.3, 0.26), "libsvm": (187.4, 11.84)},
+    # the heads only, embeddings cached, fitted by libsvm before oneDAL; fit only
+    # (benchmarks/pretrained_models.py; load ~10, upper bounds)
+    "dlib128+svm": {"libsvm": (0.6, None)}, "dlib128+logreg": {"sklearn": (2.3, None)},
+    "dlib128+svr": {"libsvm": (2.0, None)}, "dlib128+ridge": {"sklearn": (1.0, None)},
 }
 
 
-def typical_times(name: str, svm_library: str) -> tuple[str, float, float] | None:
+def typical_times(name: str, svm_library: str) -> tuple[str, float, float | None] | None:
     """``(library, fit s, predict s)`` of a model as this machine would fit it, or None when not measured.
 
     ``svm_library``: the library that fits the RBF SVMs here (``"onedal"`` / ``"libsvm"``).

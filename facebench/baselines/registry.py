@@ -307,16 +307,6 @@ def _pretrained():
     return facebench.pretrained
 
 
-#: Seconds to fit (tuning included) on the 5k UTKFace subset's 3,977 training faces, 2 cores,
-#: one process: ``benchmarks/bench_baselines.py`` (benchmarks/RESULTS.md, "Accuracy and fit
-#: times on the 5k subset"; the colour model from its rerun). For ``facebench models`` only.
-TYPICAL_FIT_S_5K = {"dummy": 0.0, "hog+svm": 41.2, "lbp+svm": 53.5, "hog+lbp+svm": 26.8, "hog+lbp+color+svm": 13.2,
-                    "pixels+pca+svm": 21.4, "hog+linsvm": 7.6, "hog+lbp+linsvm": 11.7, "hog+ridge": 20.7,
-                    "lbp+ridge": 8.7, "hog+lbp+ridge": 39.3, "hog+lbp+svr": 23.4, "hog6+lbp+svr": 22.3,
-                    # the heads only, embeddings cached (benchmarks/pretrained_models.py; load ~10, upper bounds)
-                    "dlib128+svm": 0.6, "dlib128+logreg": 2.3, "dlib128+svr": 2.0, "dlib128+ridge": 1.0}
-
-
 def describe(name):
     """What a registry model is, as the models table and ``facebench models`` show it.
 

@@ -1,4 +1,4 @@
-"""Near-duplicate photos: the same photograph re-encoded, resized, re-lit or mirrored.
+"""Near-duplicate photos: the same photograph re-encoded, resized, re-cropped, re-lit or mirrored.
 
 Exact duplicates (the same pixels) are found by the scan (:mod:`facebench.data.scan`).
 UTKFace also holds the same photo again after a re-encode, a crop by a pixel or two, or a

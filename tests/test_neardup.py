@@ -170,3 +170,21 @@ def test_planted_variants_of_real_faces_are_grouped(utkface, tmp_path):
     assert dataset.audit["near_duplicates"]["groups"] >= len(truth) - 1
     originals = table.loc[names, "near_group"]
     assert originals.nunique() == len(names)  # the 80 distinct real faces are not joined
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "'high'", "true"])
+def test_a_bad_similarity_threshold_is_one_clear_error(tmp_path, value):
+    from facebench.compare.planning.config import load_config
+    from facebench.errors import UserError
+
+    with pytest.raises(UserError, match=r"data\.near_duplicate_similarity") as err:
+        load_config(preset="quick", data=tmp_path, overrides=[f"data.near_duplicate_similarity={value}"])
+    assert "\n" not in str(err.value)
+
+
+def test_the_similarity_threshold_decides_which_pairs_join(synthetic, tmp_path):
+    folder, truth = _planted_folder(synthetic, tmp_path / "faces", n_each=1)
+    strict = find_near_duplicates(load_dataset(folder, cache_dir=False), min_similarity=1.0, cache_dir=False)
+    assert strict.audit["near_duplicates"]["groups"] == 0 and strict.audit["near_duplicates"]["min_similarity"] == 1.0
+    loose = find_near_duplicates(load_dataset(folder, cache_dir=False), cache_dir=False)
+    assert loose.audit["near_duplicates"]["groups"] >= len(truth) - 1

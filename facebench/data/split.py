@@ -80,8 +80,8 @@ def _stratified(table: pd.DataFrame, idx: np.ndarray, seed: int, test_size: floa
 
 #: How a run's splits were made, as ``run.json`` records them (runs before the rules record none).
 SPLIT_RULES = {
-    "verified": "stratified by age band x gender; near-duplicate groups (hash and thumbnail candidates verified by "
-                "an aligned correlation, re-cropped copies included) kept whole on one side",
+    "verified": "stratified by age band x gender; near-duplicate groups kept whole on one side (candidates by hash "
+                "and thumbnail verified by an aligned correlation: re-cropped copies included)",
     "grouped": "stratified by age band x gender; near-duplicate groups (DCT hash within 2 bits) kept whole on one side",
     "ungrouped": "stratified by age band x gender; near-duplicates not looked for",
     "user": "the manifest's part column, as given",

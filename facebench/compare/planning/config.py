@@ -55,12 +55,14 @@ DEFAULTS: dict = {
     # descriptor, the pretrained extra) or "auto" (dlib128 where the extra is installed)
     # exclude: a CSV (e.g. a reviewed label_issues.csv) whose image_id column lists files to leave out
     # near_duplicate_bits: faces whose perceptual hashes (mirror included) differ by at most this many
-    # of 64 bits are one photo, kept whole on one side of every split; -1: not looked for
+    # of 64 bits are candidates, besides each face's nearest by thumbnail; -1: not looked for
+    # near_duplicate_similarity: a candidate pair whose aligned correlation of detail reaches this is
+    # one photo, kept whole on one side of every split
     # near_duplicate_labels: a near-duplicate group whose labels disagree is kept ("keep-all") or
     # left out ("keep-none"), as exact duplicates with disagreeing labels are
     "data": {"path": "", "max_images": 0, "label_errors": "keep", "label_gender_threshold": 0.4,
              "label_age_k": 3.0, "label_age_min_years": 5.0, "label_detector": "auto", "exclude": "",
-             "near_duplicate_bits": 2, "near_duplicate_labels": "keep-all"},
+             "near_duplicate_bits": 2, "near_duplicate_similarity": 0.82, "near_duplicate_labels": "keep-all"},
     "features": {"image_size": 64, "color": "gray"},
     "models": {"gender": ["dummy"], "age": ["dummy"], "cnn": []},
     # per-CNN overrides of facebench.cnn.default_params(name), e.g. [cnn.default] epochs = 8,
@@ -78,7 +80,7 @@ LABEL_ERRORS = ("keep", "drop-train", "off")
 
 #: Keys that decide the splits: a run directory refuses a change of any of them.
 SPLIT_KEYS = ("seed", "test_size", "data.path", "data.max_images", "data.exclude", "data.near_duplicate_bits",
-              "data.near_duplicate_labels")
+              "data.near_duplicate_similarity", "data.near_duplicate_labels")
 
 #: What a run does with a near-duplicate group whose labels disagree (``data.near_duplicate_labels``).
 NEAR_DUPLICATE_LABELS = ("keep-all", "keep-none")
@@ -299,6 +301,9 @@ def check_shared(c: dict, need) -> None:
     bits = c["data"]["near_duplicate_bits"]
     need(isinstance(bits, int) and not isinstance(bits, bool) and -1 <= bits <= 16, "data.near_duplicate_bits",
          bits, "-1 (not looked for) or 0-16 bits of 64")
+    sim = c["data"]["near_duplicate_similarity"]
+    need(isinstance(sim, (int, float)) and not isinstance(sim, bool) and 0 < sim <= 1,
+         "data.near_duplicate_similarity", sim, "a correlation above 0 and at most 1 (0.82 measured)")
     need(c["data"]["near_duplicate_labels"] in NEAR_DUPLICATE_LABELS, "data.near_duplicate_labels",
          c["data"]["near_duplicate_labels"], " | ".join(repr(m) for m in NEAR_DUPLICATE_LABELS))
     size = c["features"]["image_size"]

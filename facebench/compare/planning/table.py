@@ -20,7 +20,8 @@ def prepare_table(config: dict, quiet: bool = True, audit_path: Path | None = No
     stratified ``data.max_images``. A run and a sweep of the same data keys see the same table.
     """
     dataset = find_near_duplicates(load_dataset(config["data"]["path"]), max_bits=config["data"]["near_duplicate_bits"],
-                                   labels=config["data"]["near_duplicate_labels"])
+                                   labels=config["data"]["near_duplicate_labels"],
+                                   min_similarity=config["data"]["near_duplicate_similarity"])
     where = f" (reasons in {audit_path})" if audit_path is not None else ""
     _say(quiet, f"{dataset.audit['used']} faces used, {len(dataset.audit['skipped'])} skipped{where}")
     table = _exclude(dataset, config["data"]["exclude"], quiet)

@@ -140,7 +140,10 @@ def near_summary(near: dict) -> list[tuple[str, str]]:
         return []
     if near.get("max_bits", 0) < 0:
         return [("near-duplicates", "not looked for (data.near_duplicate_bits = -1)")]
-    lines = [("hash", str(near.get("hash", MISSING))), ("same photo at", f"at most {near.get('max_bits')} bits apart"),
+    same = (f"verified similarity at least {near['min_similarity']} (candidates: each face's nearest by thumbnail "
+            f"and hashes at most {near.get('max_bits')} bits apart)" if "min_similarity" in near
+            else f"at most {near.get('max_bits')} bits apart")
+    lines = [("hash", str(near.get("hash", MISSING))), ("same photo at", same),
              ("groups", f"{near.get('groups', 0):,} ({near.get('faces', 0):,} faces)"),
              ("labels disagree", f"{near.get('labels_disagree', 0):,} group(s): age differs in "
                                  f"{near.get('age_disagree', 0):,}, gender in {near.get('gender_conflict', 0):,}"),

@@ -5,8 +5,8 @@ faces incl. tuning, ~995 test faces; HOG / LBP / colour features computed before
 one unit per model in one of two worker processes of one thread each, on 2 AMD EPYC cores
 shared with other work (load average 5-17, so upper bounds; libsvm's run under the heavier
 load), 2026-12-06. The RBF models were measured under
-both libraries by ``benchmarks/svm_backends.py``, the others by ``benchmarks/bench_run.py``
-(benchmarks/RESULTS.md, "oneDAL against libsvm" and "Fit and predict seconds of every model").
+both libraries by ``benchmarks/svm_backends.py``, the others by a ``facebench run`` of them
+(benchmarks/RESULTS.md, "oneDAL against libsvm" and "Fit and predict seconds of the other models").
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ TIMES_5K: dict[str, dict[str, tuple[float, float | None]]] = {
     "hog+lbp+svr": {"onedal": (28.7, 0.68), "libsvm": (162.0, 12.04)},
     "hog6+lbp+svr": {"onedal": (26.8, 0.59), "libsvm": (163.4, 15.23)},
     "hog6+lbp+color+svr": {"onedal": (39.3, 0.26), "libsvm": (187.4, 11.84)},
+    "dummy": {"sklearn": (0.002, 0.0)},
+    "hog+linsvm": {"sklearn": (26.1, 0.02)},
+    "hog+lbp+linsvm": {"sklearn": (41.3, 0.04)},
+    "hog+ridge": {"sklearn": (34.1, 0.01)},
+    "lbp+ridge": {"sklearn": (3.9, 0.01)},
+    "hog+lbp+ridge": {"sklearn": (61.8, 0.02)},
     # the heads only, embeddings cached, fitted by libsvm before oneDAL; fit only
     # (benchmarks/pretrained_models.py; load ~10, upper bounds)
     "dlib128+svm": {"libsvm": (0.6, None)}, "dlib128+logreg": {"sklearn": (2.3, None)},

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facebench.data import age_band, make_split, strata, subsample, write_split
+from facebench.data import age_band, make_split, strata, subsample
+from facebench.rundir.tables import write_split
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_tiny_table_still_splits():
 
 def test_write_split(table, tmp_path):
     splits = {0: make_split(table, seed=0), 1: make_split(table, seed=1)}
-    write_split(tmp_path / "split.csv", table, splits)
+    write_split(tmp_path, table, splits)
     out = pd.read_csv(tmp_path / "split.csv")
     assert list(out.columns) == ["trial", "part", "image_id", "path", "age", "gender", "race"]
     assert len(out) == 2 * len(table)

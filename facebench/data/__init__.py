@@ -24,13 +24,13 @@ from .labels import (
 )
 from .neardup import find_near_duplicates
 from .scan import Dataset, audit_to_json, check_image, load_dataset
-from .split import make_split, run_splits, strata, subsample, write_split
+from .split import make_split, run_splits, strata, subsample
 
 __all__ = [
     "AGE_BANDS", "GENDERS", "RACES", "Dataset", "LabelError", "age_band", "audit_to_json",
     "check_image", "decode", "decode_one", "find_near_duplicates", "gender_name", "load_dataset", "make_split",
     "parse_utkface_name", "race_name", "read_pixels", "run_splits", "strata", "subsample", "synthesize", "to_face_array",
-    "validate_labels", "write_split",
+    "validate_labels",
 ]
 
 

@@ -15,13 +15,11 @@ A split a user brings (a manifest's ``part`` column) is used as given
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .cache import atomic_write_text
 from .labels import age_band
 
 
@@ -145,19 +143,6 @@ def subsample(table: pd.DataFrame, train_idx, fraction: float, seed: int = 0) ->
     n_keep = max(1, int(round(fraction * len(train_idx))))
     order = np.lexsort((np.arange(len(keys)), keys))
     return np.sort(train_idx[order[:n_keep]])
-
-
-def write_split(path, table: pd.DataFrame, splits: dict[int, tuple[np.ndarray, np.ndarray]]) -> Path:
-    """Write ``split.csv``: one row per trial x image with its part (train/test)."""
-    frames = []
-    for trial, (train, test) in sorted(splits.items()):
-        for part, idx in (("train", train), ("test", test)):
-            sub = table.iloc[idx][["image_id", "path", "age", "gender", "race"]].copy()
-            sub.insert(0, "part", part)
-            sub.insert(0, "trial", trial)
-            frames.append(sub)
-    out = pd.concat(frames, ignore_index=True)
-    return atomic_write_text(path, out.to_csv(index=False))
 
 
 def _mergeable_strata(table: pd.DataFrame, min_count: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from facebench.errors import UserError
 from facebench.rundir import layout, saved, units
+from facebench.rundir.read import read_csv
 from facebench.vocab import HEADLINE, best_index
 
 
@@ -79,7 +80,9 @@ class LoadedModel:
 def _training_sizes(run_dir: Path) -> dict[float, float]:
     """fraction -> mean training images per unit (timings.csv), to rank fractions and counts alike."""
     try:
-        t = pd.read_csv(run_dir / layout.TIMINGS_FILE)
+        t = read_csv(run_dir / layout.TIMINGS_FILE, ("model", "task"))
+        if t is None:
+            return {}
         return {float(f): float(n) for f, n in t.groupby("fraction")["n_train"].mean().items()}
     except (OSError, KeyError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return {}
@@ -125,8 +128,9 @@ def default_models(run_dir, available: dict | None = None) -> list[str]:
     available = available_models(run_dir) if available is None else available
     if not available:
         return []
-    metrics = pd.read_csv(run_dir / layout.METRICS_FILE,
-                          dtype={"model": str, "task": str, "group": str, "metric": str})
+    metrics = read_csv(run_dir / layout.METRICS_FILE, ("model", "task", "group", "metric"))
+    if metrics is None:
+        return [name for name, info in available.items() if info["kind"] == "cnn"]
     metrics = metrics[(metrics["group"] == "all") & metrics["model"].isin(list(available))]
     chosen = []
     if len(metrics):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from facebench.io import atomic_write
-from facebench.rundir import layout, units
+from facebench.rundir import layout, tables, units
 from facebench.compare.stats.metrics import paired_tests
 
 
@@ -20,16 +18,14 @@ def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0)
     """
     run_dir = Path(run_dir)
     preds, mets, times = [], [], []
-    hist_dir = layout.histories_dir(run_dir)
-    shutil.rmtree(hist_dir, ignore_errors=True)
+    tables.clear_histories(run_dir)
     for uid in uids:
         unit = units.read_unit(run_dir, uid)
         preds.append(unit["predictions"])
         mets.append(unit["metrics"])
         times.append(unit["timing"])
         if unit["history"] is not None:
-            hist_dir.mkdir(exist_ok=True)
-            _write_csv(hist_dir / f"{uid}.csv", unit["history"])
+            tables.write_history(run_dir, uid, unit["history"])
     pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=layout.PRED_COLUMNS)
     met = pd.concat(mets, ignore_index=True) if mets else pd.DataFrame(columns=layout.METRIC_COLUMNS)
     pred["gender_pred"] = pred["gender_pred"].astype("Int64")
@@ -39,16 +35,8 @@ def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0)
         for row in paired_tests(group, n_boot=n_boot, seed=seed + int(trial)):
             paired.append({"trial": trial, "fraction": fraction, **row})
     paired = pd.DataFrame(paired, columns=layout.PAIRED_COLUMNS)
-    _write_csv(run_dir / layout.PREDICTIONS_FILE, pred[layout.PRED_COLUMNS])
-    _write_csv(run_dir / layout.METRICS_FILE, met[layout.METRIC_COLUMNS])
-    _write_csv(run_dir / layout.TIMINGS_FILE, tim)
-    _write_csv(run_dir / layout.PAIRED_FILE, paired)
+    tables.write_results(run_dir, pred, met, tim, paired)
     return {"predictions": pred, "metrics": met, "timings": tim, "paired": paired}
-
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    compression = "gzip" if path.suffix == ".gz" else None
-    atomic_write(path, lambda fh: frame.to_csv(fh, index=False, compression=compression))
 
 
 def summary_table(metrics: pd.DataFrame, timings: pd.DataFrame) -> str:

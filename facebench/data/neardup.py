@@ -154,7 +154,7 @@ def thumbnails(faces: np.ndarray, centre: int = CENTRE) -> np.ndarray:
     return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-3)
 
 
-def neighbour_pairs(faces: np.ndarray, k: int = NEIGHBOURS, block: int = 2048) -> pd.DataFrame:
+def neighbour_pairs(faces: np.ndarray, k: int = NEIGHBOURS, block: int = 1024) -> pd.DataFrame:
     """Candidate pairs: each face with its ``k`` nearest faces by thumbnail correlation, mirror included.
 
     A face's thumbnail (its central 48 px) is compared with every other face's at two zooms

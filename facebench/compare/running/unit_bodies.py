@@ -258,18 +258,29 @@ def run_classical_unit(unit: Unit, inputs: dict, labels: pd.DataFrame, bootstrap
     return unit.id
 
 
-def run_cnn_unit(unit: Unit, images: dict, decode_s: float, labels: pd.DataFrame, bootstrap: int, run_dir: str) -> str:
-    """Train one CNN (both heads) on the unit's training rows; predict its test rows."""
+def fit_cnn(spec: ModelSpec, images, age, gender, seed: int, callbacks=()):
+    """Train a CNN of the plan (its preset and overrides) on ``images`` with both labels.
+
+    A run's CNN unit and a sweep's CNN point both train here (each with its own callbacks:
+    the progress line, or the pruning check).
+    """
     from facebench.cnn import fit
-    from facebench.cnn.device import say_device_once, training_device
+    from facebench.cnn.device import say_device_once
 
     say_device_once()  # the GPU when TensorFlow sees one
+    return fit(spec.base, np.asarray(images), np.asarray(age), np.asarray(gender), params=dict(spec.overrides),
+               seed=seed, callbacks=list(callbacks))
+
+
+def run_cnn_unit(unit: Unit, images: dict, decode_s: float, labels: pd.DataFrame, bootstrap: int, run_dir: str) -> str:
+    """Train one CNN (both heads) on the unit's training rows; predict its test rows."""
+    from facebench.cnn.device import training_device
+
     stack = np.load(images["file"], mmap_mode="r") if "file" in images else images["array"]
     train, test = unit.train, unit.test
     t = time.perf_counter()
-    fitted = fit(unit.spec.base, np.asarray(stack[train]), labels["age"].to_numpy()[train],
-                 labels["gender"].to_numpy()[train], params=dict(unit.spec.overrides), seed=unit.seed,
-                 callbacks=[_epoch_progress(unit)])
+    fitted = fit_cnn(unit.spec, stack[train], labels["age"].to_numpy()[train], labels["gender"].to_numpy()[train],
+                     unit.seed, callbacks=[_epoch_progress(unit)])
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
     out = fitted.predict(np.asarray(stack[test]))

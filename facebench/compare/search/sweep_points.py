@@ -112,18 +112,17 @@ def cannot_build(config: dict, params: dict) -> str | None:
 
 
 def _evaluate_cnn(definition, config, data, trial):
-    from facebench.cnn import fit
+    """A CNN point: its model resolved as a run resolves one, trained by the run's CNN body."""
     from facebench.cnn.models import keras_module
+    from facebench.compare.planning.plan import cnn_spec
+    from facebench.compare.running.unit_bodies import fit_cnn
 
-    params = definition["params"]
-    from facebench.cnn import resolve_params
-
-    resolved = resolve_params(definition["base"], params)
+    spec = cnn_spec({"cnn": {"point": {"base": definition["base"], **definition["params"]}}}, "point")
     table = data["table"]
-    images = decode(table, size=resolved["image_size"], color=resolved["color"])
+    images = decode(table, size=spec.image_size, color=spec.color)
     fit_rows, val_rows = data["fit"], data["val"]
     keras = keras_module()
-    epochs = resolved["epochs"]
+    epochs = spec.params["epochs"]
     number = trial.number if trial is not None else "?"
 
     class Watch(keras.callbacks.Callback):
@@ -148,8 +147,8 @@ def _evaluate_cnn(definition, config, data, trial):
                     Watch.pruned = True
                     self.model.stop_training = True
 
-    fitted = fit(definition["base"], np.asarray(images[fit_rows]), table["age"].to_numpy()[fit_rows],
-                 table["gender"].to_numpy()[fit_rows], params=params, seed=config["seed"], callbacks=[Watch()])
+    fitted = fit_cnn(spec, images[fit_rows], table["age"].to_numpy()[fit_rows], table["gender"].to_numpy()[fit_rows],
+                     config["seed"], callbacks=[Watch()])
     out = fitted.predict(np.asarray(images[val_rows]))
     metrics = _metrics(table.iloc[val_rows], out, config)
     history = fitted.history

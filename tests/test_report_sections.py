@@ -14,6 +14,7 @@ import sys
 import pandas as pd
 import pytest
 
+from facebench.compare.planning import DEFAULTS
 from facebench.errors import UserError
 from facebench.reports import read_run, write_comparison, write_report
 from facebench.reports.sections.paired import chance_caution
@@ -22,10 +23,17 @@ from rundir_fixture import ENVIRONMENT, EPOCHS, build_run_dir
 from test_reports import clean, parse
 
 #: Every key of the configuration (``cnn.<name>.<param>`` is checked by pattern).
-CONFIG_KEYS = {
-    "preset", "description", "trials", "seed", "fractions", "test_size", "bootstrap", "n_jobs", "dask", "out",
-    "data.path", "data.max_images", "features.image_size", "features.color", "models.gender", "models.age", "models.cnn",
-}
+def _flat_keys(node: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in node.items():
+        keys.add(prefix + key)
+        if isinstance(value, dict):
+            keys |= _flat_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+#: Every key a run config may set (the validator's own defaults), dotted.
+CONFIG_KEYS = _flat_keys(DEFAULTS)
 CNN_KEY = re.compile(r"cnn\.[A-Za-z0-9_-]+\.[a-z_]+")
 SMALL = {"n_test": 40, "n_train": 80, "n_trials": 1}
 

@@ -21,7 +21,6 @@ log = logging.getLogger("facebench.cnn")
 GPU_INSTALL = ("pip install 'facebench[gpu]' && pip uninstall -y tensorflow-cpu && "
                "pip install --force-reinstall 'tensorflow[and-cuda]'")
 
-_SAID: list[str] = []
 
 
 def nvidia_gpu_present() -> bool:
@@ -54,10 +53,10 @@ def describe_device() -> str:
     return line
 
 
-def say_device_once() -> str:
-    """Log :func:`describe_device` once per process (a warning when a GPU goes unused); return it."""
+def log_device(logger=None) -> str:
+    """Log :func:`describe_device` on ``logger`` (this module's by default; a warning when a GPU
+    goes unused); return it. A run logs it once before its CNN units, a sweep before its points."""
     line = describe_device()
-    if line not in _SAID:
-        _SAID.append(line)
-        (log.warning if "does not see" in line else log.info)(line)
+    logger = logger or log
+    (logger.warning if "does not see" in line else logger.info)(line)
     return line

@@ -114,6 +114,9 @@ def execute(todo: list[Unit], table: pd.DataFrame, config: dict, run_dir: Path, 
         if cnn_jobs:
             # TensorFlow already uses every core: locally CNN units run one at a time;
             # on a Dask cluster they spread over the workers like the others.
+            from facebench.cnn.device import log_device
+
+            log_device(log)  # the GPU when TensorFlow sees one
             bar.set_postfix_str("training CNN")
             EPOCH_LISTENERS.append(bar.set_postfix_str)
             for result in parallel(cnn_jobs, {**config, "n_jobs": 1}):

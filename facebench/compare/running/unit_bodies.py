@@ -265,9 +265,7 @@ def fit_cnn(spec: ModelSpec, images, age, gender, seed: int, callbacks=()):
     the progress line, or the pruning check).
     """
     from facebench.cnn import fit
-    from facebench.cnn.device import say_device_once
 
-    say_device_once()  # the GPU when TensorFlow sees one
     return fit(spec.base, np.asarray(images), np.asarray(age), np.asarray(gender), params=dict(spec.overrides),
                seed=seed, callbacks=list(callbacks))
 

@@ -81,6 +81,10 @@ def _sweep(config, out, *, quiet, command):
     started = time.perf_counter()
     atomic_write_text(out / SWEEP_FILE, dumps(config))
     data = validation_data(config)
+    if is_cnn(config):
+        from facebench.cnn.device import log_device
+
+        log_device(log)  # the GPU when TensorFlow sees one
     _say(quiet, f"{data['n_fit']} training and {data['n_val']} validation faces from the training part "
                 f"({data['n_test_unread']} test faces left out)")
     previous = _read_info(out)

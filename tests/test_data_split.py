@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from facebench.data import age_band, make_split, strata, subsample
-from facebench.rundir.tables import write_split
+from facebench.rundir.write import write_split
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from ..data.manifest_split import check_manifest_split
 from ..console import say
 from ..errors import UserError
 from ..io import atomic_write_text, writable_dir, write_json
-from ..rundir import layout, lock, saved, tables, units
+from ..rundir import layout, lock, saved, units, write
 from ..rundir.environment import environment
 from .planning import SPLIT_KEYS, config_diff, dumps, make_plan, prepare_table, resolve
 from .running import UnitsFailed, aggregate, execute, log_to, summary_table, units_to_run
@@ -79,7 +79,7 @@ def _run_locked(config, run_dir, *, force, quiet, command):
 
         splits, info["split"] = run_splits(table, trials=config["trials"], seed=config["seed"],
                                            test_size=config["test_size"], user_split=dataset.user_split)
-        tables.write_split(run_dir, table, splits)
+        write.write_split(run_dir, table, splits)
         dataset.audit["split"] = info["split"]
         write_json(run_dir / layout.AUDIT_FILE, dataset.audit)
         write_json(run_dir / layout.RUN_FILE, info)

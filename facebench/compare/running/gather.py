@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from facebench.rundir import layout, tables, units
+from facebench.rundir import layout, units, write
 from facebench.compare.stats.metrics import paired_tests
 
 
@@ -18,14 +18,14 @@ def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0)
     """
     run_dir = Path(run_dir)
     preds, mets, times = [], [], []
-    tables.clear_histories(run_dir)
+    write.clear_histories(run_dir)
     for uid in uids:
         unit = units.read_unit(run_dir, uid)
         preds.append(unit["predictions"])
         mets.append(unit["metrics"])
         times.append(unit["timing"])
         if unit["history"] is not None:
-            tables.write_history(run_dir, uid, unit["history"])
+            write.write_history(run_dir, uid, unit["history"])
     pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=layout.PRED_COLUMNS)
     met = pd.concat(mets, ignore_index=True) if mets else pd.DataFrame(columns=layout.METRIC_COLUMNS)
     pred["gender_pred"] = pred["gender_pred"].astype("Int64")
@@ -35,7 +35,7 @@ def aggregate(run_dir: Path, uids: list[str], n_boot: int = 1000, seed: int = 0)
         for row in paired_tests(group, n_boot=n_boot, seed=seed + int(trial)):
             paired.append({"trial": trial, "fraction": fraction, **row})
     paired = pd.DataFrame(paired, columns=layout.PAIRED_COLUMNS)
-    tables.write_results(run_dir, pred, met, tim, paired)
+    write.write_results(run_dir, pred, met, tim, paired)
     return {"predictions": pred, "metrics": met, "timings": tim, "paired": paired}
 
 

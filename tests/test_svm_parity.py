@@ -15,7 +15,6 @@ from threadpoolctl import threadpool_limits
 
 from facebench.baselines import feature_step, input_color, make_head, predict_outputs
 from facebench.baselines import svm_backend as sb
-from facebench.compare.running.unit_bodies import classical_threads
 from facebench.data import decode, load_dataset, make_split
 
 pytestmark = [pytest.mark.slow,

@@ -45,10 +45,11 @@ def units_to_run(run_dir: Path, plan: Plan, previous: dict | None, force: bool) 
         return list(plan.units)
     checked = units.finished_units(run_dir, [u.id for u in plan.units])
     todo = []
+    previous_specs: dict = {}  # the previous config's models, resolved once, when a unit needs them
     for unit in plan.units:
         reason = checked.get(unit.id, "missing")
         if reason is None:
-            reason = _changed(run_dir, unit, plan.bootstrap, previous)
+            reason = _changed(run_dir, unit, plan.bootstrap, previous, previous_specs)
             if reason is None:
                 continue
             log.info("unit %s: %s; recomputing it", unit.id, reason)
@@ -60,15 +61,20 @@ def units_to_run(run_dir: Path, plan: Plan, previous: dict | None, force: bool) 
     return todo
 
 
-def _changed(run_dir: Path, unit: Unit, bootstrap: int, previous: dict | None) -> str | None:
-    """Why a whole unit may not be reused (its definition changed), or None."""
+def _changed(run_dir: Path, unit: Unit, bootstrap: int, previous: dict | None, previous_specs: dict) -> str | None:
+    """Why a whole unit may not be reused (its definition changed), or None.
+
+    ``previous_specs`` caches :func:`model_specs` of ``previous`` across the units of one check.
+    """
     digest = unit.digest(bootstrap)
     recorded = units.unit_definition(run_dir, unit.id)
     if recorded is None:  # written before definitions were recorded: judge by the previous config
         if previous is None:
             return "no definition recorded and no previous config"
         try:
-            recorded = dataclasses.replace(unit, spec=model_specs(previous)[unit.model]).digest(previous["bootstrap"])
+            if not previous_specs:
+                previous_specs.update(model_specs(previous))
+            recorded = dataclasses.replace(unit, spec=previous_specs[unit.model]).digest(previous["bootstrap"])
         except (KeyError, ValueError, UserError):
             return "its model is not in the previous config"
     return None if recorded == digest else "its definition changed"

@@ -14,6 +14,15 @@ Runs the benchmark (``facebench.compare.run``, classical RBF models only, one fr
 and then oneDAL in one process on split 0, one thread, so that the two are timed under the
 same load.
 
+``--old-new`` fits, per model and split (``--seeds``, ``make_split(seed)``), in one process
+and one thread, back to back: the head as it was before oneDAL (revision 1: the PCA's
+default 7 power iterations) on libsvm, then today's
+head (``building.HEAD_REVISION``) on oneDAL (``--pairs`` chooses others, e.g. ``new:libsvm
+new:onedal``; the first is the base of the ratio). Prints each fit's seconds and metric, then
+per model the fit ratio and the metrics per split, and writes ``old_new.csv`` into ``--out``. The old head is today's
+with those two settings put back (``old_head``), the same as the commit before oneDAL's
+(checked by ``--check-old``, which prints the digest of the old head's decision values).
+
 Then prints, per model, accuracy or MAE per split under both libraries, their difference
 against the split-to-split spread, fit and predict seconds (median over splits) and the
 wall time of each run's classical stage. The feature cache is shared: the first run
@@ -27,16 +36,18 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from facebench.baselines import MODELS
-from facebench.compare import load_config, run
-from facebench.compare.running import unit_bodies
 
 RBF = [name for name, (features, head) in MODELS.items() if head in ("svm", "svr") and not name.startswith("dlib")]
 
 
 def one_run(data, out, backend, trials, models, threads):
+    from facebench.compare import load_config, run
+    from facebench.compare.running import unit_bodies
+
     gender = [m for m in models if MODELS[m][1] == "svm"]
     age = [m for m in models if MODELS[m][1] == "svr"]
     n_jobs = 2 if threads == 1 else 1
@@ -86,6 +97,95 @@ def side_by_side(data, models, seed=0):
                   flush=True)
 
 
+def old_head(head):
+    """Today's head with revision 1's settings: scikit-learn's power iterations of the PCA."""
+    params = head.get_params(deep=True)
+    old = {key: "auto" for key in ("reduce__transformer__pca__iterated_power", "pca__iterated_power") if key in params}
+    return head.set_params(**old)
+
+
+def _features(table, model, task):
+    from facebench.baselines import feature_step, input_color
+    from facebench.data import decode
+
+    images = decode(table, size=64, color=input_color(model) or "gray")
+    return np.asarray(feature_step(model, task).transform(images), dtype=np.float32)
+
+
+def old_new(data, models, seeds, pairs, out):
+    """Each model's old head on libsvm and new head on oneDAL (and ``pairs``), per split, back to back."""
+    from threadpoolctl import threadpool_limits
+
+    from facebench.baselines import make_head, predict_outputs
+    from facebench.baselines.svm_backend import use_backend
+    from facebench.data import load_dataset, make_split
+
+    table = load_dataset(data).table.reset_index(drop=True)
+    rows = []
+    for model in models:
+        task = "gender" if MODELS[model][1] == "svm" else "age"
+        features = _features(table, model, task)
+        y = table[task].to_numpy()
+        for seed in seeds:
+            train, test = make_split(table, seed=seed)
+            for pair in pairs:
+                revision, backend = pair.split(":")
+                head = use_backend(make_head(model, task, random_state=seed), backend)
+                if revision == "old":
+                    head = old_head(head)
+                with threadpool_limits(limits=1):
+                    t = time.perf_counter()
+                    head.fit(features[train], y[train])
+                    fit_s = time.perf_counter() - t
+                    t = time.perf_counter()
+                    outputs = predict_outputs(head, features[test], task)
+                    predict_s = time.perf_counter() - t
+                score = (np.mean(outputs["gender"] == y[test]) if task == "gender"
+                         else np.mean(np.abs(outputs["age"] - y[test])))
+                rows.append({"model": model, "seed": seed, "head": pair, "fit_s": fit_s, "predict_s": predict_s,
+                             "metric": "accuracy" if task == "gender" else "mae", "value": score,
+                             "C": head[-1].best_params_, "load": os.getloadavg()[0]})
+                print(f"{model} split {seed} {pair}: fit {fit_s:.1f} s, predict {predict_s:.2f} s, {rows[-1]['metric']} "
+                      f"{score:.4f}, {rows[-1]['C']} (load average {rows[-1]['load']:.1f})", flush=True)
+            pd.DataFrame(rows).to_csv(Path(out) / "old_new.csv", index=False)
+    frame = pd.DataFrame(rows)
+    base, new = pairs[0], pairs[1]
+    print(f"\nfit ratio {base} / {new} per split, and the metric per split ({base} | {new}):")
+    for model, part in frame.groupby("model", sort=False):
+        a = part[part["head"] == base].set_index("seed")
+        b = part[part["head"] == new].set_index("seed")
+        ratios = a.fit_s / b.fit_s
+        print(f"  {model}: fit {' '.join(f'{r:.1f}x' for r in ratios)} (sum {a.fit_s.sum():.1f} s / {b.fit_s.sum():.1f} s = "
+              f"{a.fit_s.sum() / b.fit_s.sum():.1f}x); {a.metric.iloc[0]} "
+              f"{' '.join(f'{v:.4f}' for v in a.value)} | {' '.join(f'{v:.4f}' for v in b.value)}; "
+              f"largest difference {np.max(np.abs(a.value - b.value)):.4f}", flush=True)
+    return frame
+
+
+def check_old(data, model, seed=0):
+    """The digest of the old head's decision values (or ages) on libsvm: the same from the old commit's ``make_head``."""
+    import hashlib
+
+    from threadpoolctl import threadpool_limits
+
+    from facebench.baselines import make_head
+    from facebench.data import load_dataset, make_split
+
+    table = load_dataset(data).table.reset_index(drop=True)
+    task = "gender" if MODELS[model][1] == "svm" else "age"
+    features = _features(table, model, task)
+    train, test = make_split(table, seed=seed)
+    head = make_head(model, task, random_state=seed)
+    if hasattr(head.get_params(deep=True).get("reduce__transformer__pca"), "iterated_power"):  # today's: revision 1 back
+        from facebench.baselines.svm_backend import use_backend
+
+        head = old_head(use_backend(head, "libsvm"))
+    with threadpool_limits(limits=1):
+        head.fit(features[train], table[task].to_numpy()[train])
+        values = head.decision_function(features[test]) if task == "gender" else head.predict(features[test])
+    print(f"{model} split {seed}: digest {hashlib.sha256(np.asarray(values, np.float64).tobytes()).hexdigest()[:16]}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/utkface-5k"))
@@ -95,9 +195,22 @@ def main():
     ap.add_argument("--no-layout", action="store_true", help="skip the one-process, two-thread run")
     ap.add_argument("--side-by-side", action="store_true",
                     help="only fit each model's head under libsvm then oneDAL in one process, on split 0")
+    ap.add_argument("--old-new", action="store_true",
+                    help="the old head on libsvm against the new head on oneDAL, per model and split, back to back")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--pairs", nargs="*", default=["old:libsvm", "new:onedal"],
+                    help="revision:library of the heads --old-new fits, base of the ratio first (default: %(default)s)")
+    ap.add_argument("--check-old", metavar="MODEL", help="print the digest of MODEL's old head's test outputs (split 0)")
     args = ap.parse_args()
+    if args.check_old:
+        check_old(args.data, args.check_old)
+        return
     if args.side_by_side:
         side_by_side(args.data, args.models)
+        return
+    if args.old_new:
+        args.out.mkdir(parents=True, exist_ok=True)
+        old_new(args.data, args.models, args.seeds, args.pairs, args.out)
         return
     plans = [("libsvm", 1), ("onedal", 1)] + ([] if args.no_layout else [("onedal", 2)])
     results = {}

@@ -37,12 +37,17 @@ class CappedPCA(TransformerMixin, BaseEstimator):
     whiten : bool, default=False
     random_state : int, RandomState or None
         Seed of the randomized SVD.
+    iterated_power : int or "auto", default="auto"
+        Power iterations of the randomized SVD (scikit-learn's ``"auto"``: 7 when
+        fewer than a tenth of the dimensions are kept, else 4). Fewer iterations
+        cost less and approximate the trailing components more loosely.
     """
 
-    def __init__(self, n_components=256, whiten=False, random_state=None):
+    def __init__(self, n_components=256, whiten=False, random_state=None, iterated_power="auto"):
         self.n_components = n_components
         self.whiten = whiten
         self.random_state = random_state
+        self.iterated_power = iterated_power
 
     def fit(self, X, y=None):
         """Fit the PCA.
@@ -61,7 +66,8 @@ class CappedPCA(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         k = int(min(self.n_components, X.shape[0], X.shape[1]))
         solver = "randomized" if k < 0.8 * min(X.shape) else "full"
-        self.pca_ = PCA(k, whiten=self.whiten, svd_solver=solver, random_state=self.random_state).fit(X)
+        self.pca_ = PCA(k, whiten=self.whiten, svd_solver=solver, random_state=self.random_state,
+                        iterated_power=self.iterated_power).fit(X)
         return self
 
     def transform(self, X):
@@ -244,6 +250,18 @@ class PairedTransform(TransformerMixin, BaseEstimator):
         self.transformer_ = clone(self.transformer).fit(first)
         self.n_features_in_ = np.asarray(X).shape[1]
         return self
+
+    def fit_transform(self, X, y=None):
+        """:meth:`fit`, then :meth:`transform`, without transforming the first half twice.
+
+        The first half's output is the transformer's own ``fit_transform``: for the
+        scaler and PCA of the registry's heads the same numbers as ``fit(first).transform(first)``.
+        """
+        first, mirror = _halves(X, "PairedTransform")
+        self.transformer_ = clone(self.transformer)
+        first_out = self.transformer_.fit_transform(first)
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return np.hstack([first_out, self.transformer_.transform(mirror)])
 
     def transform(self, X):
         """Transform each half.

@@ -11,9 +11,15 @@ HOG + LBP + colour features of ``hog+lbp+color+svm``):
    (untouched faces flagged count against it, although some of them may be real errors),
    and the same restricted to the flags that the clean labels did not already raise.
 
+``--side-by-side`` runs 1. and 2. under libsvm (the detector before oneDAL: its SVMs' inputs
+converted to float64 either way) and then oneDAL, in one process, back to back
+(``--repeat`` times, alternating), and prints each one's seconds, suspects and recall, and
+the ratio of their times; ``--threads 1`` fits everything on one thread (default: as a run
+does, on every core).
+
 Usage::
 
-    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5] [--filter threshold] [--threshold 0.4] [--detector hog+lbp+color|dlib128] [--svm-backend auto|onedal|libsvm]
+    .venv/bin/python benchmarks/label_errors.py [--data DIR] [--seed 0] [--plant 100] [--n-jobs 1] [--folds 5] [--filter threshold] [--threshold 0.4] [--detector hog+lbp+color|dlib128] [--svm-backend auto|onedal|libsvm] [--side-by-side [--repeat 2] [--threads 1]]
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ def main(argv=None) -> None:
     ap.add_argument("--time-rows", type=int, default=0,
                     help="also time the detection on this many rows (the faces tiled, features jittered), "
                          "e.g. 23700 for the full UTKFace's size")
+    ap.add_argument("--side-by-side", action="store_true",
+                    help="libsvm then oneDAL in this process, back to back: seconds, suspects, recall and the ratio")
+    ap.add_argument("--repeat", type=int, default=1, help="--side-by-side: rounds (libsvm, oneDAL) to run")
+    ap.add_argument("--threads", type=int, default=None, help="limit every library to this many threads")
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
@@ -61,6 +71,9 @@ def main(argv=None) -> None:
           f"({feat_s:.1f} s with scan and decode; cached after the first run)")
     opts = {"seed": args.seed, "n_jobs": args.n_jobs, "gender_filter": args.filter, "gender_threshold": args.threshold,
             "n_folds": args.folds, "features_name": detector_choice(config), "svm_backend": args.svm_backend}
+    if args.side_by_side:
+        side_by_side(features, table, train, test, opts, args.plant, args.repeat, args.threads)
+        return
 
     t, cpu = time.perf_counter(), time.process_time()
     clean = suspect_labels(features, table, train, test_rows=test, **opts)
@@ -105,6 +118,40 @@ def main(argv=None) -> None:
 
     if args.time_rows:
         time_at_scale(features, table, args.time_rows, opts)
+
+
+def side_by_side(features, table, train, test, opts, plant, repeat, threads) -> None:
+    """Both libraries in turn on the same split: the real labels (both tasks), then ``plant`` planted gender flips."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(opts["seed"])
+    planted_rows = np.sort(rng.choice(train, size=plant, replace=False))
+    noisy = table.copy()
+    noisy.loc[planted_rows, "gender"] = 1 - noisy.loc[planted_rows, "gender"]
+    planted = set(table["image_id"].to_numpy()[planted_rows])
+    seconds = {"libsvm": [], "onedal": []}
+    for round_ in range(repeat):
+        for backend in ("libsvm", "onedal"):
+            with threadpool_limits(limits=threads):
+                t, cpu = time.perf_counter(), time.process_time()
+                clean = suspect_labels(features, table, train, test_rows=test, **{**opts, "svm_backend": backend})
+                real_s, real_cpu = time.perf_counter() - t, time.process_time() - cpu
+                t, cpu = time.perf_counter(), time.process_time()
+                found = suspect_labels(features, noisy, train, test_rows=test, tasks=("gender",),
+                                       **{**opts, "svm_backend": backend})
+                plant_s, plant_cpu = time.perf_counter() - t, time.process_time() - cpu
+            seconds[backend].append(real_s + plant_s)
+            counts = clean.groupby(["task", "part"]).size().to_dict()
+            flagged = set(found.loc[found["part"] == "train", "image_id"])
+            ranked = found[found["part"] == "train"].sort_values("confidence", ascending=False, kind="stable")["image_id"]
+            print(f"round {round_} {backend}: real labels {real_s:.1f} s wall / {real_cpu:.1f} s CPU, planted "
+                  f"{plant_s:.1f} s / {plant_cpu:.1f} s CPU (load average {os.getloadavg()[0]:.1f}); suspects "
+                  + ", ".join(f"{t} {p} {n}" for (t, p), n in sorted(counts.items()))
+                  + f"; planted recall {len(flagged & planted) / plant:.1%}, precision "
+                  f"{len(flagged & planted) / max(len(flagged), 1):.1%}, {len(set(ranked.head(100)) & planted)} in the "
+                  f"top 100", flush=True)
+    old, new = sum(seconds["libsvm"]), sum(seconds["onedal"])
+    print(f"\nlibsvm {old:.1f} s, oneDAL {new:.1f} s wall over {repeat} round(s) (real + planted): {old / new:.2f}x")
 
 
 def time_at_scale(features, table, n_rows, opts) -> None:

@@ -217,7 +217,7 @@ def test_the_label_thresholds_come_from_the_config_and_a_new_rule_judges_again(f
     recorded = json.loads((out / "run.json").read_text())["label_errors"]["detector"]
     from facebench.baselines.svm_backend import resolve
 
-    fitted_by = "; SVMs by onedal" if resolve("auto") == "onedal" else ""  # libsvm: named as before the key
+    fitted_by = "; SVMs by onedal in float32" if resolve("auto") == "onedal" else ""  # libsvm: named as before the key
     assert recorded == ("hog+lbp+color pca256 svc, self-confidence < 0.4; hog+lbp+color pca256 svr, "
                         f"residual > max(3 sd, 5 years){fitted_by}")
     run(_config(faces, out, ["data.label_gender_threshold=0.2", "data.label_age_k=6.0"]), quiet=True)

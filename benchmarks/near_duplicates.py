@@ -24,6 +24,11 @@ candidate search has to find them among all of them), the dataset's own pairs ab
 around the threshold with contact sheets in DIR, and the seconds of each step.
 
     python benchmarks/near_duplicates.py --data ../shared/data/utkface-5k --plant 1000 --alone 300 --verified /tmp/neardup-verified
+
+With ``--scale N`` it times the detection on N faces, the dataset's own and mosaics of them
+(the full UTKFace's size is 23,708; see ``benchmarks/near_duplicates_scale.py``):
+
+    python benchmarks/near_duplicates.py --data ../shared/data/utkface-5k --scale 23708 --plant 1000 --alone 300
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from facebench.data import load_dataset
-from facebench.data.neardup import (DEFAULT_BITS, DEFAULT_SIMILARITY, candidate_pairs, close_pairs, image_hashes,
-                                    neighbour_pairs, pair_similarity, verify_faces)
+from facebench.data.neardup import (DEFAULT_BITS, DEFAULT_SIMILARITY, candidate_pairs, close_pairs, detect_pairs,
+                                    image_hashes, verify_faces)
 
 THRESHOLDS = range(0, 13)
 
@@ -184,7 +189,14 @@ def main(argv=None) -> int:
                     help="also measure an alignment-tolerant correlation on this many nearest neighbours per face")
     ap.add_argument("--verified", default="",
                     help="measure the verified pairs a run uses; contact sheets of pairs near the threshold go here")
+    ap.add_argument("--scale", type=int, default=0,
+                    help="time the detection on this many faces: the dataset's and mosaics of them "
+                         "(benchmarks/near_duplicates_scale.py); with --plant, recall at that size")
     args = ap.parse_args(argv)
+    if args.scale:
+        from near_duplicates_scale import scale
+
+        return scale(args, plant, markdown)
     if args.verified:
         return verified(args)
 
@@ -273,25 +285,21 @@ def verified(args) -> int:
         t0, c0 = time.perf_counter(), time.process_time()
         image_hashes(table, cache_dir=cache)
         hash_s, hash_c = time.perf_counter() - t0, time.process_time() - c0
+        hashes = image_hashes(table, cache_dir=cache)
+        seconds = {}
         t0, c0 = time.perf_counter(), time.process_time()
-        near = neighbour_pairs(faces)
-        near_s, near_c = time.perf_counter() - t0, time.process_time() - c0
-        t0, c0 = time.perf_counter(), time.process_time()
-        pair_similarity(faces, faces, near["i"], near["j"], near["mirrored"].to_numpy())
-        ver_s, ver_c = time.perf_counter() - t0, time.process_time() - c0
+        detect_pairs(hashes, faces, DEFAULT_BITS, seconds=seconds)
+        detect_s, detect_c = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         own = candidate_pairs(table, DEFAULT_BITS, cache_dir=cache)
         total_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         candidate_pairs(table, DEFAULT_BITS, cache_dir=cache)
         warm_s = time.perf_counter() - t0
-        scale = 23_700 / n
         print(f"{n} faces, decoded once (32 and 64 px) in {decode_s:.1f} s. Wall (CPU) seconds: hashes {hash_s:.2f} "
-              f"({hash_c:.2f}); nearest by thumbnail {near_s:.2f} ({near_c:.2f}), {len(near):,} pairs; verification "
-              f"{ver_s:.2f} ({ver_c:.2f}); all of candidate_pairs, cold {total_s:.2f}, cached {warm_s:.3f}")
-        print(f"extrapolated to 23.7k faces (the thumbnail search grows with the square of the faces, the rest "
-              f"linearly): hashes {hash_s * scale:.1f} s, nearest by thumbnail {near_s * scale ** 2:.1f} s, "
-              f"verification {ver_s * scale:.1f} s; total {hash_s * scale + near_s * scale ** 2 + ver_s * scale:.1f} s")
+              f"({hash_c:.2f}); candidates and verification {detect_s:.2f} ({detect_c:.2f}: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()) + f" wall); all of candidate_pairs, cold "
+              f"{total_s:.2f}, cached {warm_s:.3f} (the time at 23.7k faces: --scale)")
         cuts = (0.78, 0.8, 0.82, DEFAULT_SIMILARITY, 0.84, 0.86, 0.9)
         kinds = [("all changes at random", None, args.plant)] + [
             (f"{k} alone at its extreme", k, args.alone) for k in ("jpeg", "resize", "crop", "light", "mirror")]

@@ -8,12 +8,14 @@ group on one side (:func:`facebench.data.split.make_split` with ``groups``).
 
 How
 ---
-* Candidates, cheap and crop-tolerant: each face's central region (of the 64 x 64 gray face
-  from the decode cache) shrunk to an 8 x 8 thumbnail, centred and normalised; every face
-  is compared with every other at two zooms and mirrored, and its 3 nearest are candidates
-  (:func:`neighbour_pairs`). At 8 px a crop of 5 % moves a face by a fraction of a pixel.
-  Besides, the pairs whose 64-bit DCT hashes (``imagehash.phash`` bit for bit, mirror
-  included; :func:`phash_bits`) are within ``max_bits`` are candidates (:func:`close_pairs`,
+* Candidates, cheap and crop-tolerant (:func:`neighbour_pairs`, in
+  :mod:`facebench.data.neardup_search`): each face's 24 nearest faces by an 8 x 8
+  thumbnail of its central region, mirror included (the only comparison of every pair,
+  one product of 64 numbers each); of those, the pairs whose thumbnails still correlate
+  at 0.97 or more once aligned over zooms of 0.9-1.1 and shifts of a pixel or two (at 8
+  px a crop of 5 % moves a face by a fraction of a pixel). Besides, the pairs whose
+  64-bit DCT hashes (``imagehash.phash`` bit for bit, mirror included;
+  :func:`phash_bits`) are within ``max_bits`` are candidates (:func:`close_pairs`,
   multi-index hashing).
 * Verification, strict, of each candidate pair only (:func:`pair_similarity`): the best
   normalised cross-correlation of the two faces' detail (the face minus its Gaussian blur,
@@ -27,6 +29,10 @@ How
   (:func:`scipy.sparse.csgraph.connected_components`): a chain of pairs is one group.
 * The hashes and the verified candidates are cached beside the decode cache, keyed as the
   decoded stack is (paths, sizes, modification times), so a second run reads them back.
+* The detection uses two cores at most (it runs before the run's workers start): BLAS and
+  OpenCV on one thread each, and two threads of its own for the search and the
+  verification (:func:`two_threads`, :func:`detect_pairs`). The full UTKFace's size takes a
+  few seconds (``benchmarks/near_duplicates.py --scale 23708``, benchmarks/RESULTS.md).
 
 :func:`find_near_duplicates` adds a ``near_group`` column to the dataset's table (one
 id per group; a face alone keeps an id of its own), applies the rule for groups whose
@@ -38,15 +44,17 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-import scipy.fft
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from . import neardup_search
 from .cache import atomic_save_npy, default_cache_dir
 from .decoding import cache_key, decode
 
@@ -55,6 +63,8 @@ log = logging.getLogger(__name__)
 HASH_VERSION = 1
 HASH_SIZE = 8  # 8 x 8 = 64 bits
 HASH_SIDE = 32  # the face is hashed at 32 x 32 (imagehash's phash: hash_size x highfreq_factor 4)
+#: The first HASH_SIZE rows of the unnormalised DCT-II of HASH_SIDE points (``scipy.fft.dct``, type 2).
+_DCT = 2 * np.cos(np.pi * np.arange(HASH_SIZE)[:, None] * (2 * np.arange(HASH_SIDE)[None, :] + 1) / (2 * HASH_SIDE))
 #: The threshold in bits (at most; mirror included) that makes two faces near-duplicates.
 #: Measured (benchmarks/near_duplicates.py, benchmarks/RESULTS.md): at 2 bits 3 pairs of
 #: different people among the 4,972 faces of the 5k subset (0.6 per 1,000), at 4 bits 20.
@@ -70,18 +80,17 @@ MAX_LISTED_GROUPS = 2000
 #: central 48 x 48, shifted by up to 3 pixels, at these scales, after removing what a
 #: Gaussian of this many pixels keeps (so brightness, contrast and the face's shape do not count).
 VERIFY_SIDE, CENTRE, SHIFT, SCALES, HIGHPASS_SIGMA = 64, 48, 3, (0.9, 0.95, 1.0, 1.05, 1.1), 2.0
-#: The candidate search: each face's nearest faces by an 8 x 8 thumbnail of its central region.
-THUMB, NEIGHBOURS, ZOOMS = 8, 3, (46, 50)
 #: A candidate pair is the same photo at this similarity or above (``data.near_duplicate_similarity``).
 #: Measured (benchmarks/near_duplicates.py, benchmarks/RESULTS.md): on the 5k subset the
 #: same-photo pairs score 0.925 and up, different faces 0.822 and below (one pair of babies
 #: at 0.822, the rest under 0.81); planted variants with every change drawn at random are
 #: recalled at 99.0 % at 0.82 and 97.9 % at 0.83.
 DEFAULT_SIMILARITY = 0.82
-VERIFY_VERSION = 1
+VERIFY_VERSION = 2
 #: The verification, as the audit records it.
 VERIFY_NAME = ("best normalised cross-correlation of the high-passed 64x64 gray faces over scales 0.9-1.1 and "
-               "shifts of 3 px, mirror included, of each face's 3 nearest by 8x8 thumbnail and of hash pairs")
+               "shifts of 3 px, mirror included, of hash pairs and of each face's 24 nearest by 8x8 thumbnail "
+               "whose thumbnails, aligned, correlate at 0.94 or more")
 
 
 def phash_bits(images) -> np.ndarray:
@@ -102,8 +111,9 @@ def phash_bits(images) -> np.ndarray:
         raise ValueError(f"images of shape {stack.shape}: expected (n, {HASH_SIDE}, {HASH_SIDE}) gray faces")
     if not len(stack):
         return np.zeros(0, dtype=np.uint64)
-    coeffs = scipy.fft.dct(scipy.fft.dct(stack.astype(np.float64), axis=1), axis=2)[:, :HASH_SIZE, :HASH_SIZE]
-    flat = coeffs.reshape(len(stack), -1)
+    # the 8 lowest frequencies of scipy's (and imagehash's) unnormalised DCT-II on each axis, as two matrix products
+    cols = (stack.astype(np.float64).reshape(-1, HASH_SIDE) @ _DCT.T).reshape(len(stack), HASH_SIDE, HASH_SIZE)
+    flat = np.tensordot(_DCT, cols, axes=(1, 1)).transpose(1, 0, 2).reshape(len(stack), -1)
     bits = flat > np.median(flat, axis=1, keepdims=True)
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
@@ -139,55 +149,28 @@ def verify_faces(table: pd.DataFrame, *, cache_dir=None) -> np.ndarray:
     return np.asarray(decode(table, size=VERIFY_SIDE, color="gray", cache_dir=cache_dir))
 
 
-def thumbnails(faces: np.ndarray, centre: int = CENTRE) -> np.ndarray:
-    """Each face's central ``centre`` pixels shrunk to 8 x 8, centred and scaled to unit length: ``(n, 64)`` float32.
+def neighbour_pairs(faces: np.ndarray, k: int = neardup_search.NEAREST,
+                    floor: float = neardup_search.REFINE_FLOOR, workers: int = 2) -> pd.DataFrame:
+    """Candidate pairs, found without comparing every pair in detail (:mod:`facebench.data.neardup_search`).
 
-    At 8 px a crop of a few per cent moves the face by a fraction of a pixel, so a face and
-    its re-cropped copy stay close, where the DCT hash moves by 10 bits.
-    """
-    lo = (VERIFY_SIDE - centre) // 2
-    small = np.stack([cv2.resize(np.ascontiguousarray(f[lo:lo + centre, lo:lo + centre]), (THUMB, THUMB),
-                                 interpolation=cv2.INTER_AREA) for f in faces]) if len(faces) else \
-        np.zeros((0, THUMB, THUMB), np.uint8)
-    flat = small.reshape(len(small), -1).astype(np.float32)
-    flat -= flat.mean(axis=1, keepdims=True)
-    return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-3)
-
-
-def neighbour_pairs(faces: np.ndarray, k: int = NEIGHBOURS, block: int = 1024) -> pd.DataFrame:
-    """Candidate pairs: each face with its ``k`` nearest faces by thumbnail correlation, mirror included.
-
-    A face's thumbnail (its central 48 px) is compared with every other face's at two zooms
-    (its central 46 and 50 px), so that a copy cropped or resized by a few per cent is still
-    among the nearest. A pair is a candidate when either face is among the other's ``k``
-    nearest.
+    Each face's ``k`` nearest faces by a wide thumbnail (mirror included), kept where their
+    thumbnails, aligned over zooms 0.9-1.1 and shifts of up to 2.25 px, correlate at
+    ``floor`` or more. ``faces`` is the verification's ``(n, 64, 64)`` stack; the search
+    reads it at 32 px (each pixel the mean of four). Call it under :func:`two_threads`.
 
     Returns
     -------
-    pairs : DataFrame with ``i < j`` (row positions) and ``mirrored`` (the thumbnails agree
-        better with one face mirrored).
+    pairs : DataFrame with ``i < j`` (row positions), ``mirrored`` (the thumbnails agree
+        better with one face mirrored) and ``score`` (the aligned thumbnails' correlation).
     """
-    n = len(faces)
-    k = min(k, n - 1)
-    if k < 1:
-        return pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64), "mirrored": np.zeros(0, bool)})
-    flipped = np.ascontiguousarray(faces[:, :, ::-1])
-    query = thumbnails(faces)
-    zooms = [(thumbnails(faces, c), thumbnails(flipped, c)) for c in ZOOMS]
-    found = []
-    for start in range(0, n, block):
-        rows = np.arange(start, min(start + block, n))
-        direct = np.max([query[rows] @ z.T for z, _ in zooms], axis=0)
-        mirror = np.max([query[rows] @ m.T for _, m in zooms], axis=0)
-        sim = np.maximum(direct, mirror)
-        sim[np.arange(len(rows)), rows] = -np.inf
-        near = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        found.append(np.stack([np.repeat(rows, k), near.ravel()], axis=1))
-    pairs = np.unique(np.sort(np.concatenate(found), axis=1), axis=0).astype(np.int64)
-    i, j = pairs[:, 0], pairs[:, 1]
-    direct = np.max([np.maximum((query[i] * z[j]).sum(1), (query[j] * z[i]).sum(1)) for z, _ in zooms], axis=0)
-    mirror = np.max([np.maximum((query[i] * m[j]).sum(1), (query[j] * m[i]).sum(1)) for _, m in zooms], axis=0)
-    return pd.DataFrame({"i": i, "j": j, "mirrored": mirror > direct})
+    faces = np.asarray(faces)
+    if len(faces) < 2:
+        return pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64), "mirrored": np.zeros(0, bool),
+                             "score": np.zeros(0, np.float32)})
+    n, side = faces.shape[:2]
+    small = faces.reshape(n, side // 2, 2, side // 2, 2).mean(axis=(2, 4), dtype=np.float32)
+    found = neardup_search.candidates(small, k, floor, workers)
+    return found[["i", "j", "mirrored", "score"]]
 
 
 def _highpass(face: np.ndarray) -> np.ndarray:
@@ -195,20 +178,18 @@ def _highpass(face: np.ndarray) -> np.ndarray:
     return f - cv2.GaussianBlur(f, (0, 0), HIGHPASS_SIGMA)
 
 
-def _search_windows(face: np.ndarray) -> tuple:
-    """The face's detail (high-passed) at every scale of :data:`SCALES`, as is and mirrored, each cut to the
+def _search_windows(face: np.ndarray, mirrored: bool) -> list:
+    """The face's detail (high-passed), as is or mirrored, at every scale of :data:`SCALES`, each cut to the
     central region plus :data:`SHIFT` pixels on every side."""
-    out = []
-    for detail in (_highpass(face), _highpass(np.ascontiguousarray(face[:, ::-1]))):
-        versions = []
-        for scale in SCALES:
-            side = int(round(VERIFY_SIDE * scale))
-            res = detail if side == VERIFY_SIDE else cv2.resize(
-                detail, (side, side), interpolation=cv2.INTER_AREA if side < VERIFY_SIDE else cv2.INTER_LINEAR)
-            lo = (side - CENTRE) // 2 - SHIFT
-            versions.append(np.ascontiguousarray(res[lo:lo + CENTRE + 2 * SHIFT, lo:lo + CENTRE + 2 * SHIFT]))
-        out.append(versions)
-    return tuple(out)
+    detail = _highpass(np.ascontiguousarray(face[:, ::-1]) if mirrored else face)
+    versions = []
+    for scale in SCALES:
+        side = int(round(VERIFY_SIDE * scale))
+        res = detail if side == VERIFY_SIDE else cv2.resize(
+            detail, (side, side), interpolation=cv2.INTER_AREA if side < VERIFY_SIDE else cv2.INTER_LINEAR)
+        lo = (side - CENTRE) // 2 - SHIFT
+        versions.append(np.ascontiguousarray(res[lo:lo + CENTRE + 2 * SHIFT, lo:lo + CENTRE + 2 * SHIFT]))
+    return versions
 
 
 def pair_similarity(faces_a: np.ndarray, faces_b: np.ndarray, i, j, mirrored=None) -> np.ndarray:
@@ -224,14 +205,53 @@ def pair_similarity(faces_a: np.ndarray, faces_b: np.ndarray, i, j, mirrored=Non
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     out = np.empty(len(i), np.float32)
     lo = (VERIFY_SIDE - CENTRE) // 2
-    last, windows = -1, ()
+    last, windows = -1, {}
     for p in np.argsort(j, kind="stable"):
         if j[p] != last:
-            last, windows = j[p], _search_windows(faces_b[j[p]])
+            last, windows = j[p], {}
         template = np.ascontiguousarray(_highpass(faces_a[i[p]])[lo:lo + CENTRE, lo:lo + CENTRE])
-        tried = windows[0] + windows[1] if mirrored is None else windows[int(bool(mirrored[p]))]
-        out[p] = max(float(cv2.matchTemplate(w, template, cv2.TM_CCOEFF_NORMED).max()) for w in tried)
+        ways = (False, True) if mirrored is None else (bool(mirrored[p]),)
+        best = -1.0
+        for way in ways:
+            if way not in windows:
+                windows[way] = _search_windows(faces_b[j[p]], way)
+            best = max(best, max(float(cv2.matchTemplate(w, template, cv2.TM_CCOEFF_NORMED).max())
+                                 for w in windows[way]))
+        out[p] = best
     return out
+
+
+def verify_pairs(faces: np.ndarray, i, j, mirrored=None, workers: int = 2) -> np.ndarray:
+    """:func:`pair_similarity` of the pairs ``(i, j)`` of ``faces``, in ``workers`` threads (OpenCV lets go
+    of the interpreter while it correlates); the pairs are split by ``j`` so each face's windows are cut once."""
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    flags = None if mirrored is None else np.asarray(mirrored, dtype=bool)
+    if workers <= 1 or len(i) < 64:
+        return pair_similarity(faces, faces, i, j, flags)
+    order = np.argsort(j, kind="stable")
+    parts = np.array_split(order, workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(lambda part: pair_similarity(faces, faces, i[part], j[part],
+                                                          None if flags is None else flags[part]), parts))
+    out = np.empty(len(i), np.float32)
+    for part, sims in zip(parts, done):
+        out[part] = sims
+    return out
+
+
+@contextmanager
+def two_threads():
+    """BLAS and OpenCV on one thread each while the detection runs its own two (restored after)."""
+    from threadpoolctl import threadpool_limits
+
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(cv_threads)
+
 
 def hamming(a, b) -> np.ndarray:
     """Bits that differ between uint64 hashes (broadcast)."""
@@ -332,9 +352,8 @@ def group_labels(n: int, pairs: pd.DataFrame) -> np.ndarray:
 def candidate_pairs(table: pd.DataFrame, max_bits: int = DEFAULT_BITS, *, cache_dir=None) -> pd.DataFrame:
     """Every candidate pair of rows with its verified similarity, cached on disk.
 
-    Candidates are each face's :data:`NEIGHBOURS` nearest faces by thumbnail
-    (:func:`neighbour_pairs`) and the pairs whose DCT hashes are within ``max_bits``
-    (:func:`close_pairs`); each is verified by :func:`pair_similarity`.
+    The hashes come from :func:`image_hashes`, the faces from :func:`verify_faces`; the
+    rest is :func:`detect_pairs`.
 
     Returns
     -------
@@ -358,23 +377,49 @@ def candidate_pairs(table: pd.DataFrame, max_bits: int = DEFAULT_BITS, *, cache_
                                      "similarity": cached[:, 4]})
         except (OSError, ValueError):
             pass
-    hashes = image_hashes(table, cache_dir=cache_dir)
-    faces = verify_faces(table, cache_dir=cache_dir)
-    near = neighbour_pairs(faces)
-    close = close_pairs(hashes, max_bits)
-    pairs = pd.concat([near, close[["i", "j", "mirrored"]]]).drop_duplicates(["i", "j"]).reset_index(drop=True)
-    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    pairs["bits"] = np.minimum(hamming(hashes[i, 0], hashes[j, 0]),
-                               np.minimum(hamming(hashes[i, 0], hashes[j, 1]),
-                                          hamming(hashes[i, 1], hashes[j, 0]))).astype(np.int64)
-    pairs["similarity"] = pair_similarity(faces, faces, i, j, pairs["mirrored"].to_numpy()).astype(np.float64)
-    pairs = pairs[["i", "j", "bits", "mirrored", "similarity"]]
+    with two_threads():
+        hashes = image_hashes(table, cache_dir=cache_dir)
+        pairs = detect_pairs(hashes, verify_faces(table, cache_dir=cache_dir), max_bits)
     if cache_file is not None:
         try:
             atomic_save_npy(cache_file, pairs.to_numpy(dtype=np.float64))
         except OSError as exc:  # the cache is an optimisation
             log.warning("could not write the near-duplicate cache %s: %s", cache_file, exc)
     return pairs
+
+
+def detect_pairs(hashes: np.ndarray, faces: np.ndarray, max_bits: int = DEFAULT_BITS, *, workers: int = 2,
+                 seconds: dict | None = None) -> pd.DataFrame:
+    """Candidate pairs of ``faces`` (``(n, 64, 64)``) and of their ``hashes`` (``(n, 2)``), each verified.
+
+    Candidates are each face's nearest faces by thumbnail that align at the floor
+    (:func:`neighbour_pairs`) and the pairs whose DCT hashes are within ``max_bits``
+    (:func:`close_pairs`); each is verified by :func:`pair_similarity`, in ``workers``
+    threads. BLAS and OpenCV run one thread each meanwhile, so the detection uses
+    ``workers`` cores at most. ``seconds``, when given, receives each step's wall seconds.
+
+    Returns
+    -------
+    pairs : DataFrame with ``i < j``, ``bits``, ``mirrored`` and ``similarity``.
+    """
+    seconds = {} if seconds is None else seconds
+    with two_threads():
+        started = time.perf_counter()
+        near = neighbour_pairs(faces, workers=workers)
+        seconds["search"] = time.perf_counter() - started
+        started = time.perf_counter()
+        close = close_pairs(hashes, max_bits)
+        pairs = pd.concat([near[["i", "j", "mirrored"]], close[["i", "j", "mirrored"]]])
+        pairs = pairs.drop_duplicates(["i", "j"]).reset_index(drop=True)
+        i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+        pairs["bits"] = np.minimum(hamming(hashes[i, 0], hashes[j, 0]),
+                                   np.minimum(hamming(hashes[i, 0], hashes[j, 1]),
+                                              hamming(hashes[i, 1], hashes[j, 0]))).astype(np.int64)
+        seconds["hash_pairs"] = time.perf_counter() - started
+        started = time.perf_counter()
+        pairs["similarity"] = verify_pairs(faces, i, j, pairs["mirrored"].to_numpy(), workers).astype(np.float64)
+        seconds["verification"] = time.perf_counter() - started
+    return pairs[["i", "j", "bits", "mirrored", "similarity"]]
 
 
 def find_near_duplicates(dataset, *, max_bits: int = DEFAULT_BITS, labels: str = "keep-all",
@@ -478,5 +523,6 @@ def straddling_groups(groups, train_rows, test_rows) -> int:
 
 
 __all__ = ["DEFAULT_BITS", "DEFAULT_SIMILARITY", "HASH_NAME", "LABEL_RULES", "candidate_pairs", "close_pairs",
-           "find_near_duplicates", "group_labels", "hamming", "image_hashes", "neighbour_pairs", "pair_similarity",
-           "phash_bits", "straddling_groups", "thumbnails"]
+           "detect_pairs", "find_near_duplicates", "group_labels", "hamming", "image_hashes",
+           "neighbour_pairs", "pair_similarity", "phash_bits", "straddling_groups", "two_threads",
+           "verify_pairs"]

@@ -15,13 +15,13 @@ and then oneDAL in one process on split 0, one thread, so that the two are timed
 same load.
 
 ``--old-new`` fits, per model and split (``--seeds``, ``make_split(seed)``), in one process
-and one thread, back to back: the head as it was before oneDAL (revision 1: the PCA's
-default 7 power iterations) on libsvm, then today's
-head (``building.HEAD_REVISION``) on oneDAL (``--pairs`` chooses others, e.g. ``new:libsvm
-new:onedal``; the first is the base of the ratio). Prints each fit's seconds and metric, then
-per model the fit ratio and the metrics per split, and writes ``old_new.csv`` into ``--out``. The old head is today's
-with those two settings put back (``old_head``), the same as the commit before oneDAL's
-(checked by ``--check-old``, which prints the digest of the old head's decision values).
+and one thread, back to back: the head on libsvm (what the commit before oneDAL fitted: the
+same head, ``--check-old`` prints the digest of its test outputs to compare with that
+commit's), then on oneDAL. ``--pairs`` chooses others as HEAD:LIBRARY, the first the base
+of the ratio; HEAD ``pca3`` is the head with 3 power iterations in its randomized PCA
+(scikit-learn's default here: 7), measured and not adopted. Prints each fit's seconds and
+metric, then per model the fit ratio and the metrics per split, and writes ``old_new.csv``
+into ``--out``.
 
 Then prints, per model, accuracy or MAE per split under both libraries, their difference
 against the split-to-split spread, fit and predict seconds (median over splits) and the
@@ -97,11 +97,11 @@ def side_by_side(data, models, seed=0):
                   flush=True)
 
 
-def old_head(head):
-    """Today's head with revision 1's settings: scikit-learn's power iterations of the PCA."""
+def pca3(head):
+    """The head with 3 power iterations in its randomized PCA (the variant measured, not adopted)."""
     params = head.get_params(deep=True)
-    old = {key: "auto" for key in ("reduce__transformer__pca__iterated_power", "pca__iterated_power") if key in params}
-    return head.set_params(**old)
+    return head.set_params(**{key: 3 for key in ("reduce__transformer__pca__iterated_power", "pca__iterated_power")
+                              if key in params})
 
 
 def _features(table, model, task):
@@ -113,7 +113,7 @@ def _features(table, model, task):
 
 
 def old_new(data, models, seeds, pairs, out):
-    """Each model's old head on libsvm and new head on oneDAL (and ``pairs``), per split, back to back."""
+    """Each model's head under each of ``pairs`` (HEAD:LIBRARY), per split, back to back."""
     from threadpoolctl import threadpool_limits
 
     from facebench.baselines import make_head, predict_outputs
@@ -129,10 +129,10 @@ def old_new(data, models, seeds, pairs, out):
         for seed in seeds:
             train, test = make_split(table, seed=seed)
             for pair in pairs:
-                revision, backend = pair.split(":")
+                variant, backend = pair.split(":")
                 head = use_backend(make_head(model, task, random_state=seed), backend)
-                if revision == "old":
-                    head = old_head(head)
+                if variant == "pca3":
+                    head = pca3(head)
                 with threadpool_limits(limits=1):
                     t = time.perf_counter()
                     head.fit(features[train], y[train])
@@ -163,7 +163,7 @@ def old_new(data, models, seeds, pairs, out):
 
 
 def check_old(data, model, seed=0):
-    """The digest of the old head's decision values (or ages) on libsvm: the same from the old commit's ``make_head``."""
+    """The digest of the head's test decision values (or ages) on libsvm: compare with the older commit's."""
     import hashlib
 
     from threadpoolctl import threadpool_limits
@@ -176,10 +176,12 @@ def check_old(data, model, seed=0):
     features = _features(table, model, task)
     train, test = make_split(table, seed=seed)
     head = make_head(model, task, random_state=seed)
-    if hasattr(head.get_params(deep=True).get("reduce__transformer__pca"), "iterated_power"):  # today's: revision 1 back
+    try:
         from facebench.baselines.svm_backend import use_backend
-
-        head = old_head(use_backend(head, "libsvm"))
+    except ImportError:  # a commit before oneDAL: libsvm only
+        pass
+    else:
+        head = use_backend(head, "libsvm")
     with threadpool_limits(limits=1):
         head.fit(features[train], table[task].to_numpy()[train])
         values = head.decision_function(features[test]) if task == "gender" else head.predict(features[test])
@@ -196,11 +198,11 @@ def main():
     ap.add_argument("--side-by-side", action="store_true",
                     help="only fit each model's head under libsvm then oneDAL in one process, on split 0")
     ap.add_argument("--old-new", action="store_true",
-                    help="the old head on libsvm against the new head on oneDAL, per model and split, back to back")
+                    help="each head on libsvm, then on oneDAL, per model and split, back to back")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--pairs", nargs="*", default=["old:libsvm", "new:onedal"],
-                    help="revision:library of the heads --old-new fits, base of the ratio first (default: %(default)s)")
-    ap.add_argument("--check-old", metavar="MODEL", help="print the digest of MODEL's old head's test outputs (split 0)")
+    ap.add_argument("--pairs", nargs="*", default=["head:libsvm", "head:onedal"],
+                    help="HEAD:LIBRARY pairs --old-new fits (HEAD: head or pca3), base of the ratio first (default: %(default)s)")
+    ap.add_argument("--check-old", metavar="MODEL", help="print the digest of MODEL's head's test outputs on libsvm (split 0)")
     args = ap.parse_args()
     if args.check_old:
         check_old(args.data, args.check_old)

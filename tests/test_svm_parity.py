@@ -1,11 +1,10 @@
-"""oneDAL and libsvm give the same answer on real faces, within the split-to-split noise; so do
-today's head on oneDAL and the head before it (revision 1) on libsvm.
+"""oneDAL and libsvm give the same answer on real faces, within the split-to-split noise.
 
 benchmarks/svm_backends.py measured every RBF model under both libraries over 3 splits
-of the 5k UTKFace subset (benchmarks/RESULTS.md, "oneDAL against libsvm"), and the old
-head on libsvm against the new one on oneDAL (``--old-new``); the tolerances below are the
-split-to-split standard deviations measured there, and both differences were smaller. One
-model per task, one split, three fits each: a few minutes on 2 busy cores.
+of the 5k UTKFace subset (benchmarks/RESULTS.md, "oneDAL against libsvm"); the
+tolerances below are the split-to-split standard deviations measured there, and the
+libraries differed by far less. One model per task, one split, both libraries: about a
+minute on 2 cores.
 """
 
 from __future__ import annotations
@@ -28,24 +27,21 @@ SPLIT_NOISE = {"pixels+pca+svm": 0.0056, "hog6+lbp+svr": 0.062}
 
 
 @pytest.mark.parametrize("name,task", [("pixels+pca+svm", "gender"), ("hog6+lbp+svr", "age")])
-def test_onedal_and_the_new_head_match_libsvm_and_the_old_head_within_split_noise(utkface, name, task):
+def test_onedal_matches_libsvm_on_real_faces_within_split_noise(utkface, name, task):
     table = load_dataset(utkface).table.reset_index(drop=True)
     train, test = make_split(table, seed=0)
     images = decode(table, size=64, color=input_color(name) or "gray")
     features = np.asarray(feature_step(name, task).transform(images), dtype=np.float32)
     target = table[task].to_numpy()
     scores = {}
-    for revision, backend in (("new", "libsvm"), ("new", "onedal"), ("old", "libsvm")):
+    for backend in ("libsvm", "onedal"):
         head = sb.use_backend(make_head(name, task, random_state=0), backend)
         assert sb.backend_of(head) == backend
-        if revision == "old":  # revision 1: scikit-learn's default power iterations of the randomized PCA
-            head.set_params(reduce__transformer__pca__iterated_power="auto")
         with threadpool_limits(limits=1):  # as the runner fits every classical unit
             head.fit(features[train], target[train])
             out = predict_outputs(head, features[test], task)
         if task == "gender":
-            scores[revision, backend] = float(np.mean(out["gender"] == target[test]))
+            scores[backend] = float(np.mean(out["gender"] == target[test]))
         else:
-            scores[revision, backend] = float(np.mean(np.abs(out["age"] - target[test])))
-    assert abs(scores["new", "onedal"] - scores["new", "libsvm"]) <= SPLIT_NOISE[name], scores
-    assert abs(scores["new", "onedal"] - scores["old", "libsvm"]) <= SPLIT_NOISE[name], scores
+            scores[backend] = float(np.mean(np.abs(out["age"] - target[test])))
+    assert abs(scores["onedal"] - scores["libsvm"]) <= SPLIT_NOISE[name], scores

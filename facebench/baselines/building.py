@@ -29,15 +29,7 @@ from facebench.baselines.registry import (
     _check_task, _from_factory, _is_factory, _pretrained_names,
 )
 
-__all__ = ["HEAD_REVISION", "feature_step", "head_revision", "make_head", "make_model", "predict_outputs", "svm_cache_mb",
-           "uses_flip"]
-
-#: What the RBF heads on hand-crafted features compute, revision 2: the PCA's randomized SVD
-#: with 3 power iterations (was scikit-learn's 7 on these shapes). Revision 1 (no number) is
-#: the head before; benchmarks/RESULTS.md compares the two over 3 splits.
-HEAD_REVISION = 2
-#: The power iterations of those heads' PCA.
-PCA_POWER_ITERATIONS = 3
+__all__ = ["feature_step", "make_head", "make_model", "predict_outputs", "svm_cache_mb", "uses_flip"]
 
 
 # ---------------------------------------------------------------------------- building
@@ -137,8 +129,7 @@ def _head(head, task, random_state, n_jobs, pretrained=False):
             prefix = "regressor__"
         return [("scale", StandardScaler()), ("model", _tuned(estimator, PRETRAINED_GRIDS[head], random_state, n_jobs,
                                                               prefix))]
-    pca = CappedPCA(PCA_COMPONENTS, random_state=random_state, iterated_power=PCA_POWER_ITERATIONS)
-    reduce = Pipeline([("scale", StandardScaler()), ("pca", pca)])
+    reduce = Pipeline([("scale", StandardScaler()), ("pca", CappedPCA(PCA_COMPONENTS, random_state=random_state))])
     if head in FLIP_HEADS:
         augmented = HFlipAugmented(estimator, max_rows=FLIP_MAX_ROWS[head], random_state=random_state,
                                    average_mirror=head in MIRROR_AVERAGE_HEADS)
@@ -149,17 +140,6 @@ def _head(head, task, random_state, n_jobs, pretrained=False):
 def _tuned(estimator, grid, random_state, n_jobs, prefix=""):
     grid = {prefix + key: values for key, values in grid.items()}
     return TunedEstimator(estimator, grid, cv=3, max_tune_samples=3000, random_state=random_state, n_jobs=n_jobs)
-
-
-def head_revision(name):
-    """:data:`HEAD_REVISION` for a registry model whose head it changed (the RBF SVC / SVR on hand-crafted
-    features), else None: part of what decides a run's unit, so a unit fitted by an older head is refitted."""
-    if name not in MODELS or _is_factory(name):
-        return None
-    feature_names, head = MODELS[name]
-    if head in FLIP_HEADS and not _pretrained_names(feature_names):
-        return HEAD_REVISION
-    return None
 
 
 def svm_cache_mb():

@@ -70,11 +70,6 @@ class ModelSpec:
         # libsvm fitted every RBF SVM before the backend was chosen: left out at that value, so those units are reused
         if self.svm_backend not in (None, "libsvm"):
             definition["svm_backend"] = self.svm_backend
-        from facebench.baselines.building import head_revision
-
-        revision = head_revision(self.base)  # a head that computes otherwise than before: its units are refitted
-        if revision is not None:
-            definition["head"] = revision
         return definition
 
     def build(self, task: str, random_state=None, n_jobs=None):

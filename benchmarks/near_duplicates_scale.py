@@ -65,6 +65,43 @@ def _timed(fn):
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
+def density(real: np.ndarray, n: int) -> None:
+    """The work that grows with how alike the faces are, on real faces only: step-3 entries and verified pairs
+    per face in a quarter, a half and all of the subset, their CPU cost each, and that work for ``n`` real faces
+    if it kept growing as from the half to all (printed beside the mosaic run, whose faces crowd less)."""
+    from facebench.data import neardup_search as ns
+    from facebench.data.neardup import verify_pairs
+
+    rng = np.random.default_rng(0)
+    rates = []
+    with two_threads():
+        for part in (4, 2, 1):
+            m = len(real) // part
+            faces = real[np.sort(rng.choice(len(real), m, replace=False))] if part > 1 else real
+            small = faces.reshape(m, 32, 2, 32, 2).mean(axis=(2, 4), dtype=np.float32)
+            near = ns.nearest_faces(small)
+            score, version = ns.aligned_scores(small, near)
+            rows = np.repeat(np.arange(m), near.shape[1])
+            ok = (near.ravel() >= 0) & (score.ravel() >= ns.ALIGN_FLOOR)
+            c0 = time.process_time()
+            ns.refined_scores(small, rows[ok], near.ravel()[ok], version.ravel()[ok], workers=1)
+            refine_c = (time.process_time() - c0) / max(1, ok.sum())
+            found = ns.candidates(small)
+            c0 = time.process_time()
+            verify_pairs(faces, found["i"], found["j"], found["mirrored"].to_numpy(), workers=1)
+            verify_c = (time.process_time() - c0) / max(1, len(found))
+            rates.append((m, ok.sum() / m, len(found) / m, refine_c, verify_c))
+            print(f"  {m:,} real faces: {ok.sum() / m:.3f} step-3 entries a face ({refine_c * 1e6:.0f} us CPU each), "
+                  f"{len(found) / m:.4f} pairs verified a face ({verify_c * 1e3:.2f} ms CPU each)")
+    (m1, e1, v1, _, _), (m2, e2, v2, rc, vc) = rates[-2], rates[-1]
+    grow = np.log(n / m2) / np.log(m2 / m1)  # doublings from the subset to n, in steps of the last one
+    entries, pairs = e2 * (e2 / e1) ** grow * n, v2 * (v2 / v1) ** grow * n
+    print(f"for {n:,} real faces, growing per face as from {m1:,} to {m2:,}: about {entries:,.0f} step-3 entries "
+          f"({entries * rc:.2f} s CPU) and {pairs:,.0f} pairs to verify ({pairs * vc:.2f} s CPU); if per-face rates "
+          f"grew with the faces (pairs above a floor with their square): {e2 * n / m2 * n:,.0f} entries "
+          f"({e2 * n / m2 * n * rc:.2f} s CPU) and {v2 * n / m2 * n:,.0f} pairs ({v2 * n / m2 * n * vc:.2f} s CPU)")
+
+
 def scale(args, plant, markdown) -> int:
     """Time the detection on ``args.scale`` faces (see the module docstring); recall of planted variants there."""
     source = load_dataset(args.data).table.reset_index(drop=True)
@@ -119,6 +156,7 @@ def scale(args, plant, markdown) -> int:
         print(f"pairs verified: {len(pairs):,} ({len(pairs) / n:.3f} per face), {len(verified)} at or above "
               f"{DEFAULT_SIMILARITY}: {int(both_real.sum())} between real faces, {int((~both_real).sum())} with a "
               f"made face; load average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+        density(real, n)
         if args.plant:
             rows = []
             for label, only, count in (("all changes at random", None, args.plant), ("crop alone at its extreme",

@@ -12,10 +12,10 @@ HOG + LBP + colour features of ``hog+lbp+color+svm``):
    and the same restricted to the flags that the clean labels did not already raise.
 
 ``--side-by-side`` runs 1. and 2. under libsvm (the detector before oneDAL: its SVMs' inputs
-converted to float64 either way) and then oneDAL, in one process, back to back
-(``--repeat`` times, alternating), and prints each one's seconds, suspects and recall, and
-the ratio of their times; ``--threads 1`` fits everything on one thread (default: as a run
-does, on every core).
+converted to float64 either way, its folds one after the other as a run fitted them) and then
+oneDAL (folds in ``--n-jobs`` processes), back to back (``--repeat`` times, alternating), and
+prints each one's seconds, suspects and recall, and the ratio of their times; ``--threads 1``
+holds this process to one thread (the folds' fits are on one thread either way).
 
 Usage::
 
@@ -134,11 +134,11 @@ def side_by_side(features, table, train, test, opts, plant, repeat, threads) -> 
         for backend in ("libsvm", "onedal"):
             with threadpool_limits(limits=threads):
                 t, cpu = time.perf_counter(), time.process_time()
-                clean = suspect_labels(features, table, train, test_rows=test, **{**opts, "svm_backend": backend})
+                mine = {**opts, "svm_backend": backend, "n_jobs": 1 if backend == "libsvm" else opts["n_jobs"]}
+                clean = suspect_labels(features, table, train, test_rows=test, **mine)
                 real_s, real_cpu = time.perf_counter() - t, time.process_time() - cpu
                 t, cpu = time.perf_counter(), time.process_time()
-                found = suspect_labels(features, noisy, train, test_rows=test, tasks=("gender",),
-                                       **{**opts, "svm_backend": backend})
+                found = suspect_labels(features, noisy, train, test_rows=test, tasks=("gender",), **mine)
                 plant_s, plant_cpu = time.perf_counter() - t, time.process_time() - cpu
             seconds[backend].append(real_s + plant_s)
             counts = clean.groupby(["task", "part"]).size().to_dict()

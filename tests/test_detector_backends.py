@@ -42,3 +42,13 @@ def test_the_detector_s_name_says_how_its_svms_were_fitted():
     assert detector_name({**config, "svm_backend": "libsvm"}).endswith("5 years)")  # named as before the key
     if sb.available():
         assert detector_name({**config, "svm_backend": "onedal"}).endswith("; SVMs by onedal in float32")
+
+
+def test_folds_in_parallel_processes_give_the_same_predictions_to_the_bit():
+    features, table = _faces(n=300)
+    train, test = np.arange(240), np.arange(240, 300)
+    backend = "onedal" if sb.available() else "libsvm"
+    one, two = (predict_out_of_fold(features, table, train, test, seed=0, svm_backend=backend, n_jobs=n_jobs)
+                for n_jobs in (1, 2))
+    for key in one:
+        np.testing.assert_array_equal(one[key], two[key])

@@ -135,7 +135,7 @@ def _label_issues(run_dir: Path, table: pd.DataFrame, splits: dict, config: dict
         _say(quiet, f"looking for suspected label errors in {len(todo)} trial(s)")
         features = detector_features(table, config)
         found = suspect_labels_for_run(features, table, todo, seed=config["seed"], log=log.info,
-                                       **rules_from_config(config))
+                                       n_jobs=config["n_jobs"], **rules_from_config(config))
         kept = pd.concat([kept, found], ignore_index=True).sort_values(["trial", "task", "part"], kind="stable")
     write_label_issues(run_dir, kept)
     return kept.reset_index(drop=True)

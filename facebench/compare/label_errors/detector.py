@@ -207,7 +207,7 @@ def suspect_labels(features, table: pd.DataFrame, train_rows, *, seed: int, test
     tasks : tuple of str
         ``"gender"``, ``"age"`` or both.
     n_jobs : int
-        Folds fitted in parallel (joblib).
+        Folds fitted in parallel (joblib processes; a run gives its ``n_jobs``), each on one thread.
     svm_backend : {"auto", "onedal", "libsvm"}
         The library of the SVC and SVR (:mod:`facebench.baselines.svm_backend`).
     features_name : {"hog+lbp+color", "dlib128"}
@@ -328,7 +328,19 @@ def _cap(rows, max_rows, seed):
 
 
 def _fit_fold(z_train, z_test, fit, held, y_gender, y_age, gender, age, backend="libsvm"):
-    """One fold: fit on the training positions ``fit``, predict the held-out positions and the test rows."""
+    """One fold: fit on the training positions ``fit``, predict the held-out positions and the test rows.
+
+    On one thread, as every classical unit (oneDAL's results depend in the last bits on the
+    thread count): the suspects are the same whether the folds run one after the other or
+    in parallel processes, on any number of cores.
+    """
+    from facebench.compare.running.unit_bodies import classical_threads
+
+    with classical_threads():
+        return _fit_fold_here(z_train, z_test, fit, held, y_gender, y_age, gender, age, backend)
+
+
+def _fit_fold_here(z_train, z_test, fit, held, y_gender, y_age, gender, age, backend):
     from facebench.baselines.building import svm_cache_mb
 
     out = {}

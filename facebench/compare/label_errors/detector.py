@@ -60,9 +60,11 @@ uncertainty, then more while it searches for the threshold; at about 2 s per SVR
 measured), against 5 fits here. ``cleanlab.regression.rank`` scores but draws no cut.
 The residual rule needs only the out-of-fold predictions computed anyway.
 
-Cost (``benchmarks/label_errors.py``, 2 cores, one process): on the 5k subset's 3,977
-training faces about 41 CPU seconds for both tasks, 23 for gender alone; at the full
-UTKFace's size (23.7k rows) about 130 CPU seconds, bounded by ``max_fit_rows``.
+Cost (``benchmarks/label_errors.py --side-by-side``, 2 busy cores, benchmarks/RESULTS.md): on
+the 5k subset's 3,977 training faces, the SVMs are most of it (the scaler and PCA about a
+tenth); oneDAL's fit them 2.6x faster than libsvm on one thread, 3.6x with the folds in two
+processes of one thread each, as a run fits them (libsvm's ran one after the other); at the
+full UTKFace's size (23.7k rows) the fits are bounded by ``max_fit_rows``.
 
 Entry points: :func:`suspect_labels` (one trial), :func:`suspect_labels_for_run` (every
 trial of a run), :func:`facebench.compare.planning.drop_suspected` (``data.label_errors = "drop-train"``),

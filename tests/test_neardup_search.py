@@ -162,3 +162,26 @@ def test_refined_scores_are_the_best_of_the_27_thumbnails_around_the_version():
                     thumb = _unit((rows @ x.astype(np.float32) @ cols.T)[None])[0]
                     best = max(best, float(thumb @ query[j[k]]))
         assert abs(got[k] - best) < 1e-3, k
+
+
+def test_the_detection_holds_blas_and_opencv_to_one_thread_each_and_restores_them(monkeypatch):
+    import cv2
+    from threadpoolctl import threadpool_info
+
+    from facebench.data import neardup
+
+    seen = {}
+
+    def spy(faces, **kwargs):
+        seen["blas"] = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+        seen["opencv"] = cv2.getNumThreads()
+        seen["workers"] = kwargs.get("workers")
+        return pd.DataFrame({"i": [0], "j": [1], "mirrored": [False], "score": [1.0]})
+
+    monkeypatch.setattr(neardup, "neighbour_pairs", spy)
+    before = cv2.getNumThreads()
+    faces = np.random.default_rng(9).integers(0, 256, (4, 64, 64)).astype(np.uint8)
+    hashes = np.zeros((4, 2), dtype=np.uint64)
+    pairs = neardup.detect_pairs(hashes, faces, 2)
+    assert seen == {"blas": {1}, "opencv": 1, "workers": 2}
+    assert cv2.getNumThreads() == before and len(pairs) >= 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,10 +27,41 @@ def utkface():
     return path
 
 
+def shared_temp(tmp_path_factory) -> Path:
+    """A temporary folder of this session that every xdist worker sees (the workers' common base).
+
+    Without xdist it is the session's base temporary folder itself.
+    """
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``name`` of :func:`shared_temp`, filled by ``build(folder)`` once per session.
+
+    The first worker to ask builds it under a file lock; the others wait and read the
+    finished folder. A build that failed is tried again (its partial folder removed),
+    so each worker reports the failure in its own tests.
+    """
+    folder = shared_temp(tmp_path_factory) / "built-once" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    done = folder.with_name(name + ".done")
+    with FileLock(str(folder.with_name(name + ".lock"))):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test caches into a session-wide temporary folder, never the user's cache."""
-    cache = tmp_path_factory.getbasetemp() / "facebench-cache"
+    """Every test caches into a session-wide temporary folder (shared by the xdist workers), never the user's cache.
+
+    The cache's writers are atomic, so workers that fill one entry at once leave a whole file.
+    """
+    cache = shared_temp(tmp_path_factory) / "facebench-cache"
     monkeypatch.setenv("FACEBENCH_CACHE", str(cache))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -48,22 +81,26 @@ TINY_RUN_OVERRIDES = [
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A real run directory written by the runner on 160 synthetic faces (built once per session).
+    """A real run directory written by the runner on 160 synthetic faces (built once per session, for every worker).
 
     Tests that change it work on a copy.
     """
     pytest.importorskip("tensorflow")
-    from facebench.cli import main
-    from facebench.data import synthesize
 
-    faces = tmp_path_factory.mktemp("tiny-faces")
-    synthesize(faces, n=160, seed=1, size=64)
-    out = tmp_path_factory.mktemp("tiny-run") / "run"
-    argv = ["run", "--data", str(faces), "--preset", "quick", "--out", str(out), "-q"]
-    for item in TINY_RUN_OVERRIDES:
-        argv += ["--set", item]
-    assert main(argv) == 0
-    return out
+    def build(folder):
+        from facebench.cli import main
+        from facebench.data import synthesize
+
+        synthesize(folder / "faces", n=160, seed=1, size=64)
+        argv = ["run", "--data", str(folder / "faces"), "--preset", "quick", "--out", str(folder / "run"), "-q"]
+        for item in TINY_RUN_OVERRIDES:
+            argv += ["--set", item]
+        with pytest.MonkeyPatch.context() as mp:  # a session fixture runs before the per-test cache is set
+            mp.setenv("FACEBENCH_CACHE", str(shared_temp(tmp_path_factory) / "facebench-cache"))
+            mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+            assert main(argv) == 0
+
+    return build_once(tmp_path_factory, "tiny-run", build) / "run"
 
 
 # ---- the fast lane: pytest -m "not slow" ---------------------------------------------------
@@ -73,7 +110,7 @@ def tiny_run(tmp_path_factory):
 SLOW_FIXTURES = frozenset({
     "tiny_run", "utkface", "finished", "grown", "fitted_default", "fitted_cnn", "pretrained_run", "original",
     "real_run", "found", "workspace", "report", "grid", "full_run", "small_run", "still_falling", "converged",
-    "twins",
+    "twins", "cnn_run",
 })
 #: Modules whose every test trains a CNN, runs a benchmark or a notebook, or drives a browser.
 SLOW_MODULES = frozenset({"test_cnn.py", "test_cnn_custom.py", "test_examples.py", "test_sweep.py",
@@ -96,9 +133,26 @@ SLOW_TESTS = frozenset({
 })
 
 
+# ---- the order of the files: the longest first ----------------------------------------------
+
+#: The files that take longest, longest first (measured with --durations, benchmarks/RESULTS.md).
+#: xdist's --dist loadfile hands whole files to the two workers in collection order
+#: (--no-loadscope-reorder keeps it), so the long ones start first and the short ones fill
+#: in at the end, instead of a minute-long file starting last while the other worker idles.
+#: The first user of ``tiny_run`` comes early, next to files that do not wait for it.
+LONGEST_FIRST = (
+    "test_cnn.py", "test_svm_parity.py", "test_split_groups.py", "test_sweep.py", "test_compare_run.py",
+    "test_labels.py", "test_pretrained.py", "test_reports.py", "test_trust.py", "test_examples.py",
+    "test_lesson_notebook.py", "test_roundtrip.py", "test_neardup.py", "test_views.py", "test_report_sections.py",
+    "test_svm_backend.py", "test_browser.py", "test_cli.py", "test_sweep_report.py", "test_variants.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         name = getattr(item, "originalname", item.name)
         if (item.path.name in SLOW_MODULES or name in SLOW_TESTS
                 or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order

@@ -257,15 +257,17 @@ def fitted_default():
 
 
 @pytest.mark.parametrize("name", cnn.MODEL_NAMES)
-def test_fit_one_epoch_gives_history_timings_and_predictions(name):
-    size = TINY[name]["image_size"]
-    x, age, gender = faces(40, size, seed=2)
-    fitted = cnn.fit(name, x, age, gender, params=TINY[name], seed=0)
+def test_fit_one_epoch_gives_history_timings_and_predictions(name, request):
+    if name == "default":  # the module's fitted model is this very fit: TINY, one epoch, seed 0
+        fitted, x = request.getfixturevalue("fitted_default")
+    else:
+        x, age, gender = faces(40, TINY[name]["image_size"], seed=2)
+        fitted = cnn.fit(name, x, age, gender, params=TINY[name], seed=0)
     assert fitted.name == name and fitted.params["filters"] == TINY[name]["filters"]
     assert HISTORY_KEYS <= set(fitted.history)
     assert all(len(v) == 1 and isinstance(v[0], float) for v in fitted.history.values())
     assert fitted.timings["epochs_run"] == 1 and fitted.timings["fit_s"] > 0
-    assert fitted.timings["n_train"] + fitted.timings["n_validation"] == 40
+    assert fitted.timings["n_train"] + fitted.timings["n_validation"] == len(x)
     pred = fitted.predict(x[:7])
     assert set(pred) == {"age", "p_female", "gender"}
     assert pred["age"].shape == (7,) and pred["age"].dtype == np.float64
@@ -332,14 +334,23 @@ def test_test_time_flip_averages_each_face_with_its_mirror(fitted_default):
 # --- precision -----------------------------------------------------------------------
 
 
+def _fit_bfloat16(name):
+    x, age, gender = faces(40, TINY[name]["image_size"], seed=5)
+    return cnn.fit(name, x, age, gender, params={**TINY[name], "precision": "bfloat16"}, seed=0), x
+
+
+@pytest.fixture(scope="module")
+def bfloat16_default():
+    """The ``default`` CNN trained in mixed bfloat16 (TINY, one epoch) and its 40 faces."""
+    return _fit_bfloat16("default")
+
+
 @pytest.mark.parametrize("name", cnn.MODEL_NAMES)
-def test_bfloat16_trains_in_mixed_precision_with_float32_heads_and_round_trips(name, tmp_path):
+def test_bfloat16_trains_in_mixed_precision_with_float32_heads_and_round_trips(name, tmp_path, request):
     from facebench.cnn.models import keras_module
 
     keras = keras_module()
-    size = TINY[name]["image_size"]
-    x, age, gender = faces(40, size, seed=5)
-    fitted = cnn.fit(name, x, age, gender, params={**TINY[name], "precision": "bfloat16"}, seed=0)
+    fitted, x = request.getfixturevalue("bfloat16_default") if name == "default" else _fit_bfloat16(name)
     assert fitted.timings["precision"] == "bfloat16"
     policies = {layer.name: layer.dtype_policy.name for layer in fitted.model.layers}
     assert policies["gender"] == policies["age"] == "float32"
@@ -365,12 +376,12 @@ def test_precision_auto_follows_the_cpu_and_bad_values_are_named(monkeypatch):
         cnn.resolve_params("default", {"precision": "float16"})
 
 
-def test_cnn_views_work_on_a_bfloat16_model():
+def test_cnn_views_work_on_a_bfloat16_model(bfloat16_default):
     from facebench.cnn.introspect import cnn_views
 
     size = TINY["default"]["image_size"]
-    x, age, gender = faces(32, size, seed=6)
-    fitted = cnn.fit("default", x, age, gender, params={**TINY["default"], "precision": "bfloat16"}, seed=0)
+    fitted, x = bfloat16_default
+    assert fitted.timings["precision"] == "bfloat16"
     views = cnn_views(fitted, x[0])
     for key in ("cam_age", "cam_gender"):
         assert views[key].dtype in (np.float32, np.float64) and views[key].shape == (size, size) and np.all(np.isfinite(views[key]))
@@ -381,10 +392,16 @@ def test_cnn_views_work_on_a_bfloat16_model():
 # --- age head ------------------------------------------------------------------------
 
 
-def test_distribution_age_head_predicts_the_expected_age_and_round_trips(tmp_path):
-    size = TINY["default"]["image_size"]
-    x, age, gender = faces(40, size, seed=7)
-    fitted = cnn.fit("default", x, age, gender, params={**TINY["default"], "age_head": "distribution"}, seed=0)
+@pytest.fixture(scope="module")
+def distribution_head():
+    """The ``default`` CNN with the distribution age head and its KL term (weight 0.5), and its 40 faces."""
+    x, age, gender = faces(40, TINY["default"]["image_size"], seed=9)
+    params = {**TINY["default"], "age_head": "distribution", "age_kl_weight": 0.5}
+    return cnn.fit("default", x, age, gender, params=params, seed=0), x
+
+
+def test_distribution_age_head_predicts_the_expected_age_and_round_trips(tmp_path, distribution_head):
+    fitted, x = distribution_head
     expected = fitted.model.get_layer("age")
     assert not expected.trainable  # the ages 0..116 themselves, not learned
     np.testing.assert_array_equal(expected.get_weights()[0][:, 0], np.arange(117, dtype=np.float32))
@@ -441,11 +458,9 @@ def test_the_age_distribution_loss_is_the_kl_from_a_gaussian_around_each_age():
     assert np.all(expected > 2.5)
 
 
-def test_a_distribution_head_trains_with_its_kl_loss_and_bad_weights_are_named():
-    size = TINY["default"]["image_size"]
-    x, age, gender = faces(40, size, seed=9)
-    params = {**TINY["default"], "age_head": "distribution", "age_kl_weight": 0.5}
-    fitted = cnn.fit("default", x, age, gender, params=params, seed=0)
+def test_a_distribution_head_trains_with_its_kl_loss_and_bad_weights_are_named(distribution_head):
+    fitted, x = distribution_head
+    assert fitted.params["age_kl_weight"] == 0.5
     assert {"age_dist_loss", "val_age_dist_loss"} <= set(fitted.history)
     assert np.isfinite(fitted.history["age_dist_loss"][0]) and fitted.history["age_dist_loss"][0] > 0
     assert set(fitted.predict(x[:3])) == {"age", "p_female", "gender"}

@@ -223,19 +223,33 @@ def test_predictions_file_is_gzip(finished):
     np.testing.assert_array_equal(pd.read_csv(finished / "paired.csv")["trial"].unique(), [0, 1])
 
 
-def test_cnn_unit_trains_predicts_and_keeps_its_history(faces, tmp_path):
+@pytest.fixture(scope="module")
+def cnn_run(faces, tmp_path_factory):
+    """A run of the dummy and a two-epoch ``default`` CNN (32 px); the epoch lines its listeners were told."""
     pytest.importorskip("tensorflow")
-    config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=['dummy']", "models.age=[]",
-                                       "models.cnn=['default']", "cnn.default.epochs=1"])
-    run(config, quiet=True)
-    pred = pd.read_csv(tmp_path / "predictions.csv.gz")
+    out = tmp_path_factory.mktemp("cnn-run")
+    seen = []
+    runner.EPOCH_LISTENERS.append(seen.append)
+    try:
+        config = _config(faces, out, ["trials=1", "fractions=[1.0]", "models.gender=['dummy']", "models.age=[]",
+                                      "models.cnn=['default']", "cnn.default.epochs=2",
+                                      "cnn.default.image_size=32", "cnn.default.patience=100"])
+        run(config, quiet=True)
+    finally:
+        runner.EPOCH_LISTENERS.remove(seen.append)
+    return out, seen
+
+
+def test_cnn_unit_trains_predicts_and_keeps_its_history(cnn_run):
+    out, _ = cnn_run
+    pred = pd.read_csv(out / "predictions.csv.gz")
     cnn = pred[pred.model == "cnn-default"]
     assert len(cnn) == len(pred[pred.model == "dummy"]) > 0
     assert cnn["age_pred"].notna().all() and cnn["p_female"].between(0, 1).all()
-    history = pd.read_csv(tmp_path / "histories" / "t0_f1.0_cnn-default.csv")
-    assert len(history) == 1 and {"epoch", "loss", "val_loss"} <= set(history.columns)
-    assert (tmp_path / "units" / "t0_f1.0_cnn-default" / "model.keras").exists()
-    timings = pd.read_csv(tmp_path / "timings.csv").set_index("model")
+    history = pd.read_csv(out / "histories" / "t0_f1.0_cnn-default.csv")
+    assert len(history) == 2 and {"epoch", "loss", "val_loss"} <= set(history.columns)  # one row per epoch
+    assert (out / "units" / "t0_f1.0_cnn-default" / "model.keras").exists()
+    timings = pd.read_csv(out / "timings.csv").set_index("model")
     assert timings.loc["cnn-default", "task"] == "both" and timings.loc["cnn-default", "fit_s"] > 0
 
 
@@ -356,18 +370,9 @@ def test_a_model_registered_from_python_runs_like_a_built_in(faces, tmp_path):
             table.pop("lbp+linsvm", None)
 
 
-def test_cnn_training_reports_every_epoch(faces, tmp_path):
-    pytest.importorskip("tensorflow")
-    seen = []
-    runner.EPOCH_LISTENERS.append(seen.append)
-    try:
-        config = _config(faces, tmp_path, ["trials=1", "fractions=[1.0]", "models.gender=[]", "models.age=[]",
-                                           "models.cnn=['default']", "cnn.default.epochs=2",
-                                           "cnn.default.image_size=32", "cnn.default.patience=100"])
-        run(config, quiet=True)
-    finally:
-        runner.EPOCH_LISTENERS.remove(seen.append)
+def test_cnn_training_reports_every_epoch(cnn_run):
+    out, seen = cnn_run
     assert [line.split(": ", 1)[1].split(",")[0] for line in seen] == ["epoch 1/2", "epoch 2/2"]
     assert "val age MAE" in seen[0] and "s/epoch" in seen[0] and "left" in seen[0]
-    log = (tmp_path / "run.log").read_text()
+    log = (out / "run.log").read_text()
     assert "cnn-default trial 0 fraction 1: epoch 2/2" in log

@@ -40,17 +40,9 @@ def test_without_a_gpu_the_cnn_trains_on_the_cpu_and_says_so(monkeypatch):
     assert "does not see" in line and device.GPU_INSTALL in line
 
 
-def test_a_cnn_unit_records_where_it_trained(tmp_path):
-    pytest.importorskip("tensorflow")
-    from facebench.compare import load_config, run
-    from facebench.data import synthesize
-
-    faces = tmp_path / "faces"
-    synthesize(faces, n=120, seed=2, size=32)
-    out = tmp_path / "run"
-    run(load_config(preset="quick", data=faces, out=out, overrides=[
-        "models.gender=[]", "models.age=[]", "models.cnn=['default']", "cnn.default.epochs=1",
-        "cnn.default.image_size=32", "fractions=[1.0]", "bootstrap=0"]), quiet=True)
+def test_a_cnn_unit_records_where_it_trained(tiny_run):
+    """The shared real run (conftest.tiny_run) trained its ``default`` CNN for one epoch."""
+    out = tiny_run
     timing = json.loads((out / "units" / "t0_f1.0_cnn-default" / "timing.json").read_text())
     assert timing["device"] == device.training_device()
     assert "the CNN trains on the" in (out / "run.log").read_text()

@@ -40,14 +40,13 @@ def faces(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fitted_cnn(faces):
-    """The ``default`` CNN trained for one epoch on 32-pixel gray faces."""
-    from facebench.cnn import fit
-    from facebench.data import to_face_array
+def fitted_cnn(tiny_run):
+    """The ``default`` CNN trained for one epoch on 32-pixel gray faces: the shared real run's (conftest.tiny_run)."""
+    from facebench.cnn import load
 
-    x = np.stack([to_face_array(f["image"], 32, "gray") for f in faces])
-    return fit("default", x, [f["age"] for f in faces], [f["gender"] for f in faces],
-               params={"epochs": 1, "image_size": 32, "batch_size": 8}, seed=0)
+    fitted = load(tiny_run / "units" / "t0_f1.0_cnn-default" / "model.keras")
+    assert (fitted.name, fitted.params["image_size"], fitted.params["color"]) == ("default", 32, "gray")
+    return fitted
 
 
 def _methods(cnn=None, size=64):

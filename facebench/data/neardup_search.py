@@ -300,25 +300,31 @@ def refined_scores(faces: np.ndarray, i, j, version, chunk: int = 2048, workers:
     yi = dy[:, None] * 3 + near
     xi = dx[:, None] * 3 + near
 
+    plain = plain.reshape(-1, THUMB, side)  # (zoom, shift) flattened
+    flipped = flipped.reshape(-1, THUMB, side)
+    per_zoom = 3 * s
+
     def work(lo):
         sl = slice(lo, min(lo + chunk, len(i)))
         p = sl.stop - sl.start
-        rows = plain[zi[sl, :, None], yi[sl, None, :]]  # (p, 3 zooms, 3 dy, 8, side)
-        cols = plain[zi[sl, :, None], xi[sl, None, :]]  # (p, 3 zooms, 3 dx, 8, side)
-        flip = np.flatnonzero(mirrored[sl])
-        cols[flip] = flipped[zi[sl][flip, :, None], xi[sl][flip, None, :]]
+        rows = np.take(plain, zi[sl, :, None] * per_zoom + yi[sl, None, :], axis=0)  # (p, 3 zooms, 3 dy, 8, side)
+        at = zi[sl, :, None] * per_zoom + xi[sl, None, :]
+        cols = np.where(mirrored[sl, None, None, None, None] == 1, np.take(flipped, at, axis=0),
+                        np.take(plain, at, axis=0))  # (p, 3 zooms, 3 dx, 8, side)
         x = faces[i[sl]].astype(np.float32, copy=False)
         tall = np.matmul(rows.reshape(p, -1, side), x).reshape(p, 3, 3 * THUMB, side)
         cells = np.matmul(tall, cols.reshape(p, 3, 3 * THUMB, side).transpose(0, 1, 3, 2))  # (p, 3, 3*8, 3*8)
-        cells = cells.reshape(p, 3, 3, THUMB, 3, THUMB)  # (p, zoom, dy, row, dx, col)
+        # (p, zoom, dy, dx, 64): the 27 thumbnails, not yet centred
+        cells = np.ascontiguousarray(cells.reshape(p, 3, 3, THUMB, 3, THUMB).transpose(0, 1, 2, 4, 3, 5))
+        cells = cells.reshape(p, 27, THUMB * THUMB)
         # the query is centred and of unit length, so the correlation is its product with the raw thumbnail
         # over the thumbnail's spread
-        query = align_query(faces[j[sl]]).reshape(p, THUMB, THUMB)
-        dot = np.einsum("pabrcs,prs->pabc", cells, query)
-        total = cells.sum(axis=(3, 5))
-        power = np.einsum("pabrcs,pabrcs->pabc", cells, cells)
+        query = align_query(faces[j[sl]])
+        dot = np.matmul(cells, query[:, :, None])[:, :, 0]
+        total = cells.sum(axis=2)
+        power = np.einsum("pvd,pvd->pv", cells, cells)
         spread = np.sqrt(np.maximum(power - total * total / THUMB ** 2, 0)) + 1e-3
-        out[sl] = (dot / spread).reshape(p, -1).max(axis=1)
+        out[sl] = (dot / spread).max(axis=1)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(work, range(0, len(i), chunk)))

@@ -143,7 +143,7 @@ def scale(args, plant, markdown) -> int:
         small = np.asarray(decode(table, size=32, color="gray", cache_dir=cache))
         faces = np.asarray(decode(table, size=64, color="gray", cache_dir=cache))
         with two_threads():
-            hashes, hash_s, hash_c = _timed(lambda: np.stack([phash_bits(small), phash_bits(small[:, :, ::-1])], 1))
+            hashes, hash_s, hash_c = _timed(lambda: phash_bits(small, mirrored=True))
         seconds = {}
         pairs, det_s, det_c = _timed(lambda: detect_pairs(hashes, faces, DEFAULT_BITS, seconds=seconds))
         verified = pairs[pairs["similarity"] >= DEFAULT_SIMILARITY]
@@ -168,7 +168,7 @@ def scale(args, plant, markdown) -> int:
                 small_v = np.asarray(decode(planted, size=32, color="gray", cache_dir=False))
                 every = np.concatenate([faces, variants])
                 every_small = np.concatenate([small, small_v])
-                hv = np.stack([phash_bits(every_small), phash_bits(every_small[:, :, ::-1])], 1)
+                hv = phash_bits(every_small, mirrored=True)
                 got = detect_pairs(hv, every, DEFAULT_BITS).set_index(["i", "j"])["similarity"]
                 at = table["path"].map(lambda p: Path(p).name).reset_index().set_index("path")["index"]
                 src = at.loc[source["path"].map(lambda p: Path(p).name).to_numpy()[planted["source"]]].to_numpy()

@@ -51,6 +51,11 @@ def test_hash_is_imagehash_phash_bit_for_bit(synthetic):
     for face, h in zip(faces[:40], ours[:40]):
         ref = imagehash.phash(Image.fromarray(face))
         assert int(h) == int(str(ref), 16)
+    both = phash_bits(faces, mirrored=True)  # the mirror's hash from the face's coefficients
+    np.testing.assert_array_equal(both[:, 0], ours)
+    np.testing.assert_array_equal(both[:, 1], phash_bits(faces[:, :, ::-1]))
+    for face, h in zip(faces[:40], both[:40, 1]):
+        assert int(h) == int(str(imagehash.phash(Image.fromarray(np.ascontiguousarray(face[:, ::-1])))), 16)
 
 
 def test_close_pairs_finds_exactly_the_pairs_within_the_threshold():

@@ -93,16 +93,20 @@ VERIFY_NAME = ("best normalised cross-correlation of the high-passed 64x64 gray 
                "whose thumbnails, aligned, correlate at 0.94 or more")
 
 
-def phash_bits(images) -> np.ndarray:
+def phash_bits(images, mirrored: bool = False) -> np.ndarray:
     """64-bit perceptual hashes of a stack of faces, as ``imagehash.phash`` computes them.
 
     Parameters
     ----------
     images : ndarray of shape (n_images, 32, 32), uint8 gray
+    mirrored : bool
+        Also return the hashes of the mirrored faces, as a second column. Mirroring a face
+        flips the sign of its DCT coefficients of odd column frequency and changes nothing
+        else, so the mirror's hash costs a second median, not a second transform.
 
     Returns
     -------
-    hashes : ndarray of shape (n_images,), uint64
+    hashes : ndarray of shape (n_images,) (``(n_images, 2)`` with ``mirrored``), uint64
         Bit ``8 * row + col`` (most significant first) is set when DCT coefficient
         ``(row, col)`` of the 8 x 8 lowest frequencies is above their median.
     """
@@ -110,10 +114,18 @@ def phash_bits(images) -> np.ndarray:
     if stack.ndim != 3 or stack.shape[1:] != (HASH_SIDE, HASH_SIDE):
         raise ValueError(f"images of shape {stack.shape}: expected (n, {HASH_SIDE}, {HASH_SIDE}) gray faces")
     if not len(stack):
-        return np.zeros(0, dtype=np.uint64)
+        return np.zeros((0, 2) if mirrored else 0, dtype=np.uint64)
     # the 8 lowest frequencies of scipy's (and imagehash's) unnormalised DCT-II on each axis, as two matrix products
     cols = (stack.astype(np.float64).reshape(-1, HASH_SIDE) @ _DCT.T).reshape(len(stack), HASH_SIDE, HASH_SIZE)
     flat = np.tensordot(_DCT, cols, axes=(1, 1)).transpose(1, 0, 2).reshape(len(stack), -1)
+    out = [_bits(flat)]
+    if mirrored:
+        out.append(_bits(flat * np.tile((-1.0) ** np.arange(HASH_SIZE), HASH_SIZE)))
+    return np.stack(out, axis=1) if mirrored else out[0]
+
+
+def _bits(flat: np.ndarray) -> np.ndarray:
+    """Each row of DCT coefficients as 64 bits: set where above the row's median."""
     bits = flat > np.median(flat, axis=1, keepdims=True)
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
@@ -135,7 +147,7 @@ def image_hashes(table: pd.DataFrame, *, cache_dir=None) -> np.ndarray:
         except (OSError, ValueError):
             pass
     faces = np.asarray(decode(table, size=HASH_SIDE, color="gray", cache_dir=cache_dir))
-    hashes = np.stack([phash_bits(faces), phash_bits(faces[:, :, ::-1])], axis=1)
+    hashes = phash_bits(faces, mirrored=True)
     if cache_file is not None:
         try:
             atomic_save_npy(cache_file, hashes)

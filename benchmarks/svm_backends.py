@@ -23,6 +23,10 @@ of the ratio; HEAD ``pca3`` is the head with 3 power iterations in its randomize
 metric, then per model the fit ratio and the metrics per split, and writes ``old_new.csv``
 into ``--out``.
 
+``--profile MODEL`` fits MODEL's head on split 0 under libsvm and then oneDAL, one thread,
+under cProfile, and prints where the seconds go: scaler, PCA fit and transforms, the
+tuning's fits and scoring, the final fit, the prediction.
+
 Then prints, per model, accuracy or MAE per split under both libraries, their difference
 against the split-to-split spread, fit and predict seconds (median over splits) and the
 wall time of each run's classical stage. The feature cache is shared: the first run
@@ -188,6 +192,41 @@ def check_old(data, model, seed=0):
     print(f"{model} split {seed}: digest {hashlib.sha256(np.asarray(values, np.float64).tobytes()).hexdigest()[:16]}")
 
 
+def profile(data, model, seed=0):
+    """Seconds of each step of ``model``'s head under both libraries (cProfile, one thread)."""
+    import cProfile
+    import pstats
+
+    from threadpoolctl import threadpool_limits
+
+    from facebench.baselines import make_head, predict_outputs
+    from facebench.baselines.svm_backend import use_backend
+    from facebench.data import load_dataset, make_split
+
+    table = load_dataset(data).table.reset_index(drop=True)
+    task = "gender" if MODELS[model][1] == "svm" else "age"
+    features = _features(table, model, task)
+    y = table[task].to_numpy()
+    train, test = make_split(table, seed=seed)
+    for backend in ("libsvm", "onedal"):
+        head = use_backend(make_head(model, task, random_state=seed), backend)
+        profiler = cProfile.Profile()
+        with threadpool_limits(limits=1):
+            t = time.perf_counter()
+            profiler.runcall(head.fit, features[train], y[train])
+            fit_s = time.perf_counter() - t
+            t = time.perf_counter()
+            profiler.runcall(predict_outputs, head, features[test], task)
+            predict_s = time.perf_counter() - t
+        print(f"\n{model} {backend}: fit {fit_s:.1f} s, predict {predict_s:.2f} s "
+              f"(load average {os.getloadavg()[0]:.1f}); cumulative seconds of the steps:", flush=True)
+        # scaler fit, PCA fit / transform, the search (tuning fits and their scoring), every SVM fit, predictions
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(
+            r"_data.py:\d+\(fit\)|_pca.py:\d+\((fit|transform)\)|_search.py:\d+\(fit\)|_validation.py:\d+\(_score\)"
+            r"|estimators.py:\d+\((fit|fit_transform|transform|predict|decision_function)\)|svm/_base.py:\d+\(fit\)"
+            r"|svm/svm.py:\d+\(fit\)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/utkface-5k"))
@@ -202,10 +241,14 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--pairs", nargs="*", default=["head:libsvm", "head:onedal"],
                     help="HEAD:LIBRARY pairs --old-new fits (HEAD: head or pca3), base of the ratio first (default: %(default)s)")
+    ap.add_argument("--profile", metavar="MODEL", help="where MODEL's head spends its seconds under each library")
     ap.add_argument("--check-old", metavar="MODEL", help="print the digest of MODEL's head's test outputs on libsvm (split 0)")
     args = ap.parse_args()
     if args.check_old:
         check_old(args.data, args.check_old)
+        return
+    if args.profile:
+        profile(args.data, args.profile)
         return
     if args.side_by_side:
         side_by_side(args.data, args.models)

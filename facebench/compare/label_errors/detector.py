@@ -62,7 +62,7 @@ The residual rule needs only the out-of-fold predictions computed anyway.
 
 Cost (``benchmarks/label_errors.py --side-by-side``, 2 busy cores, benchmarks/RESULTS.md): on
 the 5k subset's 3,977 training faces, the SVMs are most of it (the scaler and PCA about a
-tenth); oneDAL's fit them 2.6x faster than libsvm on one thread, 3.6x with the folds in two
+tenth); oneDAL fits them 2.6x faster than libsvm on one thread, 3.6x with the folds in two
 processes of one thread each, as a run fits them (libsvm's ran one after the other); at the
 full UTKFace's size (23.7k rows) the fits are bounded by ``max_fit_rows``.
 

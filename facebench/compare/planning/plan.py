@@ -33,7 +33,8 @@ log = logging.getLogger("facebench.run")
 #: CNN parameters added after run directories of this format were first written, with the
 #: value that trains as before: left out of a definition at that value, so that a finished
 #: run's CNN units are still reused.
-LATER_CNN_KEYS = {"precision": "float32", "ema": 0.0, "age_head": "linear", "age_kl_weight": 0.0, "age_sigma": 2.0}
+LATER_CNN_KEYS = {"precision": "float32", "ema": 0.0, "age_head": "linear", "age_kl_weight": 0.0, "age_sigma": 2.0,
+                  "low_res_epochs": 0, "low_res_size": 32}
 
 
 @dataclass(frozen=True)

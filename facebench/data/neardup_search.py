@@ -252,13 +252,20 @@ def aligned_scores(faces: np.ndarray, near: np.ndarray, chunk: int = 256,
 def candidates(faces: np.ndarray, k: int = NEAREST, floor: float = REFINE_FLOOR, workers: int = 2) -> pd.DataFrame:
     """Pairs worth verifying: ``i < j``, ``score`` and ``mirrored``. Each face's nearest (step 1) whose
     aligned thumbnails correlate at :data:`ALIGN_FLOOR` or more (step 2) and, aligned finer, at ``floor``
-    or more (step 3); the better direction where both were scored."""
+    or more (step 3). A pair scored both ways in step 2 (each among the other's nearest) goes on in its
+    better direction only."""
     near = nearest_faces(faces, k, workers=workers)
     score, version = aligned_scores(faces, near, workers=workers)
     rows = np.repeat(np.arange(len(faces)), near.shape[1])
     cols, score, version = near.ravel(), score.ravel(), version.ravel()
     ok = (cols >= 0) & (score >= ALIGN_FLOOR)
-    rows, cols, version = rows[ok], cols[ok], version[ok]
+    rows, cols, version, score = rows[ok], cols[ok], version[ok], score[ok]
+    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
+    order = np.lexsort((-score, hi, lo))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (lo[order][1:] != lo[order][:-1]) | (hi[order][1:] != hi[order][:-1])
+    once = order[first]
+    rows, cols, version = rows[once], cols[once], version[once]
     fine = refined_scores(faces, rows, cols, version, workers=workers)
     ok = fine >= floor
     frame = pd.DataFrame({"i": np.minimum(rows, cols)[ok], "j": np.maximum(rows, cols)[ok], "score": fine[ok],

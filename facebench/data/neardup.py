@@ -31,8 +31,9 @@ How
   decoded stack is (paths, sizes, modification times), so a second run reads them back.
 * The detection uses two cores at most (it runs before the run's workers start): BLAS and
   OpenCV on one thread each, and two threads of its own for the search and the
-  verification (:func:`two_threads`, :func:`detect_pairs`). The full UTKFace's size takes a
-  few seconds (``benchmarks/near_duplicates.py --scale 23708``, benchmarks/RESULTS.md).
+  verification (:func:`two_threads`, :func:`detect_pairs`). At the full UTKFace's size
+  (23.7k faces) it is 6-12 s of CPU, most of it in the two threads
+  (``benchmarks/near_duplicates.py --scale 23708``, benchmarks/RESULTS.md).
 
 :func:`find_near_duplicates` adds a ``near_group`` column to the dataset's table (one
 id per group; a face alone keeps an id of its own), applies the rule for groups whose

@@ -3,8 +3,8 @@
 :mod:`facebench.data.neardup` verifies candidate pairs by an aligned correlation of the
 faces' detail, which is strict but costs about half a millisecond a pair; this module
 finds the few pairs worth verifying, in three cheap steps, so that the whole detection of
-the full UTKFace (23.7k faces) takes a few seconds on two cores
-(``benchmarks/near_duplicates.py --scale``, benchmarks/RESULTS.md).
+the full UTKFace's size (23.7k faces) is 6-12 s of CPU, most of it in two threads, instead
+of about 70 s (``benchmarks/near_duplicates.py --scale``, benchmarks/RESULTS.md).
 
 1. **Nearest faces** (:func:`nearest_faces`). Each face's central 56 px (of 64) shrunk to
    an 8 x 8 thumbnail, centred and normalised; two faces' likeness is the thumbnails'

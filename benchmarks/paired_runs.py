@@ -26,7 +26,9 @@ def predictions(run_dir: Path, model: str) -> pd.DataFrame:
     pred = pred[(pred["model"] == model) & (pred["fraction"] == pred["fraction"].max())]
     if pred.empty:
         sys.exit(f"{run_dir}: no test predictions of {model!r} at the largest fraction")
-    return pred.set_index(["trial", "image_id"]).sort_index()
+    # a run on a manifest names its faces by path: the file name is what both runs share
+    pred = pred.assign(face=pred["path"].map(lambda path: Path(path).name))
+    return pred.set_index(["trial", "face"]).sort_index()
 
 
 def fit_seconds(run_dir: Path, model: str) -> pd.Series:

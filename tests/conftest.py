@@ -130,6 +130,8 @@ SLOW_TESTS = frozenset({
     "test_changing_the_backend_recomputes_the_svm_units_only", "test_a_run_uses_the_manifest_split_and_says_so",
     "test_views_of_a_128_pixel_run_stay_under_a_megabyte", "test_user_models_travel_to_a_fresh_process",
     "test_a_saved_bif_model_round_trips_with_trusted_types_only",
+    "test_early_epochs_train_small_faces_then_the_same_weights_go_on_at_full_size",
+    "test_folds_in_parallel_processes_give_the_same_predictions_to_the_bit",
 })
 
 
@@ -141,10 +143,11 @@ SLOW_TESTS = frozenset({
 #: in at the end, instead of a minute-long file starting last while the other worker idles.
 #: The first user of ``tiny_run`` comes early, next to files that do not wait for it.
 LONGEST_FIRST = (
-    "test_cnn.py", "test_svm_parity.py", "test_split_groups.py", "test_sweep.py", "test_compare_run.py",
-    "test_labels.py", "test_pretrained.py", "test_reports.py", "test_trust.py", "test_examples.py",
-    "test_lesson_notebook.py", "test_roundtrip.py", "test_neardup.py", "test_views.py", "test_report_sections.py",
-    "test_svm_backend.py", "test_browser.py", "test_cli.py", "test_sweep_report.py", "test_variants.py",
+    "test_cnn.py", "test_svm_parity.py", "test_split_groups.py", "test_labels.py", "test_reports.py",
+    "test_sweep.py", "test_pretrained.py", "test_trust.py", "test_compare_run.py", "test_report_sections.py",
+    "test_roundtrip.py", "test_views.py", "test_browser.py", "test_baselines_models.py", "test_variants.py",
+    "test_examples.py", "test_sweep_report.py", "test_lesson_notebook.py", "test_cnn_low_res.py",
+    "test_svm_backend.py", "test_predict.py", "test_cli.py", "test_cnn_custom.py", "test_manifest_part.py",
 )
 
 

@@ -158,7 +158,18 @@ def test_a_sweep_cut_by_the_old_rule_is_not_grown(twins, tmp_path):
     sweep(load_sweep_config(path=grid, data=twins, out=out), quiet=True)
     info = json.loads((out / "sweep.json").read_text())
     assert info["validation"]["split"] == "verified"
+    rows = info["validation"]["rows"]
     del info["validation"]["split"]  # as a sweep made before the rule was recorded
     (out / "sweep.json").write_text(json.dumps(info))
+    config_before = (out / "sweep.toml").read_text()
     with pytest.raises(UserError, match=f"older rule .*--out {out}-grouped"):
         sweep(load_sweep_config(path=grid, data=twins, out=out, overrides=["n=3"]), quiet=True)
+    # fit and validation faces this version would draw otherwise (other near-duplicate groups)
+    info["validation"] |= {"split": "verified", "rows": "0" * len(rows)}
+    (out / "sweep.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match=f"near-duplicate groups changed.*--out {out}-resplit"):
+        sweep(load_sweep_config(path=grid, data=twins, out=out, overrides=["n=3"]), quiet=True)
+    assert (out / "sweep.toml").read_text() == config_before  # refused before anything changed
+    info["validation"]["rows"] = rows  # the same faces: grown
+    (out / "sweep.json").write_text(json.dumps(info))
+    sweep(load_sweep_config(path=grid, data=twins, out=out, overrides=["n=3"]), quiet=True)

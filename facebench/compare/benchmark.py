@@ -18,6 +18,7 @@ import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import __version__
@@ -28,6 +29,7 @@ from ..errors import UserError
 from ..io import atomic_write_text, writable_dir, write_json
 from ..rundir import layout, lock, saved, units, write
 from ..rundir.environment import environment
+from ..rundir.read import read_split
 from .planning import SPLIT_KEYS, config_diff, dumps, make_plan, prepare_table, resolve
 from .running import UnitsFailed, aggregate, execute, log_to, summary_table, units_to_run
 
@@ -71,14 +73,15 @@ def _run_locked(config, run_dir, *, force, quiet, command):
         previous_info = layout.read_run_info(run_dir) or {}
         _check_same_images(run_dir, info["images"], force)
         _check_split_rule(run_dir, previous_info, force)
+        if len(table) < 20:
+            raise UserError(f"--data {config['data']['path']}: only {len(table)} usable image(s); need at least 20")
+        splits, info["split"] = run_splits(table, trials=config["trials"], seed=config["seed"],
+                                           test_size=config["test_size"], user_split=dataset.user_split)
+        _check_same_splits(run_dir, table, splits, force)
         atomic_write_text(run_dir / layout.CONFIG_FILE, dumps(config))
         write_json(run_dir / layout.AUDIT_FILE, dataset.audit)
         write_json(run_dir / layout.RUN_FILE, info)
-        if len(table) < 20:
-            raise UserError(f"--data {config['data']['path']}: only {len(table)} usable image(s); need at least 20")
 
-        splits, info["split"] = run_splits(table, trials=config["trials"], seed=config["seed"],
-                                           test_size=config["test_size"], user_split=dataset.user_split)
         write.write_split(run_dir, table, splits)
         dataset.audit["split"] = info["split"]
         write_json(run_dir / layout.AUDIT_FILE, dataset.audit)
@@ -222,6 +225,31 @@ def _check_split_rule(run_dir: Path, previous_info: dict, force: bool) -> None:
         raise UserError(f"{run_dir} holds a run split by an older rule (near-duplicate photos may straddle its "
                         f"training and test parts); use --out {run_dir}-grouped for a new run directory "
                         "(or --force to replace this one)")
+
+
+def _check_same_splits(run_dir: Path, table: pd.DataFrame, splits: dict, force: bool) -> None:
+    """A trial's faces stay on their side for the life of a run directory.
+
+    The same data, seed and keys draw the same split, unless facebench itself now draws it
+    otherwise (the near-duplicate detection found other groups, say): the finished units
+    are then left as they are and the run is not grown."""
+    if force or not layout.units_dir(run_dir).is_dir() or not any(
+            not p.name.startswith(".") for p in layout.units_dir(run_dir).iterdir()):
+        return
+    before = read_split(run_dir)
+    if before is None:
+        return
+    ids = table["image_id"].astype(str).to_numpy()
+    for trial, (train, test) in splits.items():
+        old = before[before["trial"] == trial] if "trial" in before else before.iloc[0:0]
+        if old.empty:
+            continue
+        old_test = set(old.loc[old["part"] == "test", "image_id"].astype(str))
+        old_train = set(old.loc[old["part"] == "train", "image_id"].astype(str))
+        if old_test != set(ids[np.asarray(test)]) or old_train != set(ids[np.asarray(train)]):
+            raise UserError(f"{run_dir} holds a run whose trial {trial} has other faces in its training and test "
+                            f"parts than this version of facebench draws (its near-duplicate groups changed); use "
+                            f"--out {run_dir}-resplit for a new run directory (or --force to replace this one)")
 
 
 def _check_same_images(run_dir: Path, digest: str, force: bool) -> None:

@@ -79,16 +79,16 @@ def sweep(config: dict, *, force: bool = False, quiet: bool = False, command: st
 
 def _sweep(config, out, *, quiet, command):
     started = time.perf_counter()
-    atomic_write_text(out / SWEEP_FILE, dumps(config))
     data = validation_data(config)
+    previous = _read_info(out)
+    _check_split_rule(out, previous, data["rows"])  # before anything in the directory changes
+    atomic_write_text(out / SWEEP_FILE, dumps(config))
     if is_cnn(config):
         from facebench.cnn.device import log_device
 
         log_device(log)  # the GPU when TensorFlow sees one
     _say(quiet, f"{data['n_fit']} training and {data['n_val']} validation faces from the training part "
                 f"({data['n_test_unread']} test faces left out)")
-    previous = _read_info(out)
-    _check_split_rule(out, previous)
     study = _study(out, config)
     info = {"format": FORMAT, "facebench": __version__, "command": command or "facebench.compare.search.study",
             "started": previous.get("started") or _now(), "finished": None,
@@ -96,7 +96,7 @@ def _sweep(config, out, *, quiet, command):
             "method": config["method"], "objective": config["objective"], "n_requested": config["n"],
             "budget_minutes": config["budget_minutes"], "stopped_by": None,
             "counts": {}, "validation": {"n_train": data["n_fit"], "n_val": data["n_val"], "test_part_read": False,
-                                         "split": data["split"]},
+                                         "split": data["split"], "rows": data["rows"]},
             "cpu": cpu_name(), "cores": usable_cores(), "base_point": None,
             "pruning": _prunes(config) and not config["dask"]}
     spent_before = info["elapsed_s"]
@@ -396,12 +396,20 @@ def _check_resumable(out: Path, config: dict, force: bool) -> None:
                         "use --out for a new sweep directory or --force to start this one again")
 
 
-def _check_split_rule(out: Path, previous: dict) -> None:
-    """A sweep whose validation part was cut before near-duplicate groups were kept whole is not grown."""
-    if previous and (out / STUDY_FILE).exists() and (previous.get("validation") or {}).get("split") in (None, "grouped"):
+def _check_split_rule(out: Path, previous: dict, rows: str) -> None:
+    """A sweep whose validation part was cut before near-duplicate groups were kept whole, or whose fit and
+    validation faces this version would draw otherwise (other near-duplicate groups), is not grown."""
+    if not previous or not (out / STUDY_FILE).exists():
+        return
+    validation = previous.get("validation") or {}
+    if validation.get("split") in (None, "grouped"):
         raise UserError(f"{out} holds a sweep whose parts were cut by an older rule (near-duplicate photos may "
                         f"straddle them); use --out {out}-grouped for a new sweep directory (or --force to start "
                         "this one again)")
+    if validation.get("rows") != rows:
+        raise UserError(f"{out} holds a sweep whose fit and validation faces differ from the ones this version of "
+                        f"facebench draws (its near-duplicate groups changed); use --out {out}-resplit for a new "
+                        "sweep directory (or --force to start this one again)")
 
 
 def _read_info(out: Path) -> dict:

@@ -10,6 +10,7 @@ The search around them (Optuna, the study, the outputs) is :mod:`facebench.compa
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
 import time
@@ -52,8 +53,11 @@ def validation_data(config: dict) -> dict:
     part = table.iloc[np.sort(np.asarray(train))].reset_index(drop=True)
     groups = part["near_group"].to_numpy() if "near_group" in part else None
     fit_rows, val_rows = make_split(part, seed=config["seed"] + 10_000, test_size=config["validation"], groups=groups)
-    return {"table": part, "fit": np.sort(np.asarray(fit_rows)), "val": np.sort(np.asarray(val_rows)),
-            "n_fit": len(fit_rows), "n_val": len(val_rows), "n_test_unread": len(test), "split": record["rule"]}
+    fit_rows, val_rows = np.sort(np.asarray(fit_rows)), np.sort(np.asarray(val_rows))
+    ids = part["image_id"].astype(str).to_numpy()
+    rows = hashlib.sha256(("\n".join(ids[fit_rows]) + "\n--\n" + "\n".join(ids[val_rows])).encode()).hexdigest()[:16]
+    return {"table": part, "fit": fit_rows, "val": val_rows, "n_fit": len(fit_rows), "n_val": len(val_rows),
+            "n_test_unread": len(test), "split": record["rule"], "rows": rows}
 
 
 # --------------------------------------------------------------------------- one point

@@ -284,7 +284,8 @@ def test_a_cnn_parameter_added_later_leaves_the_definition_of_older_units_alone(
     plain = resolve(_config(faces, tmp_path / "a", ["models.cnn=['default']"]))
     same = resolve(_config(faces, tmp_path / "b", ["models.cnn=['default']", "cnn.default.precision='float32'"]))
     other = resolve(_config(faces, tmp_path / "c", ["models.cnn=['default']", "cnn.default.precision='bfloat16'"]))
-    assert set(LATER_CNN_KEYS) == {"precision", "ema", "age_head", "age_kl_weight", "age_sigma"}
+    assert set(LATER_CNN_KEYS) == {"precision", "ema", "age_head", "age_kl_weight", "age_sigma", "low_res_epochs",
+                                   "low_res_size"}
     assert "age_head" not in unit(plain).definition(100)["params"]
     assert "precision" not in unit(plain).definition(100)["params"]
     assert unit(plain).digest(100) == unit(same).digest(100)

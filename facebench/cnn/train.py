@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from facebench.cnn.inputs import _add_channel, make_dataset, split_validation
+from facebench.cnn.low_res import low_res_epochs
 from facebench.cnn.models import build_model, keras_module, tf_module
-from facebench.cnn.params import ParamError, builder_keys, cnn_names, default_params, resolve_params
+from facebench.cnn.params import builder_keys, cnn_names, default_params, resolve_params
 from facebench.cnn.precision import compute_precision, dtype_policy
 from facebench import vocab
 from facebench.io import atomic_write_text
@@ -255,7 +256,7 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
     low_epochs = int(p.get("low_res_epochs", 0) or 0)
     early = {}
     if low_epochs:
-        early = _low_res_epochs(name, model, x, age, gender, p, seed, train_idx, val_idx, steps_per_epoch,
+        early = low_res_epochs(name, model, x, age, gender, p, seed, train_idx, val_idx, steps_per_epoch,
                                 compile_, [timer, *(callbacks or [])], verbose)
 
     cbs = [timer]
@@ -305,45 +306,6 @@ def _fit(name, x, age, gender, p, params, seed, verbose, callbacks):
 
 
 # --- helpers -----------------------------------------------------------------------
-
-
-def _low_res_epochs(name, model, x, age, gender, p, seed, train_idx, val_idx, steps_per_epoch, compile_, callbacks,
-                    verbose):
-    """Train ``model``'s first ``low_res_epochs`` epochs on the faces shrunk to ``low_res_size``.
-
-    A twin of ``model`` built for the small faces has the same weights (global pooling
-    makes them independent of the image size); it trains on the same batches and
-    augmentation, validates on the shrunk validation faces, and hands its weights to
-    ``model``. The learning-rate schedule goes on where it stopped (the optimizer's step
-    count is carried; its moments start again). Returns the epochs' history.
-    """
-    keras = keras_module()
-    small = _shrink(x, p["low_res_size"])
-    with dtype_policy("mixed_bfloat16" if compute_precision(p["precision"]) == "bfloat16" else "float32"):
-        twin = build_model(name, small.shape[1:], **{k: p[k] for k in builder_keys(name)})
-    shapes, twin_shapes = [tuple(w.shape) for w in model.weights], [tuple(w.shape) for w in twin.weights]
-    if shapes != twin_shapes:
-        raise ParamError("low_res_epochs", p["low_res_epochs"],
-                         f"0: CNN {name!r} has weights that depend on the image size (no global pooling)")
-    twin.set_weights(model.get_weights())
-    compile_(twin)
-    train_ds = make_dataset(small[train_idx], age[train_idx], gender[train_idx], p, seed=seed, training=True)
-    val_ds = make_dataset(small[val_idx], age[val_idx], gender[val_idx], p, seed=seed, training=False) \
-        if len(val_idx) else None
-    hist = twin.fit(train_ds, validation_data=val_ds, epochs=p["low_res_epochs"], steps_per_epoch=steps_per_epoch,
-                    callbacks=callbacks, verbose=verbose, shuffle=False)
-    model.set_weights(twin.get_weights())
-    model.optimizer.build(model.trainable_variables)
-    model.optimizer.iterations.assign(twin.optimizer.iterations)
-    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-
-
-def _shrink(x, side):
-    """Images ``(n, H, W[, 3])`` shrunk to ``side`` x ``side`` by pixel-area averaging, as the decoder shrinks faces."""
-    import cv2
-
-    out = np.stack([cv2.resize(np.ascontiguousarray(im), (side, side), interpolation=cv2.INTER_AREA) for im in x])
-    return out.astype(x.dtype, copy=False).reshape((len(x), side, side) + x.shape[3:])
 
 
 def _age_distribution_loss(sigma):

@@ -19,9 +19,11 @@ and one thread, back to back: the head on libsvm (what the commit before oneDAL 
 same head, ``--check-old`` prints the digest of its test outputs to compare with that
 commit's), then on oneDAL. ``--pairs`` chooses others as HEAD:LIBRARY, the first the base
 of the ratio; HEAD ``pca3`` is the head with 3 power iterations in its randomized PCA
-(scikit-learn's default here: 7), measured and not adopted. Prints each fit's seconds and
-metric, then per model the fit ratio and the metrics per split, and writes ``old_new.csv``
-into ``--out``.
+(scikit-learn's default here: 7), measured and not adopted; HEAD ``f64`` is the head with its
+PCA's float32 output cast to float64 before the SVM, so that oneDAL fits in float64 (``head``:
+the float32 that reaches it today; libsvm converts both to float64). Prints each fit's seconds,
+metric and the dtype the SVM was fitted in, then per model the fit ratio of the first pair to
+each other and the metrics per split, and writes ``old_new.csv`` into ``--out``.
 
 ``--profile MODEL`` fits MODEL's head on split 0 under libsvm and then oneDAL, one thread,
 under cProfile, and prints where the seconds go: scaler, PCA fit and transforms, the
@@ -108,6 +110,26 @@ def pca3(head):
                               if key in params})
 
 
+def _as_float64(X):
+    return np.asarray(X, dtype=np.float64)
+
+
+def f64(head):
+    """The head with float64 reaching its SVM: a cast between the PCA and the tuned SVM (measured, not adopted)."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    head.steps.insert(len(head.steps) - 1, ("float64", FunctionTransformer(_as_float64)))
+    return head
+
+
+def svm_dtype(head):
+    """The dtype the fitted head's final SVM holds its support vectors in (oneDAL: the dtype it fitted in)."""
+    inner = head[-1].estimator_
+    inner = getattr(inner, "estimator_", inner)  # HFlipAugmented
+    inner = getattr(inner, "regressor_", inner)  # TransformedTargetRegressor
+    return str(getattr(inner, "support_vectors_", np.empty(0)).dtype)
+
+
 def _features(table, model, task):
     from facebench.baselines import feature_step, input_color
     from facebench.data import decode
@@ -124,6 +146,10 @@ def old_new(data, models, seeds, pairs, out):
     from facebench.baselines.svm_backend import use_backend
     from facebench.data import load_dataset, make_split
 
+    for pair in pairs:
+        variant, _, backend = pair.partition(":")
+        if variant not in ("head", "pca3", "f64") or backend not in ("libsvm", "onedal"):
+            raise SystemExit(f"--pairs: {pair!r} is not HEAD:LIBRARY (HEAD: head, pca3 or f64; LIBRARY: libsvm or onedal)")
     table = load_dataset(data).table.reset_index(drop=True)
     rows = []
     for model in models:
@@ -137,6 +163,8 @@ def old_new(data, models, seeds, pairs, out):
                 head = use_backend(make_head(model, task, random_state=seed), backend)
                 if variant == "pca3":
                     head = pca3(head)
+                elif variant == "f64":
+                    head = f64(head)
                 with threadpool_limits(limits=1):
                     t = time.perf_counter()
                     head.fit(features[train], y[train])
@@ -148,21 +176,23 @@ def old_new(data, models, seeds, pairs, out):
                          else np.mean(np.abs(outputs["age"] - y[test])))
                 rows.append({"model": model, "seed": seed, "head": pair, "fit_s": fit_s, "predict_s": predict_s,
                              "metric": "accuracy" if task == "gender" else "mae", "value": score,
-                             "C": head[-1].best_params_, "load": os.getloadavg()[0]})
+                             "C": head[-1].best_params_, "svm_dtype": svm_dtype(head), "load": os.getloadavg()[0]})
                 print(f"{model} split {seed} {pair}: fit {fit_s:.1f} s, predict {predict_s:.2f} s, {rows[-1]['metric']} "
-                      f"{score:.4f}, {rows[-1]['C']} (load average {rows[-1]['load']:.1f})", flush=True)
+                      f"{score:.4f}, {rows[-1]['C']}, SVM in {rows[-1]['svm_dtype']} "
+                      f"(load average {rows[-1]['load']:.1f})", flush=True)
             pd.DataFrame(rows).to_csv(Path(out) / "old_new.csv", index=False)
     frame = pd.DataFrame(rows)
-    base, new = pairs[0], pairs[1]
-    print(f"\nfit ratio {base} / {new} per split, and the metric per split ({base} | {new}):")
-    for model, part in frame.groupby("model", sort=False):
-        a = part[part["head"] == base].set_index("seed")
-        b = part[part["head"] == new].set_index("seed")
-        ratios = a.fit_s / b.fit_s
-        print(f"  {model}: fit {' '.join(f'{r:.1f}x' for r in ratios)} (sum {a.fit_s.sum():.1f} s / {b.fit_s.sum():.1f} s = "
-              f"{a.fit_s.sum() / b.fit_s.sum():.1f}x); {a.metric.iloc[0]} "
-              f"{' '.join(f'{v:.4f}' for v in a.value)} | {' '.join(f'{v:.4f}' for v in b.value)}; "
-              f"largest difference {np.max(np.abs(a.value - b.value)):.4f}", flush=True)
+    base = pairs[0]
+    for new in pairs[1:]:
+        print(f"\nfit ratio {base} / {new} per split, and the metric per split ({base} | {new}):")
+        for model, part in frame.groupby("model", sort=False):
+            a = part[part["head"] == base].set_index("seed")
+            b = part[part["head"] == new].set_index("seed")
+            ratios = a.fit_s / b.fit_s
+            print(f"  {model}: fit {' '.join(f'{r:.2f}x' for r in ratios)} (sum {a.fit_s.sum():.1f} s / {b.fit_s.sum():.1f} s = "
+                  f"{a.fit_s.sum() / b.fit_s.sum():.2f}x); {a.metric.iloc[0]} "
+                  f"{' '.join(f'{v:.4f}' for v in a.value)} | {' '.join(f'{v:.4f}' for v in b.value)}; "
+                  f"largest difference {np.max(np.abs(a.value - b.value)):.4f}", flush=True)
     return frame
 
 
@@ -240,7 +270,7 @@ def main():
                     help="each head on libsvm, then on oneDAL, per model and split, back to back")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--pairs", nargs="*", default=["head:libsvm", "head:onedal"],
-                    help="HEAD:LIBRARY pairs --old-new fits (HEAD: head or pca3), base of the ratio first (default: %(default)s)")
+                    help="HEAD:LIBRARY pairs --old-new fits (HEAD: head, pca3 or f64), base of the ratios first (default: %(default)s)")
     ap.add_argument("--profile", metavar="MODEL", help="where MODEL's head spends its seconds under each library")
     ap.add_argument("--check-old", metavar="MODEL", help="print the digest of MODEL's head's test outputs on libsvm (split 0)")
     args = ap.parse_args()

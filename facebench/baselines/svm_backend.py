@@ -13,6 +13,12 @@ one unfitted model, and :func:`portable` turns a fitted model back into plain
 scikit-learn types before it is saved, so a model file opens under the same
 trusted-types check on a machine without ``sklearnex``.
 
+oneDAL fits in the dtype it is given, and the registry's heads give it float32: the
+features are float32 and the scaler, PCA and flip steps keep them. Fitted in float64, the
+eight RBF heads took 1.1-2.0x longer on the 5k subset at the same tuned C and metrics
+(benchmarks/RESULTS.md); tests/test_svm_float32.py checks that no step turns them into float64.
+libsvm converts either to float64.
+
 ``svm_backend`` (config key) is ``"auto"`` (oneDAL where it is installed, else
 libsvm), ``"onedal"`` (refused where it is not installed) or ``"libsvm"``.
 

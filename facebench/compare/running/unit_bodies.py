@@ -154,7 +154,7 @@ def prepare_features(table: pd.DataFrame, specs: list[ModelSpec], workers: dict 
                 t = time.perf_counter()
                 try:
                     with feature_workers(workers):  # a network's embeddings spread over the run's workers
-                        feats = _transform_chunked(extractor, images)
+                        feats = _transform_chunked(extractor, images, _feature_threads(extractor, workers))
                 except ValueError as exc:  # e.g. LBP on colour images, HOG cells larger than the image
                     raise UserError(f"model {name!r} cannot use features.image_size={size}, "
                                     f"features.color={color!r}: {exc}") from None
@@ -172,10 +172,42 @@ def prepare_features(table: pd.DataFrame, specs: list[ModelSpec], workers: dict 
     return out
 
 
-def _transform_chunked(extractor, images, chunk: int = 2048) -> np.ndarray:
-    parts = [np.asarray(extractor.transform(np.asarray(images[i : i + chunk])), dtype=np.float32)
-             for i in range(0, len(images), chunk)]
-    return np.concatenate(parts)
+def _feature_threads(extractor, workers: dict) -> int:
+    """Threads for a feature step: the run's ``n_jobs`` for facebench's hand-crafted features, else one.
+
+    A pretrained network's step spreads its own chunks over the run's workers, and a user's
+    step is not known to be safe in threads.
+    """
+    from sklearn.base import BaseEstimator
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    from facebench.machine import resolve_n_jobs
+
+    parts = [extractor, *(v for v in extractor.get_params(deep=True).values() if isinstance(v, BaseEstimator))]
+    ours = all(isinstance(part, (FeatureUnion, Pipeline)) or type(part).__module__.startswith("facebench.baselines.")
+               for part in parts)
+    if workers.get("dask") or not ours:
+        return 1
+    return resolve_n_jobs(workers.get("n_jobs"))
+
+
+def _transform_chunked(extractor, images, threads: int = 1, chunk: int = 2048) -> np.ndarray:
+    """``extractor.transform(images)`` in chunks of ``chunk`` images, ``threads`` chunks at a time.
+
+    HOG (OpenCV) and LBP (NumPy) release the GIL, so threads use the cores the units will
+    use next without copying the stack to other processes. The chunks are the same however
+    many threads compute them, and so are the features.
+    """
+    def one(i):
+        return np.asarray(extractor.transform(np.asarray(images[i : i + chunk])), dtype=np.float32)
+
+    starts = range(0, len(images), chunk)
+    if threads <= 1 or len(starts) <= 1:
+        return np.concatenate([one(i) for i in starts])
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        return np.concatenate(list(pool.map(one, starts)))
 
 
 def decoded_for_cnn(table, spec: ModelSpec):

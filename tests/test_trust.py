@@ -115,26 +115,33 @@ def test_a_model_file_holding_onedal_estimators_is_refused_naming_them(run_copy,
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("damage", ["truncate-metrics", "truncate-predictions", "garbage-manifest", "no-manifest"])
-def test_a_damaged_unit_is_recomputed_never_used(run_copy, faces, damage):
-    uid = "t0_f1.0_hog-linsvm"
-    folder = layout.unit_dir(run_copy, uid)
+#: Each kind of damage, done to a unit of its own (one rerun recomputes them all).
+DAMAGES = {"truncate-metrics": "t0_f1.0_hog-linsvm", "truncate-predictions": "t0_f0.5_hog-linsvm",
+           "garbage-manifest": "t0_f1.0_hog-ridge", "no-manifest": "t0_f0.5_hog-ridge"}
+
+
+def test_a_damaged_unit_is_recomputed_never_used(run_copy, faces):
     before = pd.read_csv(run_copy / "metrics.csv")
-    if damage == "truncate-metrics":
-        data = (folder / "metrics.csv").read_bytes()
-        (folder / "metrics.csv").write_bytes(data[: len(data) // 2])
-    elif damage == "truncate-predictions":
-        data = (folder / "predictions.csv.gz").read_bytes()
-        (folder / "predictions.csv.gz").write_bytes(data[:40])
-    elif damage == "garbage-manifest":
-        (folder / "manifest.json").write_text("not json at all")
-    else:
-        (folder / "manifest.json").unlink()
+    for damage, uid in DAMAGES.items():
+        folder = layout.unit_dir(run_copy, uid)
+        if damage == "truncate-metrics":
+            data = (folder / "metrics.csv").read_bytes()
+            (folder / "metrics.csv").write_bytes(data[: len(data) // 2])
+        elif damage == "truncate-predictions":
+            data = (folder / "predictions.csv.gz").read_bytes()
+            (folder / "predictions.csv.gz").write_bytes(data[:40])
+        elif damage == "garbage-manifest":
+            (folder / "manifest.json").write_text("not json at all")
+        else:
+            (folder / "manifest.json").unlink()
+        assert units.check_unit(run_copy, uid) is not None, damage
     assert main(_run_argv(faces, run_copy)) == 0
     log = (run_copy / "run.log").read_text()
-    assert f"unit {uid} is damaged" in log
-    assert "1 to run" in log.splitlines()[-1] or any("1 to run" in line for line in log.splitlines()[-30:])
-    assert units.check_unit(run_copy, uid) is None
+    for damage, uid in DAMAGES.items():
+        assert f"unit {uid} is damaged" in log, damage
+        assert units.check_unit(run_copy, uid) is None, damage
+    # the damaged units and none other are run again
+    assert any(f"{len(DAMAGES)} to run" in line for line in log.splitlines()[-30:])
     after = pd.read_csv(run_copy / "metrics.csv")
     pd.testing.assert_frame_equal(before, after)
 

@@ -143,11 +143,12 @@ SLOW_TESTS = frozenset({
 #: in at the end, instead of a minute-long file starting last while the other worker idles.
 #: The first user of ``tiny_run`` comes early, next to files that do not wait for it.
 LONGEST_FIRST = (
-    "test_cnn.py", "test_svm_parity.py", "test_split_groups.py", "test_labels.py", "test_reports.py",
-    "test_sweep.py", "test_pretrained.py", "test_trust.py", "test_compare_run.py", "test_report_sections.py",
-    "test_roundtrip.py", "test_views.py", "test_browser.py", "test_baselines_models.py", "test_variants.py",
-    "test_examples.py", "test_sweep_report.py", "test_lesson_notebook.py", "test_cnn_low_res.py",
-    "test_svm_backend.py", "test_predict.py", "test_cli.py", "test_cnn_custom.py", "test_manifest_part.py",
+    "test_split_groups.py", "test_sweep.py", "test_cnn.py", "test_labels.py", "test_report_sections.py",
+    "test_reports.py", "test_compare_run.py", "test_roundtrip.py", "test_svm_parity.py", "test_views.py",
+    "test_trust.py", "test_pretrained.py", "test_browser.py", "test_lesson_notebook.py",
+    "test_baselines_models.py", "test_examples.py", "test_variants.py", "test_sweep_report.py",
+    "test_cnn_low_res.py", "test_svm_backend.py", "test_predict.py", "test_cli.py", "test_cnn_custom.py",
+    "test_manifest_part.py",
 )
 
 

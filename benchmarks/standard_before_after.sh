@@ -5,13 +5,16 @@
 # 160 px faces) already in its cache, copied from the user cache, then with a bare cache, computing
 # them (about 100 ms of one core per face). Wall time from /usr/bin/time and each run's
 # timings.csv / run.json; the load average before each run is printed.
-# Usage: bash benchmarks/standard_before_after.sh [COMMIT] [OUT]   (default 0dce9e6, /tmp/sba)
+# Usage: bash benchmarks/standard_before_after.sh [COMMIT] [OUT] [cached]   (default 0dce9e6, /tmp/sba)
+# With a third argument "cached", the run that computes the descriptors is left out (they are computed
+# once per machine; the first two runs are the comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=$ROOT/.venv/bin/python
 OLD_COMMIT=${1:-0dce9e6}
 OUT=${2:-/tmp/sba}
+ONLY_CACHED=${3:-}
 OLD=/tmp/facebench-old-$OLD_COMMIT
 DATA=${FACEBENCH_UTKFACE:-$(dirname "$ROOT")/shared/data/utkface-5k}
 USER_CACHE=$("$PY" -c "from facebench.data.cache import default_cache_dir; print(default_cache_dir())")
@@ -42,11 +45,11 @@ mkdir -p "$OUT/cache-cached/embeddings"
 cp -r "$USER_CACHE/embeddings/." "$OUT/cache-cached/embeddings/"
 (cd /tmp && FACEBENCH_CACHE=$OUT/cache-cached "$PY" -c "
 import sys; from facebench.data import decode, load_dataset; decode(load_dataset(sys.argv[1]).table, size=160, color='rgb')" "$DATA")
-warm "$OUT/cache-new" ""
+[ "$ONLY_CACHED" = cached ] || warm "$OUT/cache-new" ""
 
 (cd /tmp && trial old "$OUT/cache-old" "$PY" -c "$OLD_MAIN")
 trial new-descriptors-cached "$OUT/cache-cached" "$PY" -m facebench.cli
-trial new-descriptors-computed "$OUT/cache-new" "$PY" -m facebench.cli
+[ "$ONLY_CACHED" = cached ] || trial new-descriptors-computed "$OUT/cache-new" "$PY" -m facebench.cli
 "$PY" - "$OUT" <<'EOF'
 import json, sys
 from datetime import datetime

@@ -4,7 +4,8 @@ Figures, not estimates: medians over 3 splits of the 5k UTKFace subset (3,977 tr
 faces incl. tuning, ~995 test faces; HOG / LBP / colour features computed beforehand),
 one unit per model in one of two worker processes of one thread each, on 2 AMD EPYC cores
 shared with other work (load average 5-17, so upper bounds; libsvm's run under the heavier
-load), 2026-12-06. The RBF models were measured under
+load), 2026-12-06; the linear and ridge models again after the ridge head's leave-one-out went
+through one SVD (load 5-6). The RBF models were measured under
 both libraries by ``benchmarks/svm_backends.py``, the others by a ``facebench run`` of them
 (benchmarks/RESULTS.md, "oneDAL against libsvm" and "Fit and predict seconds of the other models").
 """
@@ -27,16 +28,17 @@ TIMES_5K: dict[str, dict[str, tuple[float, float | None]]] = {
     "hog+lbp+svr": {"onedal": (28.7, 0.68), "libsvm": (162.0, 12.04)},
     "hog6+lbp+svr": {"onedal": (26.8, 0.59), "libsvm": (163.4, 15.23)},
     "hog6+lbp+color+svr": {"onedal": (39.3, 0.26), "libsvm": (187.4, 11.84)},
-    "dummy": {"sklearn": (0.002, 0.0)},
-    "hog+linsvm": {"sklearn": (26.1, 0.02)},
-    "hog+lbp+linsvm": {"sklearn": (41.3, 0.04)},
-    "hog+ridge": {"sklearn": (34.1, 0.01)},
-    "lbp+ridge": {"sklearn": (3.9, 0.01)},
-    "hog+lbp+ridge": {"sklearn": (61.8, 0.02)},
-    # the heads only, embeddings cached, fitted by libsvm before oneDAL; fit only
-    # (benchmarks/pretrained_models.py; load ~10, upper bounds)
-    "dlib128+svm": {"libsvm": (0.6, None)}, "dlib128+logreg": {"sklearn": (2.3, None)},
-    "dlib128+svr": {"libsvm": (2.0, None)}, "dlib128+ridge": {"sklearn": (1.0, None)},
+    "dummy": {"sklearn": (0.001, 0.0)},
+    "hog+linsvm": {"sklearn": (17.2, 0.01)},
+    "hog+lbp+linsvm": {"sklearn": (26.7, 0.02)},
+    "hog+ridge": {"sklearn": (12.7, 0.01)},
+    "lbp+ridge": {"sklearn": (1.8, 0.01)},
+    "hog+lbp+ridge": {"sklearn": (32.6, 0.02)},
+    # the heads only, embeddings cached: libsvm's and the logistic and ridge heads' fits from
+    # benchmarks/pretrained_models.py (load ~10, upper bounds); oneDAL's from a standard trial's
+    # timings.csv (benchmarks/standard_before_after.sh, one split, load ~8)
+    "dlib128+svm": {"onedal": (0.9, 0.05), "libsvm": (0.6, None)}, "dlib128+logreg": {"sklearn": (2.3, None)},
+    "dlib128+svr": {"onedal": (1.1, 0.05), "libsvm": (2.0, None)}, "dlib128+ridge": {"sklearn": (1.0, None)},
 }
 
 

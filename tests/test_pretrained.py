@@ -177,7 +177,10 @@ def test_saved_model_loads_under_trusted_types(faces, tmp_path):
 
 @pytest.mark.slow
 def test_real_faces_separate_gender(utkface):
-    """On 160 real faces (cross-validated), a linear head on the descriptor tells gender apart far above chance."""
+    """On 100 real faces (cross-validated), a linear head on the descriptor tells gender apart far above chance.
+
+    Measured 0.94 (0.93 on 160 faces, the first 80 adults of each gender; 50 of each are enough).
+    """
     _dlib()
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
@@ -186,7 +189,7 @@ def test_real_faces_separate_gender(utkface):
     from facebench.pretrained import INPUT_SIZE, DlibDescriptor
 
     table = load_dataset(utkface).table
-    table = table[table["age"] >= 18].groupby("gender").head(80)
+    table = table[table["age"] >= 18].groupby("gender").head(50)
     X = DlibDescriptor().transform(decode(table, size=INPUT_SIZE, color="rgb"))
     accuracy = cross_val_score(LogisticRegression(max_iter=2000), X, table["gender"].to_numpy(), cv=4).mean()
     assert accuracy >= 0.8, accuracy

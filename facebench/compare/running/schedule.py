@@ -7,11 +7,12 @@ A unit's expected seconds come from its model's fit cost at its training size
 that fits its RBF SVMs: oneDAL fits them about :data:`ONEDAL_SPEEDUP` times faster,
 which moves a kernel model behind the ridge models on the full UTKFace.
 
-CNN units run after the classical ones, alone on every core. Starting the CNN first
-beside one classical worker would need TensorFlow held to one thread for the whole of
-its training; on the 2-core machine one thread ran the default CNN's training step at
-half the speed of two (33 against 66 images/s; benchmarks/RESULTS.md, "One training epoch
-of cnn default"), so the overlap would lengthen a run whose CNN is its longest unit.
+CNN units run after the classical ones, alone on every core. Starting the CNN first beside
+one classical worker would need TensorFlow held to one thread for the whole of its training.
+On the development machine (2 virtual AMD EPYC cores, quiet) that costs the CNN nothing (229
+images/s on one thread, 218 on two), but the two cores together train only 1.0-1.4x what
+one does, so the overlap would win little there, and it would lose on a machine where
+TensorFlow's second thread does pay (benchmarks/RESULTS.md, "TensorFlow's second thread").
 """
 
 from __future__ import annotations

@@ -298,10 +298,12 @@ def _per_pixel(X, code):
 
 
 def transform_in_threads(transformer, X, n_jobs=None, chunk_size=512):
-    """``transformer.transform(X)`` computed on chunks of images in threads.
+    """``transformer.transform(X)`` computed on chunks of images, in threads.
 
     The HOG (OpenCV) and LBP (NumPy) kernels release the GIL, so threads use
-    several cores without copying the stack to other processes.
+    several cores without copying the stack to other processes. The chunks are the
+    same whatever ``n_jobs``, and so are the features (a batch's size can move the
+    last float32 bit of some features, BIF's for one).
 
     Parameters
     ----------
@@ -318,10 +320,15 @@ def transform_in_threads(transformer, X, n_jobs=None, chunk_size=512):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    n_jobs = resolve_n_jobs(n_jobs)
-    if n_jobs <= 1 or len(X) <= chunk_size:
-        return transformer.transform(X)
     starts = range(0, len(X), chunk_size)
-    with ThreadPoolExecutor(n_jobs) as pool:
-        parts = list(pool.map(lambda s: transformer.transform(X[s : s + chunk_size]), starts))
-    return np.concatenate(parts)
+    if len(starts) <= 1:
+        return transformer.transform(X)
+
+    def one(start):
+        return transformer.transform(X[start : start + chunk_size])
+
+    n_jobs = resolve_n_jobs(n_jobs)
+    if n_jobs <= 1:
+        return np.concatenate([one(start) for start in starts])
+    with ThreadPoolExecutor(min(n_jobs, len(starts))) as pool:
+        return np.concatenate(list(pool.map(one, starts)))

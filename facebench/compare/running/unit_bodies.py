@@ -192,22 +192,10 @@ def _feature_threads(extractor, workers: dict) -> int:
 
 
 def _transform_chunked(extractor, images, threads: int = 1, chunk: int = 2048) -> np.ndarray:
-    """``extractor.transform(images)`` in chunks of ``chunk`` images, ``threads`` chunks at a time.
+    """A run's features of ``images``, float32, by chunks of ``chunk`` images in ``threads`` threads."""
+    from facebench.baselines import transform_in_threads
 
-    HOG (OpenCV) and LBP (NumPy) release the GIL, so threads use the cores the units will
-    use next without copying the stack to other processes. The chunks are the same however
-    many threads compute them, and so are the features.
-    """
-    def one(i):
-        return np.asarray(extractor.transform(np.asarray(images[i : i + chunk])), dtype=np.float32)
-
-    starts = range(0, len(images), chunk)
-    if threads <= 1 or len(starts) <= 1:
-        return np.concatenate([one(i) for i in starts])
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(threads) as pool:
-        return np.concatenate(list(pool.map(one, starts)))
+    return np.asarray(transform_in_threads(extractor, images, n_jobs=threads, chunk_size=chunk), dtype=np.float32)
 
 
 def decoded_for_cnn(table, spec: ModelSpec):

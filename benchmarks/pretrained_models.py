@@ -9,9 +9,11 @@ head's fit and predict seconds (the embeddings are computed before, and timed ap
 
 The rate (``--rate N``): on N faces of the folder, in this one process, the milliseconds per
 face of each stage, wall clock and CPU time of this process (``_cpu_ms``, what a core spends
-whatever else runs beside it): landmarks and chip, the network one chip at a time, the
-network on batches of 32 and of 128, a first pass through :class:`DlibDescriptor`, and the
-seconds of a second pass that finds every face in the cache::
+whatever else runs beside it; a worker's CPU is not counted): landmarks and chip, dlib's
+network one chip at a time and on batches of 32 and of 128, the same network run by
+TensorFlow from dlib's weights (``tensorflow_*``, with the largest difference from dlib's
+descriptors), a first pass through :class:`DlibDescriptor` in this process and in two worker
+processes, and the seconds of a second pass that finds every face in the cache::
 
     python benchmarks/pretrained_models.py --data ../shared/data/utkface-5k --rate 64
 """
@@ -66,11 +68,12 @@ def models_over_splits(dataset, seeds, svm_backend="libsvm"):
 
 def rate(dataset, n):
     from facebench.data import decode
-    from facebench.pretrained import INPUT_SIZE, DlibDescriptor, aligned_faces
-    from facebench.pretrained.descriptor import _models
+    from facebench.pretrained import INPUT_SIZE, DlibDescriptor, aligned_faces, model_files
+    from facebench.pretrained.descriptor import _dlib_network
+    from facebench.pretrained.resnet import descriptors
 
     images = np.asarray(decode(dataset.table.iloc[:n], size=INPUT_SIZE, color="rgb"))
-    network = _models()[1]
+    network = _dlib_network()
     out = {"faces": n, "load_average": round(os.getloadavg()[0], 1)}
 
     def timed(key, fn):
@@ -87,14 +90,24 @@ def rate(dataset, n):
             np.asarray([np.asarray(v) for v in network.compute_face_descriptor(list(chips[i:i + batch]))])
             for i in range(0, n, batch)]))
         out[f"batch{batch}_max_diff"] = float(np.abs(batched - single).max())
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["FACEBENCH_CACHE"] = cache
-        step = DlibDescriptor()
-        first = timed("first_pass", lambda: step.transform(images))
-        start = time.perf_counter()
-        second = step.transform(images)
-        out["cached_pass_s"] = round(time.perf_counter() - start, 3)
-        out["cached_equal"] = bool(np.array_equal(first, second))
+    # the same network run by TensorFlow from dlib's weights (the first call reads and traces it)
+    path = model_files()["descriptor"]
+    start = time.perf_counter()
+    descriptors(chips[:1], path)
+    out["tensorflow_first_call_s"] = round(time.perf_counter() - start, 2)
+    for batch in (32, 128):
+        ported = timed(f"tensorflow_batch{batch}", lambda: descriptors(chips, path, batch_size=batch))
+        out[f"tensorflow_batch{batch}_max_diff"] = float(np.abs(ported - single).max())
+    for n_jobs in (1, 2):  # in this process (TensorFlow's threads), then in two worker processes
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["FACEBENCH_CACHE"] = cache
+            step = DlibDescriptor(n_jobs=n_jobs)
+            first = timed(f"first_pass_jobs{n_jobs}", lambda: step.transform(images))
+            out[f"first_pass_jobs{n_jobs}_max_diff"] = float(np.abs(first - single).max())
+            start = time.perf_counter()
+            second = step.transform(images)
+            out["cached_pass_s"] = round(time.perf_counter() - start, 3)
+            out["cached_equal"] = bool(np.array_equal(first, second))
     print(json.dumps(out), flush=True)
 
 

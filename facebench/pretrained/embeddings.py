@@ -1,13 +1,19 @@
 """The descriptor as a cached, parallel feature step: :class:`DlibDescriptor`, and its disk cache.
 
-Embedding a face costs about a tenth of a second of CPU (dlib-bin has no BLAS), so a
-face is embedded once: every descriptor is kept on disk under the digest of the decoded
+Embedding a face costs about 15 ms of CPU (the chip cut by dlib, the network run by
+TensorFlow from dlib's weights: :mod:`facebench.pretrained.resnet`), so a face is embedded once: every descriptor is kept on disk under the digest of the decoded
 image's pixels and of the model files (:class:`EmbeddingCache`), whatever run, split,
 subset or order brought it. The faces not in the cache are embedded in chunks by
 ``joblib`` workers (the ``n_jobs`` and backend of the surrounding
 ``joblib.parallel_config``, so a ``--dask`` run spreads them over its cluster), each chunk
 saved as it arrives, so an interrupted run keeps what it embedded; progress goes to the
 log and, on a terminal, to a progress bar.
+
+Where the faces are embedded: in this process by default, where TensorFlow spreads each
+face's network over the cores; on the 5k subset that took 12-17 ms a face against 22 ms in
+two worker processes, each of which first spends seconds importing TensorFlow
+(benchmarks/RESULTS.md). Inside a ``--dask`` run (a Dask ``joblib`` backend) the chunks go
+to the cluster's workers, and an explicit ``n_jobs`` asks for that many local processes.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ def image_keys(images) -> np.ndarray:
 
 
 class EmbeddingCache:
-    """Descriptors on disk, keyed by image content, in one folder per model files and face box.
+    """Descriptors on disk, keyed by image content, in one folder per model files, face box and runner.
 
     The folder holds ``.npz`` files of ``keys`` (hex strings) and ``vectors`` (float32
     ``(n, 128)``), each written whole (temporary file, then rename) and read with
@@ -59,9 +65,13 @@ class EmbeddingCache:
     box : {"fixed", "detect"}
     """
 
-    def __init__(self, root=None, box="fixed"):
+    def __init__(self, root=None, box="fixed", batch_size=1):
         root = Path(root) if root else default_cache_dir()
-        self.folder = root / "embeddings" / f"dlib128-{model_digest()}-{box}"
+        # "-tf": computed by TensorFlow from dlib's weights (within 1e-6 of dlib's own runner,
+        # whose descriptors stay in the folder without the suffix and are never mixed in);
+        # faces batched together differ from faces run alone in the last bits: their own folder
+        batched = "" if batch_size == 1 else f"-b{batch_size}"
+        self.folder = root / "embeddings" / f"dlib128-{model_digest()}-{box}-tf{batched}"
 
     def lookup(self, keys) -> tuple[np.ndarray, np.ndarray]:
         """``(vectors, found)``: float32 ``(n, 128)`` (zeros where missing) and a bool mask."""
@@ -102,11 +112,13 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
     ----------
     box : {"fixed", "detect"}, default="fixed"
         The face box the 5 landmarks are found in: fixed inside a face chip, or dlib's detector.
-    batch_size : int, default=32
-        Chips per call of dlib's batch API.
+    batch_size : int, default=1
+        Chips per call of the network. With 1 a face's descriptor depends on its pixels
+        alone; larger batches are up to 1.4x faster, but a face's last bits then depend on
+        its batch (such descriptors are cached apart).
     n_jobs : int, optional
-        Worker processes for the faces not cached; None: the surrounding
-        ``joblib.parallel_config`` (one process outside one).
+        Worker processes for the faces not cached; None: this process, or the cluster's
+        workers inside a Dask ``joblib.parallel_config``.
     cache : bool, default=True
         Read and write the embedding cache (the user cache directory).
 
@@ -118,7 +130,7 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
     :func:`facebench.data.decode` gives it; the output is float32 ``(n_images, 128)``.
     """
 
-    def __init__(self, box="fixed", batch_size=32, n_jobs=None, cache=True):
+    def __init__(self, box="fixed", batch_size=128, n_jobs=None, cache=True):
         self.box = box
         self.batch_size = batch_size
         self.n_jobs = n_jobs
@@ -154,7 +166,7 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
         n = len(X)
         if n == 0:
             return np.zeros((0, N_FEATURES), dtype=np.float32)
-        store = EmbeddingCache(box=self.box) if self.cache else None
+        store = EmbeddingCache(box=self.box, batch_size=self.batch_size) if self.cache else None
         keys = image_keys(X)
         if store is not None:
             out, found = store.lookup(keys)
@@ -173,7 +185,7 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
         started, done = time.perf_counter(), 0
         bar = _bar(len(todo))
         jobs = (joblib.delayed(embed_batch)(np.asarray(X[idx]), self.box, self.batch_size) for idx in chunks)
-        results = joblib.Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs)
+        results = joblib.Parallel(n_jobs=self._n_jobs(), return_as="generator")(jobs)
         try:
             for idx, vectors in zip(chunks, results):
                 out[idx] = vectors
@@ -186,6 +198,15 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
                          elapsed / done * (len(todo) - done))
         finally:
             bar.close()
+
+    def _n_jobs(self):
+        """``n_jobs`` as given; by default 1 (this process), unless a Dask cluster is the backend."""
+        if self.n_jobs is not None:
+            return self.n_jobs
+        from joblib.parallel import get_active_backend
+
+        backend, n_jobs = get_active_backend()
+        return n_jobs if "dask" in type(backend).__name__.lower() else 1
 
     def _check(self, X):
         if self.box not in BOXES:

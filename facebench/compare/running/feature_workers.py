@@ -3,10 +3,11 @@
 The units go there (:func:`facebench.compare.running.executor.parallel`), and so does a
 feature step's own parallel work.
 
-Most feature steps are fast and run in the main process; a pretrained network's
-embeddings (:class:`facebench.pretrained.DlibDescriptor`) cost about a tenth of a second a
-face, and fan out through ``joblib`` to whatever :func:`feature_workers` sets up:
-``n_jobs`` local processes, or the workers of the ``--dask`` scheduler.
+Feature steps run in the main process: the hand-crafted ones in the run's ``n_jobs``
+threads, a pretrained network's embeddings (:class:`facebench.pretrained.DlibDescriptor`,
+about 13 ms a face) on TensorFlow's threads there too, unless the run has a ``--dask``
+cluster, whose workers then embed the chunks (through ``joblib``, which
+:func:`feature_workers` points at the cluster).
 """
 
 from __future__ import annotations

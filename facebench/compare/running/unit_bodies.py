@@ -175,8 +175,8 @@ def prepare_features(table: pd.DataFrame, specs: list[ModelSpec], workers: dict 
 def _feature_threads(extractor, workers: dict) -> int:
     """Threads for a feature step: the run's ``n_jobs`` for facebench's hand-crafted features, else one.
 
-    A pretrained network's step spreads its own chunks over the run's workers, and a user's
-    step is not known to be safe in threads.
+    A pretrained network's step runs its network on TensorFlow's threads (or sends its chunks to
+    a Dask cluster), and a user's step is not known to be safe in threads.
     """
     from sklearn.base import BaseEstimator
     from sklearn.pipeline import FeatureUnion, Pipeline

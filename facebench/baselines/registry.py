@@ -120,7 +120,7 @@ FEATURES = {
 }
 #: Features learned elsewhere (facebench.pretrained, an optional extra) -> the square side
 #: their face stacks are decoded at, whatever the run's features.image_size. Their models
-#: train without mirror images (an embedding costs ~0.1 s a face) and without PCA.
+#: train without mirror images (each would be a second embedding, ~13 ms a face) and without PCA.
 PRETRAINED_FEATURES = {"dlib128": 160}
 #: Features that need RGB input; a model using one takes RGB stacks (its other
 #: features then see them through OnGray).

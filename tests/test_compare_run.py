@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -223,25 +225,9 @@ def test_predictions_file_is_gzip(finished):
     np.testing.assert_array_equal(pd.read_csv(finished / "paired.csv")["trial"].unique(), [0, 1])
 
 
-@pytest.fixture(scope="module")
-def cnn_run(faces, tmp_path_factory):
-    """A run of the dummy and a two-epoch ``default`` CNN (32 px); the epoch lines its listeners were told."""
-    pytest.importorskip("tensorflow")
-    out = tmp_path_factory.mktemp("cnn-run")
-    seen = []
-    runner.EPOCH_LISTENERS.append(seen.append)
-    try:
-        config = _config(faces, out, ["trials=1", "fractions=[1.0]", "models.gender=['dummy']", "models.age=[]",
-                                      "models.cnn=['default']", "cnn.default.epochs=2",
-                                      "cnn.default.image_size=32", "cnn.default.patience=100"])
-        run(config, quiet=True)
-    finally:
-        runner.EPOCH_LISTENERS.remove(seen.append)
-    return out, seen
-
-
-def test_cnn_unit_trains_predicts_and_keeps_its_history(cnn_run):
-    out, _ = cnn_run
+def test_cnn_unit_trains_predicts_and_keeps_its_history(tiny_run):
+    """The shared real run (conftest.tiny_run): the dummy models and a two-epoch ``default`` CNN at 32 px."""
+    out = tiny_run
     pred = pd.read_csv(out / "predictions.csv.gz")
     cnn = pred[pred.model == "cnn-default"]
     assert len(cnn) == len(pred[pred.model == "dummy"]) > 0
@@ -370,9 +356,28 @@ def test_a_model_registered_from_python_runs_like_a_built_in(faces, tmp_path):
             table.pop("lbp+linsvm", None)
 
 
-def test_cnn_training_reports_every_epoch(cnn_run):
-    out, seen = cnn_run
+def test_cnn_training_reports_every_epoch(tiny_run, caplog):
+    # the shared real run logged one line per epoch of its two-epoch CNN
+    lines = [line.split("facebench.run: ", 1)[1] for line in (tiny_run / "run.log").read_text().splitlines()
+             if "cnn-default trial 0 fraction 1: epoch " in line]
+    assert [line.split(": ", 1)[1].split(",")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "val age MAE" in lines[0] and "s/epoch" in lines[0] and "left" in lines[0]
+    assert "left" not in lines[1]
+    # and the run's listeners (the progress bar) are told each line as it is logged
+    unit = SimpleNamespace(model="cnn-default", trial=0, fraction=1.0, spec=SimpleNamespace(params={"epochs": 2}))
+    progress = runner._epoch_progress(unit)
+    seen = []
+    runner.EPOCH_LISTENERS.append(seen.append)
+    try:
+        with caplog.at_level(logging.INFO, logger="facebench"):
+            progress.on_train_begin()
+            for epoch in (0, 1):
+                progress.on_epoch_begin(epoch)
+                progress.on_epoch_end(epoch, {"loss": 1.5, "val_loss": 1.25, "val_age_mae": 9.5,
+                                              "val_gender_accuracy": 0.625})
+    finally:
+        runner.EPOCH_LISTENERS.remove(seen.append)
     assert [line.split(": ", 1)[1].split(",")[0] for line in seen] == ["epoch 1/2", "epoch 2/2"]
-    assert "val age MAE" in seen[0] and "s/epoch" in seen[0] and "left" in seen[0]
-    log = (out / "run.log").read_text()
-    assert "cnn-default trial 0 fraction 1: epoch 2/2" in log
+    assert "loss 1.500, val loss 1.250, val age MAE 9.50, val gender acc 0.625" in seen[0]
+    assert "s/epoch" in seen[0] and "left" in seen[0] and "left" not in seen[1]
+    assert [r.getMessage() for r in caplog.records if "epoch " in r.getMessage()] == seen

@@ -1,8 +1,8 @@
 """What each method sees, from a real run directory (facebench.compare.inference.explain): the faces
 picked, the views stored at the end of a run, and ``explain_image`` for one face.
 
-One tiny real run (160 synthetic faces, HOG/LBP models, a 1-epoch CNN at 32x32) is
-built once per module.
+The session's shared real run (conftest.tiny_run: 160 synthetic faces, HOG/LBP models, a
+2-epoch CNN at 32x32).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_without_a_gpu_the_cnn_trains_on_the_cpu_and_says_so(monkeypatch):
 
 
 def test_a_cnn_unit_records_where_it_trained(tiny_run):
-    """The shared real run (conftest.tiny_run) trained its ``default`` CNN for one epoch."""
+    """The shared real run (conftest.tiny_run) trained its ``default`` CNN for two epochs."""
     out = tiny_run
     timing = json.loads((out / "units" / "t0_f1.0_cnn-default" / "timing.json").read_text())
     assert timing["device"] == device.training_device()

@@ -1,7 +1,7 @@
 """What each method sees: the feature pictures (baselines.pictures), CNN introspection
 (cnn.introspect), their storage (rundir.views) and their drawing (reports.drawing).
 
-No run directory is needed: faces are synthetic, the CNN is a 1-epoch 32-pixel one.
+Faces are synthetic; the CNN is the shared real run's 2-epoch 32-pixel one (conftest.tiny_run).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def faces(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fitted_cnn(tiny_run):
-    """The ``default`` CNN trained for one epoch on 32-pixel gray faces: the shared real run's (conftest.tiny_run)."""
+    """The ``default`` CNN trained for two epochs on 32-pixel gray faces: the shared real run's (conftest.tiny_run)."""
     from facebench.cnn import load
 
     fitted = load(tiny_run / "units" / "t0_f1.0_cnn-default" / "model.keras")

@@ -6,6 +6,7 @@ the embedding cache). One JSON line per split and model: accuracy / AUC or MAE, 
 head's fit and predict seconds (the embeddings are computed before, and timed apart)::
 
     python benchmarks/pretrained_models.py --data ../shared/data/utkface-5k --seeds 0 1 2 [--svm-backend onedal]
+        [--runner tensorflow | dlib | both]
 
 The rate (``--rate N``): on N faces of the folder, in this one process, the milliseconds per
 face of each stage, wall clock and CPU time of this process (``_cpu_ms``, what a core spends
@@ -31,7 +32,30 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 
-def models_over_splits(dataset, seeds, svm_backend="libsvm"):
+def dlib_runner_descriptors(images):
+    """The descriptors by dlib's own runner, cached in the folder it used (``dlib128-<model>-fixed``)."""
+    from facebench.pretrained import embeddings
+    from facebench.pretrained.descriptor import embed_batch_dlib
+
+    class DlibRunner(embeddings.DlibDescriptor):
+        def transform(self, X):
+            saved_cache, saved_embed = embeddings.EmbeddingCache, embeddings.embed_batch
+
+            class Folder(saved_cache):
+                def __init__(self, root=None, box="fixed", batch_size=1):
+                    super().__init__(root, box, batch_size)
+                    self.folder = self.folder.with_name(self.folder.name.split("-tf")[0])
+
+            embeddings.EmbeddingCache, embeddings.embed_batch = Folder, embed_batch_dlib
+            try:
+                return super().transform(X)
+            finally:
+                embeddings.EmbeddingCache, embeddings.embed_batch = saved_cache, saved_embed
+
+    return DlibRunner(batch_size=32).transform(images)
+
+
+def models_over_splits(dataset, seeds, svm_backend="libsvm", runner="tensorflow"):
     from facebench.baselines import list_all, make_head, predict_outputs
     from facebench.baselines.svm_backend import use_backend
     from facebench.data import decode, make_split
@@ -40,9 +64,14 @@ def models_over_splits(dataset, seeds, svm_backend="libsvm"):
     table = dataset.table
     images = decode(dataset, size=INPUT_SIZE, color="rgb")
     start = time.perf_counter()
-    features = DlibDescriptor().transform(images)
+    features = DlibDescriptor().transform(images) if runner == "tensorflow" else dlib_runner_descriptors(images)
     embed_s = time.perf_counter() - start
-    print(json.dumps({"faces": len(table), "embedding_s": round(embed_s, 2)}), flush=True)
+    head = {"faces": len(table), "runner": runner, "embedding_s": round(embed_s, 2)}
+    if runner == "both":  # the two runners' descriptors of every face, then the heads on dlib's
+        ported = DlibDescriptor().transform(images)
+        head |= {"max_abs_difference": float(np.abs(ported - features).max()),
+                 "max_l2_distance": float(np.linalg.norm(ported - features, axis=1).max())}
+    print(json.dumps(head), flush=True)
     labels = {"age": table["age"].to_numpy(), "gender": table["gender"].to_numpy()}
     names = [n for n in list_all() if n.startswith("dlib128+")]
     for seed in seeds:
@@ -56,7 +85,8 @@ def models_over_splits(dataset, seeds, svm_backend="libsvm"):
             start = time.perf_counter()
             out = predict_outputs(head, features[test], task)
             predict_s = time.perf_counter() - start
-            row = {"seed": seed, "model": name, "task": task, "svm_backend": svm_backend, "n_train": len(train), "n_test": len(test),
+            row = {"seed": seed, "model": name, "task": task, "runner": runner, "svm_backend": svm_backend,
+                   "n_train": len(train), "n_test": len(test),
                    "fit_s": round(fit_s, 2), "predict_s": round(predict_s, 3)}
             if task == "gender":
                 row |= {"accuracy": round(float(np.mean(out["gender"] == y[test])) * 100, 2),
@@ -118,6 +148,9 @@ def main(argv=None):
     parser.add_argument("--rate", type=int, default=0, help="measure the embedding rate on this many faces instead")
     parser.add_argument("--svm-backend", default="libsvm", choices=["libsvm", "onedal"],
                         help="the library of the RBF SVC / SVR heads (default: %(default)s)")
+    parser.add_argument("--runner", default="tensorflow", choices=["tensorflow", "dlib", "both"],
+                        help="who runs the network: TensorFlow from dlib's weights (facebench's), dlib's own "
+                             "(cached apart), or both (their difference, then the heads on dlib's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from facebench.data import load_dataset
@@ -128,7 +161,7 @@ def main(argv=None):
     if args.rate:
         rate(dataset, args.rate)
     else:
-        models_over_splits(dataset, args.seeds, args.svm_backend)
+        models_over_splits(dataset, args.seeds, args.svm_backend, args.runner)
 
 
 if __name__ == "__main__":

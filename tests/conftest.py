@@ -111,7 +111,7 @@ def tiny_run(tmp_path_factory):
 SLOW_FIXTURES = frozenset({
     "tiny_run", "utkface", "finished", "grown", "fitted_default", "fitted_cnn", "pretrained_run", "original",
     "real_run", "found", "workspace", "report", "grid", "full_run", "small_run", "still_falling", "converged",
-    "twins", "cnn_run",
+    "twins",
 })
 #: Modules whose every test trains a CNN, runs a benchmark or a notebook, or drives a browser.
 SLOW_MODULES = frozenset({"test_cnn.py", "test_cnn_custom.py", "test_examples.py", "test_sweep.py",

@@ -46,8 +46,13 @@ def _run_argv(faces, out, *extra):
 
 @pytest.fixture(scope="module")
 def original(faces, tmp_path_factory):
+    """The module's run, written under the umask 022 (test_output_files_honour_the_umask reads its modes)."""
     out = tmp_path_factory.mktemp("trusted") / "run"
-    assert main(_run_argv(faces, out)) == 0
+    old = os.umask(0o022)
+    try:
+        assert main(_run_argv(faces, out)) == 0
+    finally:
+        os.umask(old)
     return out
 
 
@@ -219,13 +224,8 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
-def test_output_files_honour_the_umask(faces, tmp_path):
-    old = os.umask(0o022)
-    try:
-        out = tmp_path / "run"
-        assert main(_run_argv(faces, out)) == 0
-    finally:
-        os.umask(old)
+def test_output_files_honour_the_umask(original):
+    out = original  # written under the umask 022
     paths = [out / n for n in ("report.html", "metrics.csv", "predictions.csv.gz", "audit.json", "run.json",
                                "config.toml", "split.csv", "models.csv")]
     paths += list((out / "tables").iterdir()) + [p for d in (out / "units").iterdir() for p in d.iterdir()]

@@ -97,20 +97,20 @@ def test_bad_cnn_variant_is_one_line(cnn, models, message):
         resolve({"preset": "quick", "cnn": cnn, "models": {"cnn": models}})
 
 
-def test_variant_is_a_model_like_any_other(faces, tmp_path):
-    run(_config(faces, tmp_path), quiet=True)
-    models = saved.read_models_table(tmp_path).set_index("name")
+def test_variant_is_a_model_like_any_other(grown):
+    """In the module's run of BASE (``grown``, read only): its own row, metrics, paired tests and parameter."""
+    models = saved.read_models_table(grown).set_index("name")
     assert models.loc["ridge-o6", "base"] == "hog+ridge"
     assert models.loc["ridge-o6", "params"] == {"features__orientations": 6}
-    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    metrics = pd.read_csv(grown / "metrics.csv")
     mae = metrics.query("metric == 'mae' and group == 'all'").set_index("model")["value"]
     assert set(mae.index) == {"hog+ridge", "ridge-o6"} and mae["hog+ridge"] != mae["ridge-o6"]
-    paired = pd.read_csv(tmp_path / "paired.csv")
+    paired = pd.read_csv(grown / "paired.csv")
     assert {"hog+ridge", "ridge-o6"} <= set(paired["model_a"]) | set(paired["model_b"])
     # the saved variant carries its own parameter
     from facebench.baselines import TRUSTED_TYPES
 
-    _, estimators = saved.load_classical(next((tmp_path / "units").glob("*ridge-o6")) / "model.skops", TRUSTED_TYPES)
+    _, estimators = saved.load_classical(next((grown / "units").glob("*ridge-o6")) / "model.skops", TRUSTED_TYPES)
     assert estimators["age"].named_steps["features"].orientations == 6
 
 

@@ -112,14 +112,8 @@ def test_learns_above_dummy(finished):
     assert mae["hog+ridge"] < mae["dummy"] - 1
 
 
-def test_same_config_same_seed_same_results(finished, faces, tmp_path):
-    run(_config(faces, tmp_path), quiet=True)
-    a = pd.read_csv(finished / "metrics.csv")
-    b = pd.read_csv(tmp_path / "metrics.csv")
-    pd.testing.assert_frame_equal(a, b)
-
-
-def test_resume_after_interruption(faces, finished, tmp_path, monkeypatch):
+def test_resume_after_interruption_and_same_config_same_seed_same_results(faces, finished, tmp_path, monkeypatch):
+    """A run cut short and resumed, then every unit computed again (force): each time the finished run's metrics."""
     real = runner.run_classical_unit
     calls = []
     dying = [True]
@@ -143,6 +137,7 @@ def test_resume_after_interruption(faces, finished, tmp_path, monkeypatch):
     calls.clear()
     run(_config(faces, tmp_path), quiet=True, force=True)
     assert len(calls) == 12
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(finished / "metrics.csv"))
 
 
 def test_changed_split_in_same_directory_is_refused(faces, finished):

@@ -1,6 +1,7 @@
 """One training epoch of a CNN preset on this CPU: achieved FLOP/s against the cores' peak, input vs step.
 
     .venv/bin/python benchmarks/cnn_profile.py [--data ../shared/data/utkface-5k] [--model default] [--threads 2]
+        [--onednn on|off] [--jit]
 
 On the faces of ``--data`` (decoded at the preset's size and colour), it builds the
 preset's model and its training input exactly as ``facebench.cnn.fit`` does, then times:
@@ -59,9 +60,15 @@ def main():
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (FACEBENCH_THREADS); 0: every core")
     ap.add_argument("--ghz", type=float, default=None)
+    ap.add_argument("--onednn", choices=["on", "off"], default=None,
+                    help="TensorFlow's oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS); default: facebench's choice "
+                         "(on for x86-64)")
+    ap.add_argument("--jit", action="store_true", help="compile the step with XLA (default: off)")
     args = ap.parse_args()
     if args.threads:
         os.environ["FACEBENCH_THREADS"] = str(args.threads)
+    if args.onednn:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if args.onednn == "on" else "0"
 
     import numpy as np
 
@@ -97,19 +104,19 @@ def main():
     model = build_model(args.model, x.shape[1:], **{k: p[k] for k in builder_keys(args.model)})
     flops = forward_flops(model, x.shape[1:])
     model.compile(optimizer=_make_optimizer(p, steps), loss={"age": _age_loss(p), "gender": "binary_crossentropy"},
-                  loss_weights=_effective_loss_weights(p), jit_compile=False)
+                  loss_weights=_effective_loss_weights(p), jit_compile=args.jit)
     xb, yb = batch[0], batch[1]
     for _ in range(3):
         model.train_on_batch(xb, yb)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         model.train_on_batch(xb, yb)
-    step_s = time.perf_counter() - t
+    step_s, step_cpu = time.perf_counter() - t, time.process_time() - cpu
 
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)  # warm-up epoch
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-    epoch_s = time.perf_counter() - t
+    epoch_s, epoch_cpu = time.perf_counter() - t, time.process_time() - cpu
 
     ghz = args.ghz or base_ghz()
     cores = int(os.environ.get("FACEBENCH_THREADS", 0)) or len(os.sched_getaffinity(0))
@@ -117,7 +124,9 @@ def main():
     per_s = n / epoch_s
     achieved = 3 * flops * per_s
     print(f"model {args.model}: {p['image_size']} px {p['color']}, batch {p['batch_size']}, {n} training faces, "
-          f"{steps} steps; TensorFlow threads {cores}; load average {os.getloadavg()[0]:.1f}")
+          f"{steps} steps; TensorFlow threads {cores}; oneDNN {os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
+          f"XLA {'on' if args.jit else 'off'}; load average {os.getloadavg()[0]:.1f}")
+    print(f"CPU time per image: epoch {1000 * epoch_cpu / n:.2f} ms, step alone {1000 * step_cpu / n:.2f} ms")
     print(f"forward FLOPs per image {flops / 1e6:.1f} M (training ~3x: {3 * flops / 1e6:.1f} M)")
     print(f"epoch (model.fit) {epoch_s:.1f} s = {per_s:.0f} images/s; step alone {step_s:.1f} s "
           f"({n / step_s:.0f} images/s); input pipeline alone {input_s:.1f} s ({n / input_s:.0f} images/s)")

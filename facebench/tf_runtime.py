@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 
 from facebench.machine import usable_cores
 
-__all__ = ["tf_module"]
+__all__ = ["onednn_enabled", "tf_module"]
 
 _TF_READY = False
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its CPU kernels through oneDNN in this process.
+
+    TensorFlow turns oneDNN on by itself only on x86 CPUs with AVX-512 VNNI, BF16 or AMX;
+    :func:`tf_module` turns it on for every x86-64 CPU, unless ``TF_ENABLE_ONEDNN_OPTS`` was
+    set by the user: on an AMD EPYC with AVX2 the default CNN's training step took 3.6-3.9
+    CPU-ms an image with oneDNN against 5.6-6.0 without it (with or without XLA;
+    benchmarks/RESULTS.md, "oneDNN").
+    """
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("1", "true")
 
 
 def tf_module():
@@ -21,18 +34,17 @@ def tf_module():
 
     ``import facebench`` stays fast because nothing imports TensorFlow at module
     level. On first use the C++ start-up chatter (oneDNN notices, absl warnings)
-    is silenced unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, and the
-    thread pools are sized to the cores this process may use (``FACEBENCH_THREADS``
-    overrides), which matters in containers where ``os.cpu_count()`` over-reports.
+    is silenced unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, oneDNN's CPU
+    kernels are turned on for x86-64 (:func:`onednn_enabled`), and the thread pools are
+    sized to the cores this process may use (``FACEBENCH_THREADS`` overrides), which
+    matters in containers where ``os.cpu_count()`` over-reports.
     """
     global _TF_READY
     if _TF_READY:
         import tensorflow as tf
 
         return tf
-    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-    if quiet:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    quiet = _configure_environment()
     with _stderr_silenced(quiet):
         import tensorflow as tf
     if quiet:  # Python-side chatter too, e.g. retracing warnings for a short last batch
@@ -43,6 +55,20 @@ def tf_module():
         tf.config.threading.set_inter_op_parallelism_threads(max(2, threads))
     _TF_READY = True
     return tf
+
+
+def _configure_environment() -> bool:
+    """The variables TensorFlow reads when it loads; returns whether facebench silences it.
+
+    The user's own settings stay: ``TF_CPP_MIN_LOG_LEVEL`` (then nothing is silenced) and
+    ``TF_ENABLE_ONEDNN_OPTS`` (set to 1 on x86-64 otherwise).
+    """
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    if quiet:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    return quiet
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
 # back, each with its own fresh cache directory warmed by the same decode (64 px gray and RGB), so
 # that both compute their features. This checkout runs twice: first with dlib's descriptors (and their
 # 160 px faces) already in its cache, copied from the user cache, then with a bare cache, computing
-# them (about 100 ms of one core per face). Wall time from /usr/bin/time and each run's
+# them (about 13 ms a face since the network runs in TensorFlow; 100 ms with dlib's own runner). Wall time from /usr/bin/time and each run's
 # timings.csv / run.json; the load average before each run is printed.
 # Usage: bash benchmarks/standard_before_after.sh [COMMIT] [OUT] [cached]   (default 0dce9e6, /tmp/sba)
 # With a third argument "cached", the run that computes the descriptors is left out (they are computed

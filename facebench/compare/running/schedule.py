@@ -9,8 +9,8 @@ which moves a kernel model behind the ridge models on the full UTKFace.
 
 CNN units run after the classical ones, alone on every core. Starting the CNN first beside
 one classical worker would need TensorFlow held to one thread for the whole of its training.
-On the development machine (2 virtual AMD EPYC cores, quiet) that costs the CNN nothing (229
-images/s on one thread, 218 on two), but the two cores together train only 1.0-1.4x what
+On the development machine (2 virtual AMD EPYC cores, quiet, TensorFlow's Eigen kernels, before
+facebench turned oneDNN's on) that costs the CNN nothing (229 images/s on one thread, 218 on two), but the two cores together train only 1.0-1.4x what
 one does, so the overlap would win little there, and it would lose on a machine where
 TensorFlow's second thread does pay (benchmarks/RESULTS.md, "TensorFlow's second thread").
 """

@@ -45,3 +45,19 @@ def test_auto_xla_is_off_on_a_cpu_with_onednn_and_for_short_fits(monkeypatch):
     monkeypatch.setattr(train, "_cpu_with_onednn", lambda: False)
     assert train._jit("auto", 10_000) == "auto"  # Keras decides (a GPU, or TensorFlow without oneDNN)
     assert train._jit("auto", train.XLA_MIN_STEPS - 1) is False
+
+
+def test_the_device_line_names_onednn_when_it_is_on(monkeypatch):
+    from facebench.cnn import device
+
+    monkeypatch.setattr(device, "nvidia_gpu_present", lambda: False)
+    monkeypatch.delenv("FACEBENCH_THREADS", raising=False)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    if device.training_device() == "gpu":
+        pytest.skip("TensorFlow sees a GPU here")
+    assert device.describe_device() == "the CNN trains on the CPU (every core, oneDNN kernels)"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    monkeypatch.setenv("FACEBENCH_THREADS", "1")
+    assert device.describe_device() == "the CNN trains on the CPU (1 thread)"
+    monkeypatch.setenv("FACEBENCH_THREADS", "2")
+    assert device.describe_device() == "the CNN trains on the CPU (2 threads)"

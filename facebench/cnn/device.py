@@ -45,9 +45,12 @@ def describe_device() -> str:
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0]) or {}
         return f"the CNN trains on the GPU ({details.get('device_name', gpus[0].name)})"
-    threads = os.environ.get("FACEBENCH_THREADS") or "every core"
-    line = f"the CNN trains on the CPU ({threads} threads)" if threads != "every core" else \
-        "the CNN trains on the CPU (every core)"
+    from facebench.tf_runtime import onednn_enabled
+
+    threads = os.environ.get("FACEBENCH_THREADS")
+    kernels = ", oneDNN kernels" if onednn_enabled() else ""
+    cores = "every core" if not threads else f"{threads} thread" + ("" if threads.strip() == "1" else "s")
+    line = f"the CNN trains on the CPU ({cores}{kernels})"
     if nvidia_gpu_present():
         line += f"; this machine has an NVIDIA GPU that TensorFlow does not see: {GPU_INSTALL}"
     return line

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 
 from facebench.machine import usable_cores
 
@@ -18,15 +19,30 @@ _TF_READY = False
 
 
 def onednn_enabled() -> bool:
-    """Whether TensorFlow runs its CPU kernels through oneDNN in this process.
+    """Whether TensorFlow runs (or, not loaded yet, will run) its CPU kernels through oneDNN here.
 
     TensorFlow turns oneDNN on by itself only on x86 CPUs with AVX-512 VNNI, BF16 or AMX;
     :func:`tf_module` turns it on for every x86-64 CPU, unless ``TF_ENABLE_ONEDNN_OPTS`` was
-    set by the user: on an AMD EPYC with AVX2 the default CNN's training step took 3.6-3.9
-    CPU-ms an image with oneDNN against 5.6-6.0 without it (with or without XLA;
-    benchmarks/RESULTS.md, "oneDNN").
+    set by the user: on an AMD EPYC with AVX2 the default CNN's training step took 4.0 CPU-ms
+    an image with oneDNN against 5.9 without it (with XLA; benchmarks/RESULTS.md, "oneDNN").
+    Once TensorFlow is loaded its own answer counts: a process that loaded it before facebench
+    set the variable keeps the kernels it started with.
     """
-    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("1", "true")
+    if "tensorflow" in sys.modules:
+        try:
+            from tensorflow.python.util import _pywrap_util_port
+
+            return bool(_pywrap_util_port.IsMklEnabled())
+        except (ImportError, AttributeError):  # another TensorFlow build: the variable says
+            pass
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if setting is None:  # what tf_module will set
+        return _x86_64()
+    return setting.strip().lower() in ("1", "true")
+
+
+def _x86_64() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64")
 
 
 def tf_module():
@@ -66,7 +82,7 @@ def _configure_environment() -> bool:
     quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     if quiet:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    if platform.machine().lower() in ("x86_64", "amd64"):
+    if _x86_64():
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     return quiet
 

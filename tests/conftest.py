@@ -9,6 +9,12 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from facebench.tf_runtime import _configure_environment
+
+# TensorFlow's settings as the command line gives them, before any test loads it (some tests import
+# keras directly): oneDNN's kernels on x86-64, so the workers a test starts compute as it does
+_configure_environment()
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -87,9 +87,28 @@ def test_the_reader_refuses_other_files(tmp_path):
             read_network(path)
 
 
-def test_cached_descriptors_of_the_two_runners_are_kept_apart(tmp_path):
+def test_cached_descriptors_of_each_runner_and_kernels_are_kept_apart(tmp_path):
+    from facebench.pretrained.resnet import kernels
+
     folder = EmbeddingCache(tmp_path).folder
-    assert folder.name.endswith("-fixed-tf") and folder.parent == tmp_path / "embeddings"
+    assert folder.name.endswith(f"-fixed-tf-{kernels()}") and folder.parent == tmp_path / "embeddings"
+    names = {EmbeddingCache(tmp_path, kernels=k, batch_size=b).folder.name for k in ("onednn", "eigen") for b in (1, 32)}
+    assert len(names) == 4 and not any(name.endswith("-fixed") for name in names)  # dlib's runner: "-fixed"
+
+
+def test_chunks_are_filed_under_the_kernels_that_computed_them(tmp_path, monkeypatch):
+    """A worker whose TensorFlow runs other kernels than this process: its descriptors go to their own folder."""
+    import facebench.pretrained.embeddings as embeddings
+    from facebench.pretrained import DlibDescriptor
+
+    here = embeddings.resnet.kernels()
+    other = "eigen" if here == "onednn" else "onednn"
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(embeddings, "_embed_chunk", lambda images, box, batch: (np.ones((len(images), 128), np.float32), other))
+    faces = np.zeros((3, 64, 64, 3), np.uint8) + np.arange(3, dtype=np.uint8)[:, None, None, None]
+    DlibDescriptor().transform(faces)
+    assert EmbeddingCache(tmp_path, kernels=other).lookup(embeddings.image_keys(faces))[1].all()
+    assert not EmbeddingCache(tmp_path, kernels=here).folder.exists()
 
 
 

@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from facebench.data.cache import default_cache_dir
 from facebench.image_stacks import StackInput
 from facebench.io import atomic_write_bytes
+from facebench.pretrained import resnet
 from facebench.pretrained.descriptor import BOXES, N_FEATURES, embed_batch, model_digest, require
 
 __all__ = ["DlibDescriptor", "EmbeddingCache", "image_keys"]
@@ -52,7 +53,7 @@ def image_keys(images) -> np.ndarray:
 
 
 class EmbeddingCache:
-    """Descriptors on disk, keyed by image content, in one folder per model files, face box and runner.
+    """Descriptors on disk, keyed by image content, in one folder per model files, face box, runner and kernels.
 
     The folder holds ``.npz`` files of ``keys`` (hex strings) and ``vectors`` (float32
     ``(n, 128)``), each written whole (temporary file, then rename) and read with
@@ -63,15 +64,22 @@ class EmbeddingCache:
     root : path, optional
         The cache root; default the user cache directory (``$FACEBENCH_CACHE``).
     box : {"fixed", "detect"}
+    batch_size : int
+        Chips per call of the network the descriptors were computed with (1: each face alone).
+    kernels : {"onednn", "eigen"}, optional
+        TensorFlow's CPU kernels that computed them; default: this process's
+        (:func:`facebench.pretrained.resnet.kernels`).
     """
 
-    def __init__(self, root=None, box="fixed", batch_size=1):
+    def __init__(self, root=None, box="fixed", batch_size=1, kernels=None):
         root = Path(root) if root else default_cache_dir()
-        # "-tf": computed by TensorFlow from dlib's weights (within 1e-6 of dlib's own runner,
-        # whose descriptors stay in the folder without the suffix and are never mixed in);
-        # faces batched together differ from faces run alone in the last bits: their own folder
+        # "-tf-<kernels>": computed by TensorFlow from dlib's weights, on its oneDNN or Eigen CPU
+        # kernels (each within 1e-6 of dlib's own runner, whose descriptors stay in the folder
+        # without the suffix; none of them are mixed, since they differ in the last bits); faces
+        # batched together differ from faces run alone in the last bits too: a folder of their own
+        self.root, self.kernels = root, kernels or resnet.kernels()
         batched = "" if batch_size == 1 else f"-b{batch_size}"
-        self.folder = root / "embeddings" / f"dlib128-{model_digest()}-{box}-tf{batched}"
+        self.folder = root / "embeddings" / f"dlib128-{model_digest()}-{box}-tf-{self.kernels}{batched}"
 
     def lookup(self, keys) -> tuple[np.ndarray, np.ndarray]:
         """``(vectors, found)``: float32 ``(n, 128)`` (zeros where missing) and a bool mask."""
@@ -130,7 +138,7 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
     :func:`facebench.data.decode` gives it; the output is float32 ``(n_images, 128)``.
     """
 
-    def __init__(self, box="fixed", batch_size=128, n_jobs=None, cache=True):
+    def __init__(self, box="fixed", batch_size=1, n_jobs=None, cache=True):
         self.box = box
         self.batch_size = batch_size
         self.n_jobs = n_jobs
@@ -184,13 +192,15 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
         log.info("embedding %d faces with dlib's descriptor (%d cached)", len(todo), len(X) - len(todo))
         started, done = time.perf_counter(), 0
         bar = _bar(len(todo))
-        jobs = (joblib.delayed(embed_batch)(np.asarray(X[idx]), self.box, self.batch_size) for idx in chunks)
+        jobs = (joblib.delayed(_embed_chunk)(np.asarray(X[idx]), self.box, self.batch_size) for idx in chunks)
         results = joblib.Parallel(n_jobs=self._n_jobs(), return_as="generator")(jobs)
         try:
-            for idx, vectors in zip(chunks, results):
+            for idx, (vectors, kernels) in zip(chunks, results):
                 out[idx] = vectors
-                if store is not None:
-                    store.store(keys[idx], vectors)
+                if store is not None:  # filed under the kernels that computed them, wherever that was
+                    folder = store if kernels == store.kernels else EmbeddingCache(
+                        store.root, self.box, self.batch_size, kernels)
+                    folder.store(keys[idx], vectors)
                 done += len(idx)
                 bar.update(len(idx))
                 elapsed = time.perf_counter() - started
@@ -222,6 +232,12 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
             raise ValueError(f"images of {shape[1]}x{shape[2]} pixels are too small for the descriptor "
                              "(at least 32; it sees a 150-pixel chip)")
         require()
+
+
+def _embed_chunk(images, box, batch_size):
+    """A worker's job: the descriptors of a chunk, and the kernels that computed them."""
+    vectors = embed_batch(images, box, batch_size)
+    return vectors, resnet.kernels()
 
 
 def _bar(total):

@@ -38,7 +38,7 @@ import numpy as np
 
 from facebench.errors import UserError
 
-__all__ = ["ModelFileError", "Network", "descriptors", "read_network"]
+__all__ = ["ModelFileError", "Network", "descriptors", "kernels", "read_network"]
 
 #: The layers, input up, of the network the reader accepts (``avg`` before ``add``: the
 #: pooled shortcut of a block that halves the resolution; the last ``avg``: global pooling).
@@ -223,6 +223,17 @@ def _padded_sum(tf, a, b):
         return tf.pad(t, [[0, 0]] + [[0, size[axis - 1] - t.shape[axis]] for axis in (1, 2, 3)])
 
     return pad(a) + pad(b)
+
+
+def kernels() -> str:
+    """``"onednn"`` or ``"eigen"``: which of TensorFlow's CPU kernels compute the descriptors here.
+
+    The two round differently (the same descriptors within 1e-6, not to the bit), so cached
+    descriptors are kept apart by it.
+    """
+    from facebench.tf_runtime import onednn_enabled
+
+    return "onednn" if onednn_enabled() else "eigen"
 
 
 @functools.lru_cache(maxsize=2)

@@ -325,8 +325,9 @@ def _cmd_models(args) -> int:
             library = LIBRARY_NAMES[measured[0]]
             shown = f"{measured[1]:.1f} / " + (f"{measured[2]:.2f} s" if measured[2] is not None else "- s")
         times[r["name"]] = (shown, library)
-    # the default CNN per epoch on the 5k subset's training faces (benchmarks/RESULTS.md)
-    times["cnn:default"] = ("8 s/epoch", "TensorFlow")
+    # the default CNN per epoch on the 5k subset's 3,580 training faces, oneDNN's kernels, in a standard
+    # trial on a quiet machine (benchmarks/RESULTS.md, "fourth session")
+    times["cnn:default"] = ("10 s/epoch", "TensorFlow")
     width = max(len(r["name"]) for r in rows)
     print(f"{'name':<{width}}  {'tasks':<7}  {'input':<10}  {'fit / predict (5k)':>18}  {'fitted by':<12}  what it is")
     for r in rows:

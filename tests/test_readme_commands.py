@@ -105,7 +105,7 @@ COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
 TOO_SLOW = {
     "facebench sweep --preset seed-scope --data ~/data/UTKFace":
         "17 CNN points of the seed CNN (10-30 epochs each), measured 2.2 minutes on 100 synthetic faces "
-        "on 2 cores: each point pays its own graph tracing and XLA compilation, whatever the number of faces",
+        "on 2 cores (with XLA, before oneDNN): each point pays its own graph tracing, whatever the number of faces",
 }
 
 

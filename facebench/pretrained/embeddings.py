@@ -122,7 +122,7 @@ class DlibDescriptor(StackInput, TransformerMixin, BaseEstimator):
         The face box the 5 landmarks are found in: fixed inside a face chip, or dlib's detector.
     batch_size : int, default=1
         Chips per call of the network. With 1 a face's descriptor depends on its pixels
-        alone; larger batches are up to 1.4x faster, but a face's last bits then depend on
+        alone; larger batches are about twice as fast, but a face's last bits then depend on
         its batch (such descriptors are cached apart).
     n_jobs : int, optional
         Worker processes for the faces not cached; None: this process, or the cluster's

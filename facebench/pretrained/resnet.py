@@ -193,7 +193,7 @@ def _forward(tf, network: Network, chips):
     for i, layer in enumerate(network.layers):
         kind = layer[0]
         if kind == "con":
-            before = [layer[0] for layer in network.layers[max(0, i - 2):i]]
+            before = [earlier[0] for earlier in network.layers[max(0, i - 2):i]]
             if before[-1:] == ["max"] or before == ["add", "relu"]:
                 shortcut = x  # a block starts: the input its sum adds back
             _, kernel, bias, stride, pad = layer
@@ -251,7 +251,7 @@ def descriptors(chips, path, batch_size: int = 1) -> np.ndarray:
 
     The weights are read once per process and file. ``batch_size`` chips go through the
     network at once: with 1 (the default) a face's descriptor depends on its pixels alone;
-    in larger batches it is up to 1.4x faster, but the last bits of a face's numbers then
+    in larger batches it is about twice as fast, but the last bits of a face's numbers then
     depend on its place in the batch (TensorFlow's convolutions block the batch's rows),
     which a cache that serves a face to any later run must not allow.
     """

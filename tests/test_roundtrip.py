@@ -70,15 +70,21 @@ def test_every_hint_in_the_report_names_a_real_config_key(real_run):
     assert named <= _config_keys(), named - _config_keys()
 
 
-def test_the_reports_commands_work_as_printed(real_run, capsys):
+def test_the_reports_commands_work_as_printed(real_run, tiny_run, capsys):
     html = (real_run / "report.html").read_text(encoding="utf-8")
     blocks = [html_lib.unescape(b) for b in re.findall(r"<pre>(.*?)</pre>", html, flags=re.S)]
     commands = [line.strip() for b in blocks for line in b.splitlines()
                 if line.strip().startswith(("facebench run --config", "facebench report"))]
     assert any(c.startswith("facebench run --config") for c in commands), commands
+    # the report names the folder it was written in; run on the copy, where the run now lies (a run's
+    # own config.toml repeats it there), so the session's shared run is never rewritten meanwhile
+    assert all(str(tiny_run) in c for c in commands), commands
+    shared = (tiny_run / "report.html").stat().st_mtime_ns
     for command in commands:
-        argv = shlex.split(command)
+        argv = shlex.split(command.replace(str(tiny_run), str(real_run)))
         assert main(argv[1:]) == 0, command
+    assert (tiny_run / "report.html").stat().st_mtime_ns == shared  # the shared run untouched
+    assert (real_run / "report.html").stat().st_mtime_ns > shared  # the copy's report written anew
 
 
 def test_the_report_builds_where_tensorflow_cannot_be_imported(real_run, tmp_path):

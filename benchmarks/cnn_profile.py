@@ -75,7 +75,7 @@ def main():
     from facebench.cnn import build_model, resolve_params
     from facebench.cnn.inputs import make_dataset, split_validation
     from facebench.cnn.models import keras_module, tf_module
-    from facebench.cnn.train import _age_loss, _effective_loss_weights, _make_optimizer
+    from facebench.cnn.recipe import age_loss, loss_weights, make_optimizer
     from facebench.data import decode, load_dataset
 
     tf = tf_module()
@@ -103,8 +103,8 @@ def main():
 
     model = build_model(args.model, x.shape[1:], **{k: p[k] for k in builder_keys(args.model)})
     flops = forward_flops(model, x.shape[1:])
-    model.compile(optimizer=_make_optimizer(p, steps), loss={"age": _age_loss(p), "gender": "binary_crossentropy"},
-                  loss_weights=_effective_loss_weights(p), jit_compile=args.jit)
+    model.compile(optimizer=make_optimizer(p, steps), loss={"age": age_loss(p), "gender": "binary_crossentropy"},
+                  loss_weights=loss_weights(p), jit_compile=args.jit)
     xb, yb = batch[0], batch[1]
     for _ in range(3):
         model.train_on_batch(xb, yb)

@@ -13,6 +13,7 @@ pytest.importorskip("tensorflow")
 
 from facebench import cnn  # noqa: E402
 from facebench.cnn import precision as cnn_precision  # noqa: E402
+from facebench.cnn import recipe as cnn_recipe  # noqa: E402
 from facebench.cnn import train as cnn_train  # noqa: E402
 
 # A small version of each preset, so one epoch on a few images takes a second or two.
@@ -451,7 +452,7 @@ def test_the_age_distribution_loss_is_the_kl_from_a_gaussian_around_each_age():
     from facebench.cnn.models import keras_module
 
     ops = keras_module().ops
-    loss = cnn_train._age_distribution_loss(2.0)
+    loss = cnn_recipe.age_distribution_loss(2.0)
     bins = np.arange(117, dtype=np.float32)
     ages = np.array([3.0, 40.0, 90.0], dtype=np.float32)
     q = np.exp(-((bins[None] - ages[:, None]) ** 2) / 8.0)

@@ -57,14 +57,14 @@ def test_before_tensorflow_loads_the_setting_says_after_tensorflow_does(clean_en
 
 
 def test_auto_xla_is_off_on_a_cpu_with_onednn_and_for_short_fits(monkeypatch):
-    from facebench.cnn import train
+    from facebench.cnn import recipe
 
-    monkeypatch.setattr(train, "_cpu_with_onednn", lambda: True)
-    assert train._jit("auto", 10_000) is False
-    assert train._jit(True, 10_000) is True and train._jit(False, 10_000) is False  # a setting is kept
-    monkeypatch.setattr(train, "_cpu_with_onednn", lambda: False)
-    assert train._jit("auto", 10_000) == "auto"  # Keras decides (a GPU, or TensorFlow without oneDNN)
-    assert train._jit("auto", train.XLA_MIN_STEPS - 1) is False
+    monkeypatch.setattr(recipe, "cpu_with_onednn", lambda: True)
+    assert recipe.jit_compile("auto", 10_000) is False
+    assert recipe.jit_compile(True, 10_000) is True and recipe.jit_compile(False, 10_000) is False  # a setting is kept
+    monkeypatch.setattr(recipe, "cpu_with_onednn", lambda: False)
+    assert recipe.jit_compile("auto", 10_000) == "auto"  # Keras decides (a GPU, or TensorFlow without oneDNN)
+    assert recipe.jit_compile("auto", recipe.XLA_MIN_STEPS - 1) is False
 
 
 def test_the_device_line_names_onednn_when_it_is_on(monkeypatch):

@@ -1,19 +1,17 @@
 """The descriptor as a cached, parallel feature step: :class:`DlibDescriptor`, and its disk cache.
 
-Embedding a face costs about 15 ms of CPU (the chip cut by dlib, the network run by
-TensorFlow from dlib's weights: :mod:`facebench.pretrained.resnet`), so a face is embedded once: every descriptor is kept on disk under the digest of the decoded
-image's pixels and of the model files (:class:`EmbeddingCache`), whatever run, split,
-subset or order brought it. The faces not in the cache are embedded in chunks by
-``joblib`` workers (the ``n_jobs`` and backend of the surrounding
-``joblib.parallel_config``, so a ``--dask`` run spreads them over its cluster), each chunk
-saved as it arrives, so an interrupted run keeps what it embedded; progress goes to the
-log and, on a terminal, to a progress bar.
+Embedding a face costs about 10-15 ms (the chip cut by dlib, the network run by TensorFlow
+from dlib's weights: :mod:`facebench.pretrained.resnet`), so a face is embedded once: every
+descriptor is kept on disk under the digest of the decoded image's pixels and of the model
+files (:class:`EmbeddingCache`), whatever run, split, subset or order brought it. The faces
+not in the cache are embedded in chunks, each saved as it arrives, so an interrupted run
+keeps what it embedded; progress goes to the log and, on a terminal, to a progress bar.
 
-Where the faces are embedded: in this process by default, where TensorFlow spreads each
-face's network over the cores; on the 5k subset that took 12-17 ms a face against 22 ms in
-two worker processes, each of which first spends seconds importing TensorFlow
-(benchmarks/RESULTS.md). Inside a ``--dask`` run (a Dask ``joblib`` backend) the chunks go
-to the cluster's workers, and an explicit ``n_jobs`` asks for that many local processes.
+Where the chunks are embedded: in this process by default, where TensorFlow spreads each
+face's network over the cores (10.4 ms a face on the 5k subset, against 38 ms in two worker
+processes, each of which first spends seconds importing TensorFlow; benchmarks/RESULTS.md).
+Inside a ``--dask`` run (a Dask ``joblib`` backend) they go to the cluster's workers, and an
+explicit ``n_jobs`` asks for that many local processes.
 """
 
 from __future__ import annotations

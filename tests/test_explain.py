@@ -107,3 +107,35 @@ def test_a_run_without_a_cnn_is_explained_by_hog_and_lbp(tiny_run, test_faces, t
     compute_run_views(no_cnn)
     views = read_views(no_cnn)
     assert views.meta["cnn"] is None and len(views.meta["faces"]) >= 2
+
+
+def test_views_of_the_same_models_are_kept_and_recomputed_when_a_model_changes(tiny_run, tmp_path, monkeypatch):
+    """A rerun with nothing new keeps the stored views (no model loaded); a model gone recomputes them."""
+    from facebench.compare.inference import explain
+    from facebench.rundir.views import read_views, views_files
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = read_views(run)
+    assert before is not None and len(before.meta["source"]) == 64
+    stored = {p.name: p.read_bytes() for p in views_files(run)}
+    loads = []
+    real = explain.load_methods
+
+    def counting(*args, **kw):
+        loads.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(explain, "load_methods", counting)
+    explain.compute_run_views(run)
+    assert loads == [] and {p.name: p.read_bytes() for p in views_files(run)} == stored
+
+    cnn_units = sorted(p for p in (run / "units").iterdir() if "cnn" in p.name)
+    assert cnn_units and before.meta["cnn"] is not None
+    for unit in cnn_units:
+        shutil.rmtree(unit)
+    explain.compute_run_views(run)
+    after = read_views(run)
+    assert len(loads) == 1 and after.meta["cnn"] is None and after.meta["source"] != before.meta["source"]
+    explain.compute_run_views(run)
+    assert len(loads) == 1

@@ -154,9 +154,12 @@ class Methods:
         self.lbp = LBPFeatures() if self.lbp is None else self.lbp
 
 
-def load_methods(run_dir, with_predictors: bool = True) -> Methods:
+def load_methods(run_dir, with_predictors: bool = True, available: dict | None = None) -> Methods:
     """A run's :class:`Methods`: its feature settings, HOG and LBP steps, first CNN and
     (with ``with_predictors``) the models ``facebench predict`` uses by default.
+
+    ``available`` is the run's :func:`~facebench.compare.inference.loading.available_models`
+    where the caller already has it (each unit's files are checked only once).
 
     Raises
     ------
@@ -169,7 +172,7 @@ def load_methods(run_dir, with_predictors: bool = True) -> Methods:
     from facebench.rundir.read import read_config
 
     run_dir = Path(run_dir)
-    available = loading.available_models(run_dir)
+    available = loading.available_models(run_dir) if available is None else available
     methods = Methods()
     try:
         config = read_config(run_dir)
@@ -321,16 +324,30 @@ def compute_run_views(run_dir) -> None:
     Nothing is written when the run has no readable test face. A saved model that is
     refused or damaged (a :class:`~facebench.errors.UserError` from loading) is a
     warning in the run's log, not an error: the benchmark's results stand without views.
+    Views stored from the same faces, models and code (:func:`views_source`) are kept
+    as they are, so a resumed run with nothing new loads no model.
     """
+    from facebench.compare.inference import loading
     from facebench.data.faces import read_image
-    from facebench.rundir.views import write_views
+    from facebench.rundir.views import read_views, write_views
 
     run_dir = Path(run_dir)
     table = _test_faces(run_dir)
     if table is None or not len(table):
         return
+    picked = pick_faces(table)
+    try:
+        available = loading.available_models(run_dir)
+    except UserError as exc:
+        log.warning("the views of what each method sees were not computed: %s", exc)
+        return
+    source = views_source(run_dir, picked, available)
+    stored = read_views(run_dir)
+    if stored is not None and stored.meta.get("source") == source:
+        log.info("the teaching views are those of the same faces, models and code: kept")
+        return
     faces = []
-    for _, row in pick_faces(table).iterrows():
+    for _, row in picked.iterrows():
         try:
             image = read_image(row["path"])
         except ValueError:
@@ -339,12 +356,64 @@ def compute_run_views(run_dir) -> None:
     if not faces:
         return
     try:
-        methods = load_methods(run_dir)
+        methods = load_methods(run_dir, available=available)
     except UserError as exc:
         log.warning("the views of what each method sees were not computed: %s", exc)
         return
     meta, arrays = compute_views(faces, methods)
-    write_views(run_dir, meta, arrays)
+    write_views(run_dir, {**meta, "source": source}, arrays)
+
+
+#: The modules whose code decides the views; a change to any of them recomputes a run's views.
+_VIEW_MODULES = ("facebench.compare.inference.explain", "facebench.compare.inference.explain_pretrained",
+                 "facebench.baselines.pictures", "facebench.cnn.introspect")
+
+
+def views_source(run_dir, picked, available: dict) -> str:
+    """A digest of everything a run's views are computed from, stored with them.
+
+    The picked faces (file name, bytes, labels), the classical input (``features`` of
+    ``config.toml``), each whole saved model's unit and the digest of its manifest
+    (which holds its files' checksums), the models ``facebench predict`` uses by
+    default, and the code of the modules that compute the views. A resumed run
+    with nothing new to compute finds the same digest and keeps its views instead of
+    loading every model again.
+    """
+    import hashlib
+    import importlib.util
+    import json
+
+    from facebench import __version__
+    from facebench.compare.inference import loading
+    from facebench.rundir import layout
+    from facebench.rundir.read import read_config
+
+    h = hashlib.sha256()
+
+    def add(part) -> None:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode("utf-8"))
+        h.update(b"\0")
+
+    add(["facebench", __version__])
+    for module in _VIEW_MODULES:
+        spec = importlib.util.find_spec(module)
+        h.update(Path(spec.origin).read_bytes() if spec and spec.origin else module.encode())
+    try:
+        add(read_config(run_dir).get("features"))
+    except (OSError, KeyError, ValueError, TypeError, AttributeError):
+        add(None)
+    for _, row in picked.iterrows():
+        add([Path(str(row["path"])).name, int(row["age"]), int(row["gender"])])
+        try:
+            h.update(Path(str(row["path"])).read_bytes())
+        except OSError:
+            add("unreadable")
+    for name in sorted(available):
+        info = available[name]
+        manifest = layout.unit_dir(run_dir, info["unit"]) / layout.UNIT_MANIFEST
+        add([name, info["unit"], info["kind"], hashlib.sha256(manifest.read_bytes()).hexdigest()])
+    add(loading.default_models(run_dir, available))
+    return h.hexdigest()
 
 
 def explain_image(run_dir, image_rgb, truth: str | None = None, name: str | None = None,

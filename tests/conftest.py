@@ -131,7 +131,7 @@ SLOW_TESTS = frozenset({
     "test_workers_do_not_outlive_a_killed_run", "test_output_files_honour_the_umask",
     "test_report_puts_several_runs_side_by_side", "test_report_section", "test_every_trial_of_a_run",
     "test_planted_age_errors_are_found", "test_planted_gender_flips_are_found",
-    "test_label_metrics_leave_out_the_suspected_test_faces", "test_parallel_workers_give_the_same_numbers",
+    "test_label_metrics_leave_out_the_suspected_test_faces", "test_chunks_in_order_and_a_worker_process_give_the_same_numbers",
     "test_descriptor_shape_and_determinism", "test_embeddings_on_dask_workers", "test_cache_hit_embeds_nothing",
     "test_saved_model_loads_under_trusted_types", "test_a_onedal_model_is_predicted_on_a_machine_without_sklearnex",
     "test_changing_the_backend_recomputes_the_svm_units_only", "test_a_run_uses_the_manifest_split_and_says_so",

@@ -19,6 +19,8 @@ SCRIPTS = {
 HANG_GUARD_S = 300  # a hung example fails instead of stalling CI; speed is measured, not asserted here
 
 
+# The documentation lane (`-m readme`, which CI runs after the suite): the scripts run as printed
+@pytest.mark.readme
 @pytest.mark.parametrize("script", list(SCRIPTS))
 def test_example_runs(script, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}

@@ -10,6 +10,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "three_families.ip
 
 
 @pytest.mark.slow
+@pytest.mark.readme  # the documentation lane, which CI runs after the suite
 def test_lesson_notebook_runs(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat", reason="the test extra's nbformat is not installed")
     nbclient = pytest.importorskip("nbclient", reason="the test extra's nbclient is not installed")

@@ -137,15 +137,18 @@ def test_cache_hit_embeds_nothing(faces, monkeypatch, tmp_path):
     np.testing.assert_array_equal(DlibDescriptor().transform(faces[:6]), first)
 
 
-def test_parallel_workers_give_the_same_numbers(faces, monkeypatch):
+def test_chunks_in_order_and_a_worker_process_give_the_same_numbers(faces, monkeypatch):
+    """Chunks come back in order, and a chunk embedded in a worker process (with its own TensorFlow) is
+    the same to the bit as in this one. One chunk for two workers: a single process pays the import."""
     _dlib()
     import facebench.pretrained.embeddings as embeddings
     from facebench.pretrained import DlibDescriptor
 
-    monkeypatch.setattr(embeddings, "CHUNK", 4)
-    one = DlibDescriptor(cache=False, n_jobs=1).transform(faces)
-    two = DlibDescriptor(cache=False, n_jobs=2).transform(faces)
-    np.testing.assert_array_equal(one, two)
+    here = DlibDescriptor(cache=False, n_jobs=1).transform(faces)
+    monkeypatch.setattr(embeddings, "CHUNK", 5)  # 5 + 5 + 2 faces, embedded one chunk after the other
+    np.testing.assert_array_equal(DlibDescriptor(cache=False, n_jobs=1).transform(faces), here)
+    monkeypatch.setattr(embeddings, "CHUNK", len(faces))  # joblib sends the one chunk to a worker process
+    np.testing.assert_array_equal(DlibDescriptor(cache=False, n_jobs=2).transform(faces), here)
 
 
 def test_aligned_chip_and_landmarks(faces):

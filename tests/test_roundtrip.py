@@ -88,12 +88,16 @@ def test_the_reports_commands_work_as_printed(real_run, tiny_run, capsys):
 
 
 def test_the_report_builds_where_tensorflow_cannot_be_imported(real_run, tmp_path):
+    """``facebench report`` draws the stored views (the CNN's Grad-CAM included) with no model code loaded."""
     copy = real_run
     (copy / "report.html").unlink()
     script = ("import sys\nsys.modules['tensorflow'] = None\nsys.modules['keras'] = None\n"
-              "from facebench.cli import main\nraise SystemExit(main(['report', sys.argv[1]]))\n")
+              "from facebench.cli import main\ncode = main(['report', sys.argv[1]])\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[1:2] in (['baselines'], ['cnn'], ['compare'])))\n"
+              "raise SystemExit(code)\n")
     done = subprocess.run([sys.executable, "-c", script, str(copy)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"  # neither the models' code nor TensorFlow
     text = _text((copy / "report.html").read_text(encoding="utf-8"))
     assert "What each method sees" in text and "Grad-CAM" in text
 

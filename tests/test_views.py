@@ -9,9 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -19,8 +16,6 @@ import numpy as np
 import pytest
 
 from facebench.errors import UserError
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -303,32 +298,18 @@ def _png(uri):
     return png
 
 
-def test_the_report_section_draws_stored_views_without_tensorflow(tmp_path, faces, fitted_cnn):
+def test_the_report_section_draws_stored_views(tmp_path, faces, fitted_cnn):
+    """The section from stored views alone (test_roundtrip builds a real run's report where TensorFlow
+    cannot be imported, and checks that no model code is loaded)."""
+    import types
+
     from facebench.compare.inference.explain import compute_views
+    from facebench.reports.drawing import views_section
     from facebench.rundir.views import write_views
 
     meta, arrays = compute_views(faces[:6], _methods(_loaded(fitted_cnn)))
     write_views(tmp_path, meta, arrays)
-    script = textwrap.dedent(f"""
-        import json, sys, types
-        sys.modules["tensorflow"] = None
-        sys.modules["keras"] = None
-        from facebench.reports.drawing import views_section
-        section = views_section(types.SimpleNamespace(dir={str(tmp_path)!r}))
-        try:
-            import tensorflow
-            tf = "importable"
-        except ImportError:
-            tf = "not importable"
-        loaded = sorted(m for m in sys.modules if m.split(".")[1:2] in (["baselines"], ["cnn"], ["compare"]))
-        print(json.dumps({{"section": section, "tf": tf, "loaded": loaded}}))
-    """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["tf"] == "not importable" and out["loaded"] == []
-    section = out["section"]
+    section = views_section(types.SimpleNamespace(dir=tmp_path))
     assert "Grad-CAM" in section["intro"] and "the registry's defaults" in section["intro"]
     titles = [f["title"] for f in section["figures"]]
     assert titles[0] == "6 test faces, 5 columns: the face, HOG, LBP, Grad-CAM (age), Grad-CAM (gender)"

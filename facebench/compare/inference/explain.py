@@ -366,7 +366,8 @@ def compute_run_views(run_dir) -> None:
 
 #: The modules whose code decides the views; a change to any of them recomputes a run's views.
 _VIEW_MODULES = ("facebench.compare.inference.explain", "facebench.compare.inference.explain_pretrained",
-                 "facebench.baselines.pictures", "facebench.cnn.introspect")
+                 "facebench.baselines.pictures", "facebench.baselines.features", "facebench.baselines.lbp",
+                 "facebench.cnn.introspect")
 
 
 def views_source(run_dir, picked, available: dict) -> str:

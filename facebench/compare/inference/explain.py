@@ -389,32 +389,28 @@ def views_source(run_dir, picked, available: dict) -> str:
     from facebench.rundir import layout
     from facebench.rundir.read import read_config
 
-    h = hashlib.sha256()
-
-    def add(part) -> None:
-        h.update(json.dumps(part, sort_keys=True, default=str).encode("utf-8"))
-        h.update(b"\0")
-
-    add(["facebench", __version__])
-    for module in _VIEW_MODULES:
-        spec = importlib.util.find_spec(module)
-        h.update(Path(spec.origin).read_bytes() if spec and spec.origin else module.encode())
-    try:
-        add(read_config(run_dir).get("features"))
-    except (OSError, KeyError, ValueError, TypeError, AttributeError):
-        add(None)
-    for _, row in picked.iterrows():
-        add([Path(str(row["path"])).name, int(row["age"]), int(row["gender"])])
+    def sha256(path) -> str | None:
         try:
-            h.update(Path(str(row["path"])).read_bytes())
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
         except OSError:
-            add("unreadable")
-    for name in sorted(available):
-        info = available[name]
-        manifest = layout.unit_dir(run_dir, info["unit"]) / layout.UNIT_MANIFEST
-        add([name, info["unit"], info["kind"], hashlib.sha256(manifest.read_bytes()).hexdigest()])
-    add(loading.default_models(run_dir, available))
-    return h.hexdigest()
+            return None
+
+    try:
+        features = read_config(run_dir).get("features")
+    except (OSError, KeyError, ValueError, TypeError, AttributeError):
+        features = None
+    parts = {
+        "facebench": __version__,
+        "code": {module: sha256(importlib.util.find_spec(module).origin) for module in _VIEW_MODULES},
+        "features": features,
+        "faces": [[Path(str(row["path"])).name, int(row["age"]), int(row["gender"]), sha256(row["path"])]
+                  for _, row in picked.iterrows()],
+        "models": {name: [info["unit"], info["kind"],
+                          sha256(layout.unit_dir(run_dir, info["unit"]) / layout.UNIT_MANIFEST)]
+                   for name, info in available.items()},
+        "predictors": loading.default_models(run_dir, available),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def explain_image(run_dir, image_rgb, truth: str | None = None, name: str | None = None,
